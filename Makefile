@@ -1,0 +1,29 @@
+# fastsock — every target works from a fresh clone: it makes .venv and installs what it needs.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: install test lint format bench bench-full plot peers clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check fastsock bench tests
+	$(VENV)/bin/ruff format --check fastsock bench tests
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format fastsock bench tests
+	$(VENV)/bin/ruff check --fix fastsock bench tests
+
+clean:
+	rm -rf $(VENV) build *.egg-info bench/peers/bin
