@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from fastsock import __version__
@@ -17,3 +19,159 @@ def main() -> None:
     fastsock load    a load generator with HDR latency histograms
     fastsock plot    redraw charts and REPORT.md from saved results
     """
+
+
+def _parse_size(text: str) -> int:
+    """``65536``, ``64K``, ``64KiB``, ``1M``, ``1MiB`` -> bytes."""
+    units = {"": 1, "k": 1024, "kib": 1024, "kb": 1024, "m": 1 << 20, "mib": 1 << 20, "mb": 1 << 20}
+    t = text.strip().lower()
+    num = t.rstrip("kmib")
+    unit = t[len(num) :]
+    if not num.isdigit() or unit not in units:
+        raise click.BadParameter(f"{text!r} is not a size like 65536, 64K or 1MiB")
+    return int(num) * units[unit]
+
+
+class SizeType(click.ParamType):
+    name = "BYTES"
+
+    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+        if isinstance(value, int):
+            return value
+        try:
+            return _parse_size(value)
+        except click.BadParameter as err:
+            self.fail(err.message, param, ctx)
+
+
+def _parse_mode(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        mode = int(text, 8)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not an octal mode like 660") from None
+    if not 0 <= mode <= 0o777:
+        raise click.BadParameter(f"{text!r} is not a permission mode 000-777")
+    return mode
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", help="IP address to listen on (::1 for IPv6).")
+@click.option("--port", type=click.IntRange(0, 65535), help="TCP port; 0 picks a free one.")
+@click.option("--unix", "unix", metavar="PATH", help="UNIX socket path, or @name (abstract).")
+@click.option(
+    "--mode",
+    type=click.Choice(["echo", "discard", "source"]),
+    default="echo",
+    help="echo: send back; discard: drop; source: stream bytes k%256 to the peer.",
+)
+@click.option(
+    "--max-conns",
+    type=click.IntRange(1, 1_000_000),
+    default=10_000,
+    help="Connections over this are accepted and closed at once.",
+)
+@click.option(
+    "--idle-timeout",
+    type=click.FloatRange(0),
+    default=0.0,
+    help="Close connections idle this many seconds (0: never).",
+)
+@click.option(
+    "--drain-timeout",
+    type=click.FloatRange(0),
+    default=5.0,
+    help="On SIGTERM/SIGINT, wait this long for connections to finish.",
+)
+@click.option("--unix-mode", metavar="OCTAL", help="Permissions of the socket file, e.g. 660.")
+@click.option(
+    "--read-size",
+    type=SizeType(),
+    default="256K",
+    help="Bytes read per recv_into (one shared buffer).",
+)
+@click.option(
+    "--high-water",
+    type=SizeType(),
+    default="1M",
+    help="Stop reading from a connection with this much queued for sending.",
+)
+@click.option(
+    "--low-water",
+    type=SizeType(),
+    default="256K",
+    help="Resume reading once the queue is down to this.",
+)
+@click.option("--backlog", type=click.IntRange(1), default=1024, help="listen() backlog.")
+@click.option("-v", "--verbose", count=True, help="-v: info, -vv: debug logging on stderr.")
+def serve(
+    host: str,
+    port: int | None,
+    unix: str | None,
+    mode: str,
+    max_conns: int,
+    idle_timeout: float,
+    drain_timeout: float,
+    unix_mode: str | None,
+    read_size: int,
+    high_water: int,
+    low_water: int,
+    backlog: int,
+    verbose: int,
+) -> None:
+    """Serve echo/discard/source on TCP or a UNIX socket until SIGTERM/SIGINT.
+
+    \b
+    Prints one line when ready, e.g.
+      fastsock: listening on tcp://127.0.0.1:8000
+    On SIGTERM/SIGINT it stops accepting, lets open connections finish (up to --drain-timeout),
+    prints its stats on stderr and exits 0. Start-up errors: one line on stderr, exit 2.
+
+    \b
+    Examples:
+      fastsock serve --port 8000                  # TCP on 127.0.0.1
+      fastsock serve --host ::1 --port 0          # IPv6, any free port
+      fastsock serve --unix ./fastsock.sock       # UNIX socket file
+      fastsock serve --unix @fastsock --mode discard   # abstract namespace
+    """
+    import logging
+
+    from fastsock.address import EndpointError, endpoint_from_options
+    from fastsock.server import Server, ServerConfig
+
+    logging.basicConfig(
+        level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)],
+        format="fastsock: %(levelname)s %(message)s",
+    )
+    if port is None and unix is None:
+        raise click.UsageError("give --port N (0 picks a free port) or --unix PATH")
+    if read_size < 1 or high_water < 1 or low_water > high_water:
+        raise click.UsageError("need 1 <= --read-size, and --low-water <= --high-water")
+    try:
+        endpoint = endpoint_from_options(host, port, unix)
+        config = ServerConfig(
+            endpoint=endpoint,
+            mode=mode,
+            max_conns=max_conns,
+            idle_timeout=idle_timeout,
+            drain_timeout=drain_timeout,
+            read_size=read_size,
+            high_water=high_water,
+            low_water=low_water,
+            backlog=backlog,
+            unix_mode=_parse_mode(unix_mode),
+        )
+        server = Server(config)
+    except (EndpointError, click.BadParameter) as err:
+        click.echo(
+            f"fastsock: {err.format_message() if hasattr(err, 'format_message') else err}", err=True
+        )
+        raise SystemExit(2) from None
+    server.install_signal_handlers()
+    click.echo(f"fastsock: listening on {server.endpoint}")
+    sys.stdout.flush()
+    try:
+        server.run()
+    finally:
+        server.print_stats()

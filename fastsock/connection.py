@@ -1,0 +1,323 @@
+"""One accepted connection: reading, the send queue, backpressure, half-close and close.
+
+The data path of one echoed message (see shared/design.md):
+
+    epoll says readable -> recv_into(a view of the server's shared read buffer)
+    -> handler.data_received(view[:n]) -> transport.write(view) -> sock.send(view) at once
+    -> all sent: done, nothing copied, nothing registered for writing
+    -> partly sent: copy the rest into the send queue, register EVENT_WRITE, and stop reading
+       once the queue holds ``high_water`` bytes; resume below ``low_water``
+
+The read buffer is shared by every connection of a server (one loop, one thread): a handler gets
+a view that is valid only during its call. So memory is one buffer plus what is queued, and the
+queue of each connection never exceeds its high-water mark.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import socket
+from collections import deque
+from typing import TYPE_CHECKING
+
+from fastsock.handlers.base import Buffer, Handler
+from fastsock.loop import EVENT_READ, EVENT_WRITE
+
+if TYPE_CHECKING:
+    from fastsock.server import Server
+
+log = logging.getLogger(__name__)
+
+# How much one os.sendfile() call may move; large enough to amortise the syscall.
+SENDFILE_CHUNK = 1 << 20
+
+_RESET_ERRNOS = {errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED, errno.ETIMEDOUT}
+
+
+class FileBody:
+    """A queued file region for ``os.sendfile``: where we are and how much is left."""
+
+    __slots__ = ("fd", "offset", "remaining")
+
+    def __init__(self, fd: int, offset: int, count: int) -> None:
+        self.fd = fd
+        self.offset = offset
+        self.remaining = count
+
+
+class Connection:
+    """Carries one handler over one non-blocking stream socket; implements ``Transport``."""
+
+    __slots__ = (
+        "server",
+        "loop",
+        "sock",
+        "fd",
+        "handler",
+        "peer",
+        "last_active",
+        "bytes_in",
+        "bytes_out",
+        "_queue",
+        "_queued_bytes",
+        "_events",
+        "_paused",
+        "_eof",
+        "_closing",
+        "_closed",
+        "_send",
+        "_recv_into",
+        "_high",
+        "_low",
+    )
+
+    def __init__(self, server: Server, sock: socket.socket, handler: Handler, peer: str) -> None:
+        self.server = server
+        self.loop = server.loop
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.handler = handler
+        self.peer = peer
+        self.last_active = server.loop.now
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self._queue: deque[memoryview | FileBody] = deque()
+        self._queued_bytes = 0
+        self._events = 0
+        self._paused = False  # reading stopped by backpressure (queue at the high-water mark)
+        self._eof = False  # the peer shut its write side
+        self._closing = False
+        self._closed = False
+        # Bound methods looked up once: the hot path calls them for every message.
+        self._send = sock.send
+        self._recv_into = sock.recv_into
+        self._high = server.config.high_water
+        self._low = server.config.low_water
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> None:
+        self._set_events(EVENT_READ | (EVENT_WRITE if self.handler.wants_write else 0))
+        self.handler.connection_made(self)
+
+    @property
+    def queued_bytes(self) -> int:
+        """Bytes accepted from the handler and not yet sent (the backpressure measure)."""
+        return self._queued_bytes
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _set_events(self, events: int) -> None:
+        if events == self._events or self._closed:
+            return
+        if events == 0:
+            self.loop.unregister(self.fd)
+        elif self._events == 0:
+            self.loop.register(self.fd, events, self._on_event)
+        else:
+            self.loop.modify(self.fd, events, self._on_event)
+        self._events = events
+
+    def _update_events(self) -> None:
+        events = 0
+        if not (self._paused or self._eof or self._closing):
+            events |= EVENT_READ
+        if self._queue or (self.handler.wants_write and not self._closing):
+            events |= EVENT_WRITE
+        self._set_events(events)
+
+    # -- events -------------------------------------------------------------------------------
+    def _on_event(self, mask: int) -> None:
+        try:
+            if mask & EVENT_READ:
+                self._on_readable()
+            if mask & EVENT_WRITE and not self._closed:
+                self._on_writable()
+        except Exception:
+            # A bug in a handler must cost one connection, never the server.
+            self.server.stats.errors += 1
+            log.exception("connection %s: unexpected error; closing it", self.peer)
+            self.abort()
+
+    def _on_readable(self) -> None:
+        server = self.server
+        nbytes = server.read_size
+        if self._queued_bytes:
+            # Never read more than the queue has room for: this is what bounds memory.
+            nbytes = min(nbytes, self._high - self._queued_bytes)
+            if nbytes <= 0:
+                self._pause_reading()
+                return
+        try:
+            n = self._recv_into(server.read_buffer, nbytes)
+        except BlockingIOError:
+            return
+        except OSError as err:
+            self._fail(err)
+            return
+        if n == 0:
+            self._on_eof()
+            return
+        self.bytes_in += n
+        self.last_active = self.loop.now
+        self.handler.data_received(server.read_view[:n])
+
+    def _on_writable(self) -> None:
+        if self._queue:
+            self._flush()
+            if self._closed:
+                return
+            if self._paused and self._queued_bytes <= self._low:
+                self._paused = False
+            if not self._queue and self._closing:
+                self._finish()
+                return
+        elif self.handler.wants_write and not self._closing:
+            self.handler.writable()
+            if self._closed:
+                return
+        self._update_events()
+
+    def _on_eof(self) -> None:
+        self._eof = True
+        self.handler.eof_received()
+        if not self._closed:
+            self._update_events()
+
+    # -- Transport ----------------------------------------------------------------------------
+    def write(self, data: Buffer) -> None:
+        if self._closed or self._closing:
+            return
+        size = len(data)
+        if not size:
+            return
+        if self._queue:
+            self._enqueue(data, 0)
+            return
+        try:
+            sent = self._send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError as err:
+            self._fail(err)
+            return
+        self.bytes_out += sent
+        if sent < size:
+            self._enqueue(data, sent)
+            self._update_events()
+
+    def _enqueue(self, data: Buffer, start: int) -> None:
+        """Queue ``data[start:]``: copied unless it is an immutable ``bytes`` object."""
+        if type(data) is bytes:
+            view = memoryview(data)[start:]
+        else:
+            view = memoryview(bytes(memoryview(data)[start:]))
+        self._queue.append(view)
+        self._queued_bytes += len(view)
+        stats = self.server.stats
+        if self._queued_bytes > stats.peak_buffered:
+            stats.peak_buffered = self._queued_bytes
+        if self._queued_bytes >= self._high:
+            self._pause_reading()
+
+    def sendfile(self, fd: int, offset: int, count: int) -> None:
+        if self._closed or self._closing or count <= 0:
+            return
+        self._queue.append(FileBody(fd, offset, count))  # type: ignore[arg-type]
+        self._flush()
+        if not self._closed:
+            self._update_events()
+
+    def close(self) -> None:
+        """Graceful: stop reading, send what is queued, then close."""
+        if self._closed:
+            return
+        self._closing = True
+        if self._queue:
+            self._update_events()
+        else:
+            self._finish()
+
+    def abort(self) -> None:
+        if self._closed:
+            return
+        self._queue.clear()
+        self._queued_bytes = 0
+        self._finish()
+
+    # -- internals ----------------------------------------------------------------------------
+    def _flush(self) -> None:
+        queue = self._queue
+        while queue:
+            item = queue[0]
+            if type(item) is FileBody:
+                if not self._send_file(item):
+                    return
+                queue.popleft()
+                continue
+            try:
+                sent = self._send(item)
+            except BlockingIOError:
+                return
+            except OSError as err:
+                self._fail(err)
+                return
+            self.bytes_out += sent
+            self._queued_bytes -= sent
+            self.last_active = self.loop.now
+            if sent < len(item):
+                queue[0] = item[sent:]
+                return
+            queue.popleft()
+
+    def _send_file(self, body: FileBody) -> bool:
+        """Send as much of ``body`` as the socket takes; True when it is all sent."""
+        while body.remaining:
+            try:
+                sent = os.sendfile(
+                    self.fd, body.fd, body.offset, min(body.remaining, SENDFILE_CHUNK)
+                )
+            except BlockingIOError:
+                return False
+            except OSError as err:
+                self._fail(err)
+                return False
+            if sent == 0:
+                # The file shrank under us: the promised length cannot be delivered.
+                self.server.stats.errors += 1
+                log.warning("connection %s: file truncated while sending; closing", self.peer)
+                self.abort()
+                return False
+            body.offset += sent
+            body.remaining -= sent
+            self.bytes_out += sent
+            self.last_active = self.loop.now
+        return True
+
+    def _pause_reading(self) -> None:
+        if not self._paused:
+            self._paused = True
+            self.server.stats.read_pauses += 1
+            self._update_events()
+
+    def _fail(self, err: OSError) -> None:
+        if err.errno in _RESET_ERRNOS:
+            self.server.stats.resets += 1
+        else:
+            self.server.stats.errors += 1
+            log.warning("connection %s: %s", self.peer, err)
+        self.abort()
+
+    def _finish(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._events:
+            self.loop.unregister(self.fd)
+            self._events = 0
+        self.sock.close()
+        self.handler.connection_lost()
+        self.server.connection_closed(self)

@@ -1,0 +1,16 @@
+"""Protocol handlers, one per ``--mode``; none of them touches a socket."""
+
+from __future__ import annotations
+
+from fastsock.handlers.base import Handler, Transport
+from fastsock.handlers.discard import DiscardHandler
+from fastsock.handlers.echo import EchoHandler
+from fastsock.handlers.source import SourceHandler
+
+MODES: dict[str, type[Handler]] = {
+    "echo": EchoHandler,
+    "discard": DiscardHandler,
+    "source": SourceHandler,
+}
+
+__all__ = ["MODES", "DiscardHandler", "EchoHandler", "Handler", "SourceHandler", "Transport"]

@@ -1,0 +1,257 @@
+"""The server: listeners, accepting in batches, connection limits, idle timeouts, drain, stats."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from fastsock.address import (
+    Endpoint,
+    bound_endpoint,
+    listen,
+    remove_unix_file,
+    unix_file_identity,
+)
+from fastsock.connection import Connection
+from fastsock.handlers import MODES, Handler
+from fastsock.loop import EVENT_READ, EventLoop, Timer
+
+log = logging.getLogger(__name__)
+
+# Accept at most this many connections per readiness event, so a connection storm cannot starve
+# the connections we already have (nginx's multi_accept, libuv's accept loop do the same).
+ACCEPT_BATCH = 64
+# After an accept failure we cannot fix (EMFILE with no reserve fd), stop accepting this long
+# rather than spinning on a listener that stays readable.
+ACCEPT_PAUSE_S = 0.1
+
+
+@dataclass
+class ServerConfig:
+    endpoint: Endpoint
+    mode: str = "echo"
+    max_conns: int = 10_000
+    idle_timeout: float = 0.0  # seconds; 0 = never
+    drain_timeout: float = 5.0
+    read_size: int = 256 * 1024
+    high_water: int = 1024 * 1024
+    low_water: int = 256 * 1024
+    backlog: int = 1024
+    unix_mode: int | None = None
+    # A callable returning a Handler; overrides ``mode`` (tests and the http mode use it).
+    handler_factory: Callable[[], Handler] | None = None
+
+
+@dataclass
+class ServerStats:
+    accepted: int = 0
+    rejected: int = 0  # over --max-conns: accepted and closed at once
+    closed: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    resets: int = 0
+    errors: int = 0
+    idle_closed: int = 0
+    accept_errors: int = 0
+    read_pauses: int = 0
+    peak_conns: int = 0
+    peak_buffered: int = 0  # the most bytes one connection ever had queued
+
+    def line(self) -> str:
+        fields = " ".join(f"{k}={v}" for k, v in self.__dict__.items())
+        return f"fastsock: stats {fields}"
+
+
+@dataclass
+class _Listener:
+    sock: socket.socket
+    endpoint: Endpoint
+    unix_identity: tuple[int, int] | None = None
+    paused_until: Timer | None = field(default=None, repr=False)
+
+
+class Server:
+    """A single-threaded server over one :class:`EventLoop`.
+
+    ``Server(config)`` binds at once (so start-up errors surface before anything runs);
+    :meth:`run` serves until :meth:`shutdown` (or SIGTERM/SIGINT when ``install_signals``).
+    """
+
+    def __init__(self, config: ServerConfig, sock: socket.socket | None = None) -> None:
+        if config.handler_factory is None and config.mode not in MODES:
+            raise ValueError(f"unknown mode {config.mode!r}")
+        self.config = config
+        self.loop = EventLoop()
+        self.stats = ServerStats()
+        self.connections: set[Connection] = set()
+        self.read_size = config.read_size
+        self.read_buffer = bytearray(config.read_size)
+        self.read_view = memoryview(self.read_buffer)
+        self._handler_factory = config.handler_factory or MODES[config.mode]
+        self._draining = False
+        self._drain_timer: Timer | None = None
+        self._reserve_fd: int | None = self._open_reserve_fd()
+        if sock is None:
+            sock = listen(config.endpoint, config.backlog, config.unix_mode)
+        self.endpoint = bound_endpoint(sock, config.endpoint)
+        identity = None
+        if self.endpoint.is_unix and not self.endpoint.is_abstract:
+            identity = unix_file_identity(self.endpoint.path)
+        self._listener = _Listener(sock, self.endpoint, identity)
+        self.loop.register(sock, EVENT_READ, self._on_acceptable)
+        if config.idle_timeout > 0:
+            self.loop.call_every(max(0.05, min(1.0, config.idle_timeout / 4)), self._sweep_idle)
+
+    # -- accepting ----------------------------------------------------------------------------
+    @staticmethod
+    def _open_reserve_fd() -> int | None:
+        try:
+            return os.open(os.devnull, os.O_RDONLY)
+        except OSError:
+            return None
+
+    def _on_acceptable(self, mask: int) -> None:
+        lsock = self._listener.sock
+        is_tcp = not self.endpoint.is_unix
+        for _ in range(ACCEPT_BATCH):
+            try:
+                sock, addr = lsock.accept()
+            except BlockingIOError:
+                return
+            except OSError as err:
+                self._accept_failed(err)
+                return
+            self.stats.accepted += 1
+            if len(self.connections) >= self.config.max_conns or self._draining:
+                # Accept and close at once: a connection left in the backlog would hang its client.
+                self.stats.rejected += 1
+                sock.close()
+                continue
+            sock.setblocking(False)
+            if is_tcp:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            peer = f"{addr[0]}:{addr[1]}" if is_tcp else "unix"
+            conn = Connection(self, sock, self._handler_factory(), peer)
+            self.connections.add(conn)
+            if len(self.connections) > self.stats.peak_conns:
+                self.stats.peak_conns = len(self.connections)
+            conn.start()
+
+    def _accept_failed(self, err: OSError) -> None:
+        self.stats.accept_errors += 1
+        if err.errno in (errno.EMFILE, errno.ENFILE) and self._reserve_fd is not None:
+            # Out of descriptors: free the reserve, accept the waiting connection and close it
+            # at once (its client gets a clean EOF instead of hanging), then take the reserve
+            # back. Without this the listener stays readable and the loop spins.
+            os.close(self._reserve_fd)
+            self._reserve_fd = None
+            try:
+                sock, _ = self._listener.sock.accept()
+                sock.close()
+                self.stats.rejected += 1
+            except OSError:
+                pass
+            self._reserve_fd = self._open_reserve_fd()
+            log.warning("out of file descriptors (%s); shed a connection", err)
+            return
+        if err.errno in (errno.ECONNABORTED, errno.EPROTO, errno.EINTR):
+            return  # the client gave up before we accepted; nothing to do
+        log.warning("accept failed: %s; pausing accepts for %.1fs", err, ACCEPT_PAUSE_S)
+        self._pause_accepting()
+
+    def _pause_accepting(self) -> None:
+        listener = self._listener
+        if listener.paused_until is not None:
+            return
+        self.loop.unregister(listener.sock)
+
+        def resume() -> None:
+            listener.paused_until = None
+            if not self._draining:
+                self.loop.register(listener.sock, EVENT_READ, self._on_acceptable)
+
+        listener.paused_until = self.loop.call_later(ACCEPT_PAUSE_S, resume)
+
+    # -- connections --------------------------------------------------------------------------
+    def connection_closed(self, conn: Connection) -> None:
+        self.connections.discard(conn)
+        self.stats.closed += 1
+        self.stats.bytes_in += conn.bytes_in
+        self.stats.bytes_out += conn.bytes_out
+        if self._draining and not self.connections:
+            self.loop.stop()
+
+    def _sweep_idle(self) -> None:
+        deadline = self.loop.now - self.config.idle_timeout
+        for conn in [c for c in self.connections if c.last_active < deadline]:
+            self.stats.idle_closed += 1
+            conn.abort()
+
+    # -- running and stopping -----------------------------------------------------------------
+    def install_signal_handlers(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            self.loop.add_signal_handler(signum, self._on_signal)
+
+    def _on_signal(self, signum: int) -> None:
+        if self._draining:
+            log.info("second signal: closing %d connections now", len(self.connections))
+            self._close_all()
+            return
+        self.shutdown()
+
+    def shutdown(self) -> None:
+        """Stop accepting, let open connections finish (up to ``drain_timeout``), then stop."""
+        if self._draining:
+            return
+        self._draining = True
+        self._close_listener()
+        if not self.connections:
+            self.loop.stop()
+            return
+        self._drain_timer = self.loop.call_later(self.config.drain_timeout, self._close_all)
+
+    def shutdown_threadsafe(self) -> None:
+        """For tests that run the server in a thread."""
+        self.loop.call_later(0, self.shutdown)
+        self.loop.wake()
+
+    def _close_all(self) -> None:
+        for conn in list(self.connections):
+            conn.abort()
+        self.loop.stop()
+
+    def _close_listener(self) -> None:
+        listener = self._listener
+        if listener.paused_until is not None:
+            listener.paused_until.cancel()
+        self.loop.unregister(listener.sock)
+        listener.sock.close()
+        if listener.unix_identity is not None:
+            remove_unix_file(listener.endpoint.path, listener.unix_identity)
+            listener.unix_identity = None
+
+    def run(self) -> None:
+        try:
+            self.loop.run()
+        finally:
+            self._close_all_quietly()
+
+    def _close_all_quietly(self) -> None:
+        for conn in list(self.connections):
+            conn.abort()
+        if not self._listener.sock._closed:  # type: ignore[attr-defined]
+            self._close_listener()
+        if self._reserve_fd is not None:
+            os.close(self._reserve_fd)
+            self._reserve_fd = None
+        self.loop.close()
+
+    def print_stats(self, stream: TextIO = sys.stderr) -> None:
+        print(self.stats.line(), file=stream, flush=True)
