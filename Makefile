@@ -25,5 +25,9 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format fastsock bench tests
 	$(VENV)/bin/ruff check --fix fastsock bench tests
 
+# Build the C peers (echo server, load client) with cc and list which peers can run here.
+peers: $(STAMP)
+	$(PY) -m bench.peers.registry
+
 clean:
 	rm -rf $(VENV) build *.egg-info bench/peers/bin

@@ -1,0 +1,1 @@
+"""The benchmark harness: peers, runner, plots and the report writer."""
