@@ -28,7 +28,8 @@
 static const char *prog_name = "fastsock-peer";
 
 /* One line on stderr, then exit: 2 for bad input or start-up failures (like fastsock serve). */
-__attribute__((format(printf, 2, 3), noreturn)) static inline void die(int status, const char *fmt, ...)
+__attribute__((format(printf, 2, 3), noreturn))
+static inline void die(int status, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -54,8 +55,8 @@ static inline int endpoint_is_abstract(const struct endpoint *ep)
 }
 
 /* Fill ep from --host/--port or --unix; exactly one of port_text and unix_path is non-NULL. */
-static inline void endpoint_from_options(struct endpoint *ep, const char *host, const char *port_text,
-                                  const char *unix_path)
+static inline void endpoint_from_options(struct endpoint *ep, const char *host,
+                                         const char *port_text, const char *unix_path)
 {
     memset(ep, 0, sizeof(*ep));
     if (unix_path && port_text)

@@ -311,5 +311,9 @@ int main(int argc, char **argv)
            tv_s(ru1.ru_utime) - tv_s(ru0.ru_utime), tv_s(ru1.ru_stime) - tv_s(ru0.ru_stime),
            endpoint_transport(&ep), endpoint_json);
     fflush(stdout);
+    for (long i = 0; i < conns; i++)
+        if (cs[i].fd >= 0)
+            close(cs[i].fd);
+    free(cs);
     return errors ? 1 : 0;
 }
