@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import click
@@ -174,4 +175,12 @@ def serve(
     try:
         server.run()
     finally:
+        # We are exiting already: a late SIGTERM/SIGINT must not turn exit 0 into death by signal.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         server.print_stats()
+
+
+from fastsock.load.cli import load  # noqa: E402
+
+main.add_command(load)

@@ -1,0 +1,152 @@
+"""``fastsock load``: the click command around :func:`fastsock.load.run_load`.
+
+Exit status: 0 when the run was clean, 1 when any error was counted during the run (mismatch,
+short read, reset, server closed), 2 when the server cannot be reached or the parameters are
+nonsense (click's usage errors also exit 2).
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import sys
+
+import click
+
+from fastsock.address import Endpoint, EndpointError, endpoint_from_options
+from fastsock.load import report
+from fastsock.load.config import (
+    MAX_CONNS,
+    MAX_DEPTH,
+    MAX_PROCS,
+    WORKLOADS,
+    ConfigError,
+    LoadConfig,
+    parse_size,
+)
+from fastsock.load.conn import ConnectError
+from fastsock.load.run import run_load
+
+
+class SizeType(click.ParamType):
+    """Bytes with optional binary suffix: 64, 4K, 4KiB, 1M, 1MiB."""
+
+    name = "BYTES"
+
+    def convert(
+        self, value: str | int, param: click.Parameter | None, ctx: click.Context | None
+    ) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(value)
+        except ConfigError as err:
+            self.fail(str(err), param, ctx)
+
+
+def _endpoint(host: str, port: int | None, unix: str | None) -> Endpoint:
+    try:
+        return endpoint_from_options(host, port, unix)
+    except EndpointError as err:
+        raise click.UsageError(str(err)) from None
+
+
+@click.command(context_settings={"show_default": True})
+@click.option("--host", default="127.0.0.1", help="Server IP address (IPv4 or IPv6).")
+@click.option("--port", type=click.IntRange(1, 65535), help="Server TCP port.")
+@click.option("--unix", "unix", metavar="PATH", help="Server UNIX socket path (@name: abstract).")
+@click.option("--size", type=SizeType(), default="64", help="Message size (1 B to 16 MiB).")
+@click.option("--conns", type=click.IntRange(1, MAX_CONNS), default=32, help="Connections.")
+@click.option("--duration", type=click.FloatRange(0, min_open=True), default=5.0, help="Seconds.")
+@click.option(
+    "--warmup", type=click.FloatRange(0), default=0.5, help="Seconds run first and discarded."
+)
+@click.option(
+    "--depth",
+    type=click.IntRange(1, MAX_DEPTH),
+    default=1,
+    help="Messages in flight per connection (closed loop; pipelining).",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(0, min_open=True),
+    default=None,
+    help="Open loop: messages/s in total on a fixed schedule (latency corrected for "
+    "coordinated omission). Without it: closed loop.",
+)
+@click.option(
+    "--procs", type=click.IntRange(1, MAX_PROCS), default=1, help="Worker processes (merged)."
+)
+@click.option(
+    "--workload",
+    type=click.Choice(WORKLOADS),
+    default="echo",
+    help="echo: request/response, every byte verified; send: one-way to a discard server; "
+    "recv: one-way from a source server.",
+)
+@click.option("--server-pid", type=int, default=None, help="Also measure this server's CPU time.")
+@click.option("--json", "json_out", metavar="FILE|-", default=None, help="Write the JSON result.")
+@click.option("-q", "--quiet", is_flag=True, help="No summary and no progress line.")
+@click.option("-v", "--verbose", is_flag=True, help="Log connection errors as they happen.")
+def load(
+    host: str,
+    port: int | None,
+    unix: str | None,
+    size: int,
+    conns: int,
+    duration: float,
+    warmup: float,
+    depth: int,
+    rate: float | None,
+    procs: int,
+    workload: str,
+    server_pid: int | None,
+    json_out: str | None,
+    quiet: bool,
+    verbose: bool,
+) -> None:
+    """Drive a stream server with echo, send or recv load and report throughput and latency.
+
+    \b
+    Closed loop (default): each connection keeps --depth messages in flight.
+    Open loop (--rate R): R messages/s in total on a fixed schedule.
+    Exit status: 0 ok, 1 errors counted during the run, 2 unreachable server or bad usage.
+    """
+    logging.basicConfig(
+        level=logging.WARNING if verbose else logging.ERROR, format="fastsock load: %(message)s"
+    )
+    config = LoadConfig(
+        endpoint=_endpoint(host, port, unix),
+        size=size,
+        conns=conns,
+        duration=duration,
+        warmup=warmup,
+        depth=depth,
+        rate=rate,
+        procs=procs,
+        workload=workload,
+        server_pid=server_pid,
+        progress=not quiet and sys.stderr.isatty(),
+        command_line=shlex.join(sys.argv),
+    )
+    try:
+        config.validate()
+        result = run_load(config)
+    except ConfigError as err:
+        raise click.UsageError(str(err)) from None
+    except ConnectError as err:
+        click.echo(f"fastsock load: {err}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("fastsock load: interrupted", err=True)
+        sys.exit(130)
+    if json_out is not None:
+        try:
+            report.write_json(result, json_out)
+        except OSError as err:
+            click.echo(f"fastsock load: cannot write {json_out}: {err.strerror}", err=True)
+            sys.exit(2)
+    if not quiet:
+        # With --json - the JSON owns stdout; the summary goes to stderr.
+        click.echo(report.summary(result), err=json_out == "-")
+    sys.exit(1 if result["errors"]["total"] else 0)

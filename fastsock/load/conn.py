@@ -1,0 +1,108 @@
+"""Open many client connections at once, without blocking on any one of them."""
+
+from __future__ import annotations
+
+import errno
+import os
+import resource
+import select
+import socket
+import time
+
+from fastsock.address import Endpoint
+
+# Connects in flight at once: more would overflow a TCP listener's SYN/accept backlog and
+# cost a 1 s SYN retransmit instead of a short wait.
+MAX_INFLIGHT = 256
+
+
+class ConnectError(Exception):
+    """Connecting failed; ``kind`` is ``refused``, ``no_socket``, ``timeout`` or ``other``.
+    ``str()`` is a one-line message for the user."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def _classify(endpoint: Endpoint, err: int) -> ConnectError:
+    if err == errno.ECONNREFUSED:
+        return ConnectError("refused", f"cannot connect to {endpoint}: connection refused")
+    if err == errno.ENOENT:
+        return ConnectError("no_socket", f"cannot connect to {endpoint}: no such socket file")
+    return ConnectError("other", f"cannot connect to {endpoint}: {os.strerror(err).lower()}")
+
+
+def ensure_fd_limit(needed: int) -> None:
+    """Raise the soft RLIMIT_NOFILE towards the hard limit when ``needed`` fds would not fit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if needed <= soft:
+        return
+    target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError):
+        target = soft
+    if target < needed:
+        raise ConnectError(
+            "other", f"{needed} file descriptors needed but the limit is {target} (ulimit -n)"
+        )
+
+
+def connect_many(endpoint: Endpoint, count: int, timeout: float) -> list[socket.socket]:
+    """``count`` connected non-blocking sockets (TCP_NODELAY on TCP), or :class:`ConnectError`.
+
+    TCP connects return EINPROGRESS and finish when the socket turns writable; a UNIX connect
+    either succeeds at once or, with the listener's backlog full, fails with EAGAIN and is
+    retried after a short pause (the server is accepting meanwhile).
+    """
+    ready: list[socket.socket] = []
+    pending: dict[int, socket.socket] = {}
+    deadline = time.monotonic() + timeout
+    addr = endpoint.sockaddr
+    ep = select.epoll()
+    try:
+        while len(ready) < count:
+            backlog_full = False
+            while len(ready) + len(pending) < count and len(pending) < MAX_INFLIGHT:
+                sock = socket.socket(endpoint.family, socket.SOCK_STREAM)
+                sock.setblocking(False)
+                err = sock.connect_ex(addr)
+                if err == 0:
+                    ready.append(sock)
+                elif err == errno.EINPROGRESS:
+                    pending[sock.fileno()] = sock
+                    ep.register(sock.fileno(), select.EPOLLOUT)
+                else:
+                    sock.close()
+                    if err != errno.EAGAIN:
+                        raise _classify(endpoint, err)
+                    backlog_full = True
+                    break
+            if time.monotonic() > deadline:
+                raise ConnectError(
+                    "timeout",
+                    f"cannot connect to {endpoint}: only {len(ready)} of {count} connections "
+                    f"within {timeout:g} s",
+                )
+            if pending:
+                for fd, _ in ep.poll(0.05):
+                    sock = pending.pop(fd)
+                    ep.unregister(fd)
+                    err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                    if err:
+                        sock.close()
+                        raise _classify(endpoint, err)
+                    ready.append(sock)
+            elif backlog_full:
+                time.sleep(0.001)
+    except BaseException:
+        for sock in [*ready, *pending.values()]:
+            sock.close()
+        raise
+    finally:
+        ep.close()
+    if not endpoint.is_unix:
+        for sock in ready:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return ready
