@@ -71,6 +71,7 @@ class Connection:
         "_recv_into",
         "_high",
         "_low",
+        "_read_max",
     )
 
     def __init__(self, server: Server, sock: socket.socket, handler: Handler, peer: str) -> None:
@@ -95,6 +96,8 @@ class Connection:
         self._recv_into = sock.recv_into
         self._high = server.config.high_water
         self._low = server.config.low_water
+        # One read must fit under the high-water mark too: an unsent remainder is queued.
+        self._read_max = min(server.read_size, self._high)
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -144,7 +147,7 @@ class Connection:
 
     def _on_readable(self) -> None:
         server = self.server
-        nbytes = server.read_size
+        nbytes = self._read_max
         if self._queued_bytes:
             # Never read more than the queue has room for: this is what bounds memory.
             nbytes = min(nbytes, self._high - self._queued_bytes)
