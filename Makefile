@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint format bench bench-full plot peers clean
+.PHONY: install test lint format bench bench-full plot peers calibrate clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ format: $(STAMP)
 # Build the C peers (echo server, load client) with cc and list which peers can run here.
 peers: $(STAMP)
 	$(PY) -m bench.peers.registry
+
+# fastsock load vs the C load client on the C echo server, interleaved (a few minutes).
+calibrate: $(STAMP)
+	$(PY) -m bench.calibrate_load --out results/calibrate_load.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info bench/peers/bin
