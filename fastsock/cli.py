@@ -184,3 +184,7 @@ def serve(
 from fastsock.load.cli import load  # noqa: E402
 
 main.add_command(load)
+
+from fastsock.report.cli import plot  # noqa: E402
+
+main.add_command(plot)

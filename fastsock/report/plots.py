@@ -1,0 +1,539 @@
+"""Charts from a results file (matplotlib, Agg, PNG at 150 dpi).
+
+Each chart function takes the results document and an output folder, draws one PNG and returns
+a :class:`Chart` saying what it shows, or ``None`` when the results hold no experiment for it
+(for example a run with ``--only``). Every number drawn comes from ``summary``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display; must precede pyplot
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogFormatter  # noqa: E402
+
+from fastsock.report import summary as S  # noqa: E402
+
+DPI = 150
+COLORS = {"unix": "tab:blue", "tcp": "tab:orange", "tcp6": "tab:green"}
+PLACEMENT_COLORS = ["tab:purple", "tab:red", "tab:gray", "tab:olive"]
+LINESTYLES = ["-", "--", ":", "-."]
+BOUND_NOTE = "ringed/hatched: load generator CPU-bound (it, not the server, set the pace)"
+
+
+@dataclass(frozen=True)
+class Chart:
+    """One PNG written, and the words the report puts next to it."""
+
+    file: str
+    title: str
+    shows: str
+    experiment: str
+
+
+def _size_axis(ax) -> None:
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: S.fmt_size(int(x)) if x >= 1 else ""))
+
+
+class _LogNum(LogFormatter):
+    """Log-axis labels as plain numbers (30, 1k, 2M) instead of 3x10^1; matplotlib still decides
+    which minor ticks deserve a label (only when the axis spans about a decade or less)."""
+
+    def _num_to_string(self, x: float, vmin: float, vmax: float) -> str:
+        return S.fmt_num(x)
+
+
+def _num_axis(ax, axis: str = "y") -> None:
+    """Plain-number tick labels (call after setting the axis scale)."""
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    if target.get_scale() == "log":
+        target.set_major_formatter(_LogNum(labelOnlyBase=False))
+        target.set_minor_formatter(_LogNum(labelOnlyBase=False, minor_thresholds=(1, 0.4)))
+    else:
+        target.set_major_formatter(FuncFormatter(lambda v, _: S.fmt_num(v) if v > 0 else "0"))
+
+
+def _save(fig, ax, out: Path, name: str, title: str, note: str = "") -> str:
+    ax.set_title(title)
+    ax.set_axisbelow(True)
+    ax.grid(True, which="major", alpha=0.3)
+    if note:
+        fig.text(0.01, 0.01, note, fontsize=7, color="0.35")
+    fig.tight_layout(rect=(0, 0.03 if note else 0, 1, 1))
+    fig.savefig(out / name, dpi=DPI)
+    plt.close(fig)
+    return name
+
+
+def _errorline(ax, xs, spreads, bounds, **kw) -> None:
+    """A line of medians with min-max error bars; client-bound points get a ring."""
+    pts = [(x, s, b) for x, s, b in zip(xs, spreads, bounds, strict=True) if s is not None]
+    if not pts:
+        return
+    x = np.array([p[0] for p in pts], dtype=float)
+    med = np.array([p[1].median for p in pts])
+    err = np.array([[p[1].median - p[1].lo for p in pts], [p[1].hi - p[1].median for p in pts]])
+    line = ax.errorbar(x, med, yerr=err, marker="o", markersize=4, capsize=3, **kw)
+    ringed = [(p[0], p[1].median) for p in pts if p[2]]
+    if ringed:
+        color = line[0].get_color()
+        ax.scatter(*zip(*ringed, strict=True), s=140, facecolors="none", edgecolors=color, lw=1.2)
+
+
+def _any_bound(runs: list[dict]) -> bool:
+    return any(S.client_bound(r) for r in runs)
+
+
+def _subtitle(exp: dict, keys: tuple[str, ...]) -> str:
+    """The fixed parameters of an experiment, e.g. '32 conns, 64 B'."""
+    p, parts = exp["params"], []
+    if "conns" in keys and len(p.get("conns", [])) == 1:
+        parts.append(f"{p['conns'][0]} conns")
+    if "sizes" in keys and len(p.get("sizes", [])) == 1:
+        parts.append(S.fmt_size(p["sizes"][0]))
+    if "placement" in keys and len(p.get("placements", [])) == 1:
+        parts.append(p["placements"][0])
+    return ", ".join(parts)
+
+
+def rtt_vs_size(doc: dict, out: Path) -> Chart | None:
+    exp = S.find(doc, "rtt", "size")
+    if exp is None:
+        return None
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    runs = S.ok_runs(exp)
+    sizes = S.values_of(exp, "size")
+    servers = S.values_of(exp, "server")
+    for si, server in enumerate(servers):
+        for t in S.values_of(exp, "transport"):
+            for metric, style in (("p50_us", "-"), ("p99_us", ":")):
+                spreads = [
+                    S.spread(S.select(runs, server=server, transport=t, size=s), metric)
+                    for s in sizes
+                ]
+                who = f" {server}" if len(servers) > 1 else ""
+                _errorline(
+                    ax,
+                    sizes,
+                    spreads,
+                    [False] * len(sizes),
+                    color=COLORS.get(t),
+                    ls=style if si == 0 else LINESTYLES[si % 4],
+                    label=f"{S.label(t)}{who} {metric[:3]}",
+                )
+    _size_axis(ax)
+    ax.set_yscale("log")
+    _num_axis(ax)
+    ax.set_xlabel("message size (bytes, one way)")
+    ax.set_ylabel("round-trip time (µs)")
+    ax.legend(fontsize=8)
+    title = f"Ping-pong RTT, 1 connection: p50 and p99 vs size ({', '.join(servers)} server)"
+    name = _save(
+        fig,
+        ax,
+        out,
+        "rtt-vs-size.png",
+        title,
+        "points: median of repeats; bars: min-max of repeats (pyperf values, 1 RTT each)",
+    )
+    return Chart(
+        name,
+        title,
+        "Round-trip time of one message on one connection (send, echo, "
+        "receive) against message size; solid p50, dotted p99; lower is better. "
+        "Log-log axes.",
+        exp["name"],
+    )
+
+
+def throughput_vs_size(doc: dict, out: Path) -> Chart | None:
+    exp = S.find(doc, "closed", "size")
+    if exp is None:
+        return None
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    runs = S.ok_runs(exp)
+    sizes = S.values_of(exp, "size")
+    servers = S.values_of(exp, "server")
+    for si, server in enumerate(servers):
+        for t in S.values_of(exp, "transport"):
+            groups = [S.select(runs, server=server, transport=t, size=s) for s in sizes]
+            _errorline(
+                ax,
+                sizes,
+                [S.spread(g, "mb_per_s") for g in groups],
+                [_any_bound(g) for g in groups],
+                color=COLORS.get(t),
+                ls=LINESTYLES[si % 4],
+                label=f"{S.label(t)}, {server}",
+            )
+    _size_axis(ax)
+    ax.set_yscale("log")
+    _num_axis(ax)
+    ax.set_xlabel("message size (bytes, one way)")
+    ax.set_ylabel("MB/s echoed (payload one way, 1 MB = 10^6 B)")
+    ax.legend(fontsize=8)
+    title = f"Echo throughput vs message size ({_subtitle(exp, ('conns',))}, closed loop)"
+    name = _save(fig, ax, out, "throughput-vs-size.png", title, BOUND_NOTE)
+    return Chart(
+        name,
+        title,
+        "Payload megabytes per second the echo server returned, for "
+        "each message size, with a fixed number of connections each keeping one "
+        "message in flight; higher is better.",
+        exp["name"],
+    )
+
+
+def msgs_vs_conns(doc: dict, out: Path) -> Chart | None:
+    exp = S.find(doc, "closed", "conns")
+    if exp is None:
+        return None
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    runs = S.ok_runs(exp)
+    conns = S.values_of(exp, "conns")
+    servers = S.values_of(exp, "server")
+    for si, server in enumerate(servers):
+        for t in S.values_of(exp, "transport"):
+            groups = [S.select(runs, server=server, transport=t, conns=c) for c in conns]
+            _errorline(
+                ax,
+                conns,
+                [S.spread(g, "msgs_per_s") for g in groups],
+                [_any_bound(g) for g in groups],
+                color=COLORS.get(t),
+                ls=LINESTYLES[si % 4],
+                label=f"{S.label(t)}, {server}",
+            )
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+    ax.set_ylim(bottom=0)
+    _num_axis(ax)
+    ax.set_xlabel("concurrent connections (each with one message in flight)")
+    ax.set_ylabel("messages/s echoed")
+    ax.legend(fontsize=8)
+    title = f"Echo messages/s vs concurrency ({_subtitle(exp, ('sizes',))}, closed loop)"
+    name = _save(fig, ax, out, "msgs-vs-concurrency.png", title, BOUND_NOTE)
+    return Chart(
+        name,
+        title,
+        "Messages per second echoed as the number of connections grows; higher is better.",
+        exp["name"],
+    )
+
+
+def unix_tcp_ratio(doc: dict, out: Path) -> Chart | None:
+    closed = S.find(doc, "closed", "size")
+    rtt = S.find(doc, "rtt", "size")
+    if closed is None and rtt is None:
+        return None
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    for si, exp in enumerate(e for e in (closed, rtt) if e is not None):
+        sizes = S.values_of(exp, "size")
+        for server in S.values_of(exp, "server"):
+            if exp["kind"] == "closed":
+                spreads = [S.paired_ratios(exp, "msgs_per_s", server=server, size=s) for s in sizes]
+                what = f"msgs/s UNIX ÷ TCP, {server}, {_subtitle(exp, ('conns',))}"
+            else:
+                spreads = [
+                    S.paired_ratios(exp, "p50_us", "tcp", "unix", server=server, size=s)
+                    for s in sizes
+                ]
+                what = f"RTT p50 TCP ÷ UNIX, {server}, 1 conn"
+            _errorline(ax, sizes, spreads, [False] * len(sizes), ls=LINESTYLES[si % 4], label=what)
+    ax.axhline(1.0, color="0.3", lw=1)
+    _size_axis(ax)
+    ax.set_xlabel("message size (bytes, one way)")
+    ax.set_ylabel("× advantage of UNIX over TCP (>1: UNIX better)")
+    ax.legend(fontsize=8)
+    title = "UNIX-domain vs TCP loopback: ratio per message size"
+    name = _save(
+        fig,
+        ax,
+        out,
+        "unix-tcp-ratio.png",
+        title,
+        "ratios pair the UNIX and TCP runs of the same repeat; bars: min-max over repeats",
+    )
+    return Chart(
+        name,
+        title,
+        "How many times better UNIX sockets did than TCP loopback at each "
+        "size: throughput ratio (UNIX ÷ TCP) and round-trip-time ratio (TCP ÷ UNIX), so "
+        "above 1 always means UNIX wins.",
+        (closed or rtt)["name"],
+    )
+
+
+def _hdr_x(pcts: np.ndarray) -> np.ndarray:
+    """HDR-histogram percentile axis: 1/(1-p), so 90, 99, 99.9 are evenly spaced."""
+    return 1.0 / (1.0 - pcts / 100.0)
+
+
+def _hdr_axis(ax) -> None:
+    ax.set_xscale("log")
+    ticks = [0, 50, 90, 99, 99.9, 99.99]
+    ax.set_xticks(_hdr_x(np.array(ticks)))
+    ax.set_xticklabels([f"{t:g}%" for t in ticks])
+    ax.minorticks_off()
+
+
+def latency_spectrum(doc: dict, out: Path) -> Chart | None:
+    rtt = S.find(doc, "rtt", "size")
+    closed = S.find(doc, "closed", "size")
+    panels = [e for e in (rtt, closed) if e is not None]
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.6), squeeze=False)
+    for ax, exp in zip(axes[0], panels, strict=True):
+        size = S.values_of(exp, "size")[0]
+        server = S.values_of(exp, "server")[0]
+        for t in S.values_of(exp, "transport"):
+            runs = S.select(S.ok_runs(exp), server=server, transport=t, size=size)
+            if exp["kind"] == "rtt":
+                values = S.pooled_rtt(runs)
+                if not values:
+                    continue
+                top = 100.0 * (1 - 1 / len(values))  # no percentile beyond what n samples show
+                pcts = np.array(
+                    [p for p in (0, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.99) if p <= top]
+                )
+                lat = np.percentile(values, pcts)
+                what = f"{len(values)} round trips pooled over repeats"
+            else:
+                run = S.median_run(runs, "msgs_per_s")
+                spectrum = (run or {}).get("load", {}).get("latency_spectrum") or []
+                pts = [(p, v) for p, v in spectrum if p < 100]
+                if not pts:
+                    continue
+                pcts, lat = np.array([p for p, _ in pts]), np.array([v for _, v in pts])
+                what = "the repeat with the median msgs/s"
+            ax.plot(
+                _hdr_x(pcts), lat, marker=".", color=COLORS.get(t), label=f"{S.label(t)} ({what})"
+            )
+        _hdr_axis(ax)
+        ax.set_yscale("log")
+        _num_axis(ax)
+        ax.set_xlabel("percentile")
+        ax.set_ylabel("latency (µs)")
+        kind = (
+            "ping-pong, 1 connection"
+            if exp["kind"] == "rtt"
+            else (f"closed loop, {_subtitle(exp, ('conns',))}")
+        )
+        ax.set_title(f"{S.fmt_size(size)}, {server}: {kind}", fontsize=10)
+        ax.legend(fontsize=7)
+        ax.grid(True, alpha=0.3)
+    title = "Latency percentile spectrum (HDR style), UNIX vs TCP"
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(out / "latency-spectrum.png", dpi=DPI)
+    plt.close(fig)
+    return Chart(
+        "latency-spectrum.png",
+        title,
+        "Latency at every percentile, from the median "
+        "(50%) out to the tail (99.9% and beyond); each step right is ten times rarer. "
+        "The smallest message size of the experiment is shown.",
+        panels[0]["name"],
+    )
+
+
+def latency_vs_load(doc: dict, out: Path) -> Chart | None:
+    exp = S.find(doc, "open", "rate")
+    if exp is None:
+        return None
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    runs = S.ok_runs(exp)
+    for t in S.values_of(exp, "transport"):
+        rates = sorted({r["variant"]["rate"] for r in S.select(runs, transport=t)})
+        for metric, style in (("p50_us", "-"), ("p99_us", "--")):
+            groups = [S.select(runs, transport=t, rate=rate) for rate in rates]
+            _errorline(
+                ax,
+                rates,
+                [S.spread(g, metric) for g in groups],
+                [False] * len(rates),
+                color=COLORS.get(t),
+                ls=style,
+                label=f"{S.label(t)} {metric[:3]}",
+            )
+            sat = [
+                (rate, S.spread(g, metric).median)
+                for rate, g in zip(rates, groups, strict=True)
+                if g and any(S.saturated(r) for r in g)
+            ]
+            if sat:
+                ax.scatter(*zip(*sat, strict=True), marker="x", s=70, color="black", zorder=5)
+    ax.scatter([], [], marker="x", color="black", label="saturated (delivered < 95% offered)")
+    ax.set_yscale("log")
+    _num_axis(ax)
+    _num_axis(ax, "x")
+    ax.set_xlabel("offered load (messages/s, fixed schedule)")
+    ax.set_ylabel("latency from intended send time (µs)")
+    ax.legend(fontsize=8)
+    p = exp["params"]
+    title = (
+        f"Open loop: latency vs offered load ({p.get('servers', ['?'])[0]}, "
+        f"{_subtitle(exp, ('sizes', 'conns'))})"
+    )
+    name = _save(
+        fig,
+        ax,
+        out,
+        "latency-vs-load.png",
+        title,
+        "latency is measured from when each message was due, so queueing counts "
+        "(corrects coordinated omission)",
+    )
+    return Chart(
+        name,
+        title,
+        "Latency when messages are sent on a fixed schedule at a given "
+        "rate, stepped up past the point where the system saturates; lower is better. "
+        "Where a curve turns upward, the transport has run out of capacity.",
+        exp["name"],
+    )
+
+
+def servers(doc: dict, out: Path) -> Chart | None:
+    exp = S.find(doc, "closed", "server")
+    if exp is None:
+        return None
+    runs = S.ok_runs(exp)
+    sizes = S.values_of(exp, "size")
+    names = S.values_of(exp, "server")
+    transports = S.values_of(exp, "transport")
+    fig, axes = plt.subplots(
+        1, len(sizes), figsize=(max(7.5, 5.5 * len(sizes)), 4.8), squeeze=False
+    )
+    width = 0.8 / len(transports)
+    for ax, size in zip(axes[0], sizes, strict=True):
+        x = np.arange(len(names))
+        for ti, t in enumerate(transports):
+            groups = [S.select(runs, server=n, transport=t, size=size) for n in names]
+            spreads = [S.spread(g, "msgs_per_s") for g in groups]
+            med = [s.median if s else 0 for s in spreads]
+            err = [
+                [s.median - s.lo if s else 0 for s in spreads],
+                [s.hi - s.median if s else 0 for s in spreads],
+            ]
+            bars = ax.bar(
+                x + (ti - (len(transports) - 1) / 2) * width,
+                med,
+                width,
+                yerr=err,
+                capsize=3,
+                color=COLORS.get(t),
+                label=S.label(t),
+            )
+            for bar, g in zip(bars, groups, strict=True):
+                if _any_bound(g):
+                    bar.set_hatch("//")
+        ax.set_xticks(x)
+        ax.set_xticklabels(names, rotation=25, ha="right", fontsize=8)
+        ax.set_ylabel("messages/s echoed")
+        _num_axis(ax)
+        ax.set_title(f"{S.fmt_size(size)} messages, {_subtitle(exp, ('conns',))}", fontsize=10)
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.legend(fontsize=8)
+    title = "Server comparison: fastsock vs peers, per transport (closed loop)"
+    fig.suptitle(title)
+    fig.text(0.01, 0.01, BOUND_NOTE + "; bars: median, whiskers: min-max", fontsize=7, color="0.35")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(out / "servers.png", dpi=DPI)
+    plt.close(fig)
+    return Chart(
+        "servers.png",
+        title,
+        "Messages per second each echo server delivered to the "
+        "same load generator, over each transport; higher is better.",
+        exp["name"],
+    )
+
+
+def placement(doc: dict, out: Path) -> Chart | None:
+    exp = S.find(doc, "rtt", "placement") or S.find(doc, "closed", "placement")
+    if exp is None:
+        return None
+    metric = "p50_us" if exp["kind"] == "rtt" else "msgs_per_s"
+    runs = S.ok_runs(exp)
+    places = S.values_of(exp, "placement")
+    transports = S.values_of(exp, "transport")
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    width = 0.8 / len(places)
+    x = np.arange(len(transports))
+    for pi, place in enumerate(places):
+        groups = [S.select(runs, placement=place, transport=t) for t in transports]
+        spreads = [S.spread(g, metric) for g in groups]
+        med = [s.median if s else 0 for s in spreads]
+        err = [
+            [s.median - s.lo if s else 0 for s in spreads],
+            [s.hi - s.median if s else 0 for s in spreads],
+        ]
+        bars = ax.bar(
+            x + (pi - (len(places) - 1) / 2) * width,
+            med,
+            width,
+            yerr=err,
+            capsize=3,
+            color=PLACEMENT_COLORS[pi % 4],
+            label=_placement_label(doc, place),
+        )
+        for bar, g in zip(bars, groups, strict=True):
+            if _any_bound(g):
+                bar.set_hatch("//")
+    ax.set_xticks(x)
+    ax.set_xticklabels([S.label(t) for t in transports])
+    ax.set_ylabel("round-trip time p50 (µs)" if metric == "p50_us" else "messages/s")
+    _num_axis(ax)
+    ax.legend(fontsize=8)
+    what = "ping-pong RTT p50, 1 connection" if metric == "p50_us" else "messages/s"
+    title = f"CPU placement: {what}, {_subtitle(exp, ('sizes', 'conns'))}".rstrip(", ")
+    name = _save(fig, ax, out, "placement.png", title, "bars: median of repeats; whiskers: min-max")
+    better = "lower" if metric == "p50_us" else "higher"
+    return Chart(
+        name,
+        title,
+        "The same measurement with server and client pinned to the same "
+        "CPU, to different CPUs, or left to the scheduler; " + better + " is better. "
+        "On small messages the cost of waking a process on another CPU can dominate.",
+        exp["name"],
+    )
+
+
+def _placement_label(doc: dict, place: str) -> str:
+    spec = doc.get("placements", {}).get(place, {})
+    if not spec:
+        return f"{place} (scheduler decides)"
+    return f"{place} (server CPU {spec.get('server')}, client CPU {spec.get('client')})"
+
+
+CHARTS: list[Callable[[dict, Path], Chart | None]] = [
+    rtt_vs_size,
+    throughput_vs_size,
+    msgs_vs_conns,
+    unix_tcp_ratio,
+    latency_spectrum,
+    latency_vs_load,
+    servers,
+    placement,
+]
+
+
+def draw_all(doc: dict, out: Path) -> list[Chart]:
+    """Draw every chart the results have data for into ``out``; return what was drawn."""
+    out.mkdir(parents=True, exist_ok=True)
+    drawn = []
+    for func in CHARTS:
+        chart = func(doc, out)
+        if chart is not None:
+            drawn.append(chart)
+    return drawn

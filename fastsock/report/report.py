@@ -1,0 +1,528 @@
+"""REPORT.md from a results file: findings, charts, tables, machine, method and caveats.
+
+Every figure in the text is computed here from the results document; nothing is typed in by
+hand. A reader who never saw the code should understand what ran, on what, and what it means.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastsock.report import summary as S
+from fastsock.report.plots import Chart
+
+# A ratio whose whole min-max range lies within this band of 1.0 is reported as "no difference".
+PARITY_BAND = 0.05
+
+
+def ratio_text(r: S.Spread) -> str:
+    """2.25× (2.19–2.43×)."""
+    return f"{r.median:.2f}× ({r.lo:.2f}–{r.hi:.2f}×)"
+
+
+def spread_text(s: S.Spread | None, unit: str = "") -> str:
+    """130k (127k–134k) msgs/s."""
+    if s is None:
+        return "–"
+    if s.n == 1 or s.lo == s.hi:
+        return f"{S.fmt_num(s.median)}{unit}"
+    return f"{S.fmt_num(s.median)} ({S.fmt_num(s.lo)}–{S.fmt_num(s.hi)}){unit}"
+
+
+def _straddles_one(r: S.Spread) -> bool:
+    return r.lo <= 1.0 <= r.hi or abs(r.median - 1.0) < PARITY_BAND
+
+
+def _preferred_server(exp: dict) -> str:
+    servers = S.values_of(exp, "server")
+    return "fastsock" if "fastsock" in servers else servers[0]
+
+
+def _fixed(exp: dict, key: str) -> str:
+    """'32 connections' when the experiment holds ``key`` at one value."""
+    vals = exp["params"].get(key, [])
+    if len(vals) != 1:
+        return ""
+    return f"{vals[0]} connections" if key == "conns" else S.fmt_size(vals[0])
+
+
+# --- headline findings -------------------------------------------------------------------------
+
+
+def _closed_size_findings(exp: dict) -> list[str]:
+    out = []
+    server = _preferred_server(exp)
+    sizes = S.values_of(exp, "size")
+    conns = _fixed(exp, "conns")
+    for size in dict.fromkeys([sizes[0], sizes[-1]]):
+        r = S.paired_ratios(exp, "msgs_per_s", server=server, size=size)
+        if r is None:
+            continue
+        where = f"at {S.fmt_size(size)}, {conns} ({server} server, {r.n} paired repeats)"
+        if _straddles_one(r):
+            out.append(
+                f"UNIX and TCP loopback were level {where}: UNIX ÷ TCP messages/s = "
+                f"{ratio_text(r)}."
+            )
+        else:
+            out.append(
+                f"UNIX sockets delivered **{ratio_text(r)}** the messages/s of TCP "
+                f"loopback {where}."
+            )
+    return out
+
+
+def _rtt_findings(exp: dict) -> list[str]:
+    out = []
+    server = _preferred_server(exp)
+    sizes = S.values_of(exp, "size")
+    for size in dict.fromkeys([sizes[0], sizes[-1]]):
+        runs = S.select(S.ok_runs(exp), server=server, size=size)
+        u = S.spread(S.select(runs, transport="unix"), "p50_us")
+        t = S.spread(S.select(runs, transport="tcp"), "p50_us")
+        r = S.paired_ratios(exp, "p50_us", "tcp", "unix", server=server, size=size)
+        if u is None or t is None or r is None:
+            continue
+        out.append(
+            f"Ping-pong on one connection at {S.fmt_size(size)}: median round trip "
+            f"{S.fmt_num(u.median)} µs over UNIX vs {S.fmt_num(t.median)} µs over TCP; "
+            f"TCP took **{ratio_text(r)}** as long ({server} server)."
+        )
+    return out
+
+
+def _conns_findings(exp: dict) -> list[str]:
+    server = _preferred_server(exp)
+    ratios = {
+        c: S.paired_ratios(exp, "msgs_per_s", server=server, conns=c)
+        for c in S.values_of(exp, "conns")
+    }
+    ratios = {c: r for c, r in ratios.items() if r is not None}
+    if not ratios:
+        return []
+    lo = min(ratios, key=lambda c: ratios[c].median)
+    hi = max(ratios, key=lambda c: ratios[c].median)
+    return [
+        f"Across {min(ratios)}–{max(ratios)} connections at {_fixed(exp, 'sizes')} "
+        f"({server}), the UNIX ÷ TCP messages/s ratio ran from {ratio_text(ratios[lo])} "
+        f"at {_conns(lo)} to {ratio_text(ratios[hi])} at {_conns(hi)}."
+    ]
+
+
+def _conns(n: int) -> str:
+    return "1 connection" if n == 1 else f"{n} connections"
+
+
+def _server_findings(exp: dict) -> list[str]:
+    out = []
+    runs = S.ok_runs(exp)
+    names = S.values_of(exp, "server")
+    if "fastsock" not in names or len(names) < 2:
+        return out
+    for size in S.values_of(exp, "size"):
+        for t in S.values_of(exp, "transport"):
+            med = {
+                n: S.spread(S.select(runs, server=n, size=size, transport=t), "msgs_per_s")
+                for n in names
+            }
+            med = {n: s for n, s in med.items() if s is not None}
+            if "fastsock" not in med or len(med) < 2:
+                continue
+            ranked = sorted(med, key=lambda n: -med[n].median)
+            best_peer = next(n for n in ranked if n != "fastsock")
+            share = med["fastsock"].median / med[best_peer].median
+            out.append(
+                f"{S.fmt_size(size)} over {S.label(t)}: fastsock ranked "
+                f"{ranked.index('fastsock') + 1} of {len(ranked)} servers with "
+                f"{S.fmt_num(med['fastsock'].median)} msgs/s, {share:.0%} of the fastest "
+                f"peer ({best_peer}, {S.fmt_num(med[best_peer].median)})."
+            )
+    return out
+
+
+def _placement_findings(exp: dict) -> list[str]:
+    places = S.values_of(exp, "placement")
+    if not {"same-core", "cross-core"} <= set(places):
+        return []
+    metric = "p50_us" if exp["kind"] == "rtt" else "msgs_per_s"
+    out = []
+    for t in S.values_of(exp, "transport"):
+        if metric == "p50_us":
+            r = S.paired_ratios(exp, metric, "cross-core", "same-core", "placement", transport=t)
+            what = "cross-core round trips took {r} as long as same-core ones"
+        else:
+            r = S.paired_ratios(exp, metric, "same-core", "cross-core", "placement", transport=t)
+            what = "same-core runs delivered {r} the messages/s of cross-core ones"
+        if r is not None:
+            out.append(
+                f"CPU placement over {S.label(t)} ({_fixed(exp, 'sizes')}): "
+                + what.format(r=f"**{ratio_text(r)}**")
+                + "."
+            )
+    return out
+
+
+def sustained_rate(exp: dict, transport: str) -> float | None:
+    """Open loop: the highest offered rate no repeat of which saturated."""
+    runs = S.select(S.ok_runs(exp), transport=transport)
+    rates = sorted({r["variant"]["rate"] for r in runs})
+    good = [rate for rate in rates if not any(S.saturated(r) for r in S.select(runs, rate=rate))]
+    return max(good) if good else None
+
+
+def _open_findings(exp: dict) -> list[str]:
+    parts = []
+    for t in S.values_of(exp, "transport"):
+        rate = sustained_rate(exp, t)
+        if rate is None:
+            parts.append(f"{S.label(t)} saturated at every step")
+            continue
+        p99 = S.spread(S.select(S.ok_runs(exp), transport=t, rate=rate), "p99_us")
+        parts.append(
+            f"{S.label(t)} kept up with {S.fmt_num(rate)} msgs/s offered "
+            f"(p99 {spread_text(p99, ' µs')} there)"
+        )
+    if not parts:
+        return []
+    return [
+        "Open loop (fixed send schedule): " + "; ".join(parts) + ". Above that, queues "
+        "grow and latency climbs steeply."
+    ]
+
+
+def headlines(doc: dict) -> list[str]:
+    """The findings, in the order a reader asks the questions."""
+    out: list[str] = []
+    for kind, sweep, func in (
+        ("closed", "size", _closed_size_findings),
+        ("rtt", "size", _rtt_findings),
+        ("closed", "conns", _conns_findings),
+        ("open", "rate", _open_findings),
+        ("closed", "server", _server_findings),
+        ("rtt", "placement", _placement_findings),
+        ("closed", "placement", _placement_findings),
+    ):
+        exp = S.find(doc, kind, sweep)
+        if exp is not None:
+            out.extend(func(exp))
+    return out
+
+
+# --- tables ------------------------------------------------------------------------------------
+
+
+def _bound_text(runs: list[dict]) -> str:
+    n = sum(S.client_bound(r) for r in runs)
+    return f"**{n}/{len(runs)}**" if n else f"0/{len(runs)}"
+
+
+def closed_table(exp: dict) -> list[str]:
+    rows = [
+        "| server | transport | size | conns | msgs/s | MB/s | p50 µs | p99 µs | server CPU | "
+        "client CPU | client-bound |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    groups: dict[tuple, list[dict]] = {}
+    for r in S.ok_runs(exp):
+        v = r["variant"]
+        groups.setdefault((v["server"], v["transport"], v["size"], v["conns"]), []).append(r)
+    order = {t: i for i, t in enumerate(S.TRANSPORT_ORDER)}
+    servers = S.values_of(exp, "server")
+    for key in sorted(groups, key=lambda k: (servers.index(k[0]), k[2], k[3], order.get(k[1]))):
+        runs = groups[key]
+        server, t, size, conns = key
+        rows.append(
+            f"| {server} | {S.label(t)} | {S.fmt_size(size)} | {conns} | "
+            f"{spread_text(S.spread(runs, 'msgs_per_s'))} | "
+            f"{spread_text(S.spread(runs, 'mb_per_s'))} | "
+            f"{spread_text(S.spread(runs, 'p50_us'))} | {spread_text(S.spread(runs, 'p99_us'))} | "
+            f"{_cores(S.cpu_util(runs, 'server'))} | {_cores(S.cpu_util(runs, 'client'))} | "
+            f"{_bound_text(runs)} |"
+        )
+    return rows
+
+
+def _cores(s: S.Spread | None) -> str:
+    return "–" if s is None else f"{s.median:.2f}"
+
+
+def ratio_table(exp: dict) -> list[str]:
+    """UNIX vs TCP for every point of the sweep, paired by repeat (rtt: TCP ÷ UNIX time)."""
+    if not {"unix", "tcp"} <= set(S.values_of(exp, "transport")):
+        return []
+    rtt = exp["kind"] == "rtt"
+    if rtt:
+        head = "| server | size | conns | placement | TCP ÷ UNIX round-trip p50 | TCP ÷ UNIX p99 |"
+        num, den = "tcp", "unix"
+    else:
+        head = "| server | size | conns | placement | UNIX ÷ TCP msgs/s | UNIX ÷ TCP p99 latency |"
+        num, den = "unix", "tcp"
+    rows = [head, "|---|---|---|---|---|---|"]
+    points = {
+        (v["server"], v["size"], v["conns"], v["placement"], v["rate"])
+        for v in (r["variant"] for r in S.ok_runs(exp))
+    }
+    servers, places = S.values_of(exp, "server"), S.values_of(exp, "placement")
+    for server, size, conns, place, rate in sorted(
+        points, key=lambda p: (servers.index(p[0]), p[1], p[2], places.index(p[3]), p[4] or 0)
+    ):
+        where = {"server": server, "size": size, "conns": conns, "placement": place, "rate": rate}
+        first = "p50_us" if rtt else "msgs_per_s"
+        a = S.paired_ratios(exp, first, num, den, **where)
+        b = S.paired_ratios(exp, "p99_us", num, den, **where)
+        if a is None:
+            continue
+        rows.append(
+            f"| {server} | {S.fmt_size(size)} | {conns} | {place} | {ratio_text(a)} | "
+            f"{ratio_text(b) if b else '–'} |"
+        )
+    return rows if len(rows) > 2 else []
+
+
+def rtt_table(exp: dict) -> list[str]:
+    rows = [
+        "| server | transport | size | placement | p50 µs | p90 µs | p99 µs | max µs "
+        "| round trips |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    groups: dict[tuple, list[dict]] = {}
+    for r in S.ok_runs(exp):
+        v = r["variant"]
+        groups.setdefault((v["server"], v["size"], v["placement"], v["transport"]), []).append(r)
+    order = {t: i for i, t in enumerate(S.TRANSPORT_ORDER)}
+    places = S.values_of(exp, "placement")
+    for key in sorted(groups, key=lambda k: (k[0], k[1], places.index(k[2]), order.get(k[3]))):
+        runs = groups[key]
+        server, size, place, t = key
+        rows.append(
+            f"| {server} | {S.label(t)} | {S.fmt_size(size)} | {place} | "
+            + " | ".join(spread_text(S.spread(runs, m)) for m in ("p50_us", "p90_us", "p99_us"))
+            + f" | {S.fmt_num(max(S.metric(r, 'max_us') or 0 for r in runs))} | "
+            f"{len(S.pooled_rtt(runs))} |"
+        )
+    return rows
+
+
+def open_table(exp: dict) -> list[str]:
+    rows = [
+        "| transport | offered msgs/s | delivered msgs/s | p50 µs | p99 µs | p99.9 µs "
+        "| saturated |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    runs = S.ok_runs(exp)
+    for t in S.values_of(exp, "transport"):
+        for rate in sorted({r["variant"]["rate"] for r in S.select(runs, transport=t)}):
+            g = S.select(runs, transport=t, rate=rate)
+            sat = sum(S.saturated(r) for r in g)
+            rows.append(
+                f"| {S.label(t)} | {S.fmt_num(rate)} | {spread_text(S.spread(g, 'msgs_per_s'))} "
+                f"| {spread_text(S.spread(g, 'p50_us'))} | {spread_text(S.spread(g, 'p99_us'))} "
+                f"| {spread_text(S.spread(g, 'p999_us'))} | "
+                f"{f'**{sat}/{len(g)}**' if sat else f'0/{len(g)}'} |"
+            )
+    return rows
+
+
+# --- the document ------------------------------------------------------------------------------
+
+
+def _metadata_rows(doc: dict) -> list[str]:
+    m = doc["metadata"]
+    pk = ", ".join(f"{k} {v}" for k, v in sorted(m.get("packages", {}).items()) if v)
+    rows = [
+        "| | |",
+        "|---|---|",
+        f"| CPU | {m['cpu_model_name']}, {m['cpu_count']} logical CPUs "
+        f"(usable: {m.get('cpu_affinity', '?')}) |",
+        f"| OS | {m['platform']} (kernel {m['kernel']}) |",
+        f"| Python | {m['python_version']} |",
+        f"| packages | {pk} |",
+        f"| host | {m['hostname']} |",
+        f"| date | {m['date']} |",
+        f"| run took | {m['duration_s']:.0f} s (profile `{doc['profile']}`) |",
+        f"| command | `{m['command_line']}` |",
+    ]
+    if m.get("git_commit"):
+        rows.append(f"| git commit | {m['git_commit']} |")
+    if m.get("load_average"):
+        rows.append(
+            f"| load average at start | {', '.join(f'{x:.2f}' for x in m['load_average'])} |"
+        )
+    peers = doc["peers"]
+    if peers["unavailable"]:
+        missing = "; ".join(f"{k}: {v}" for k, v in sorted(peers["unavailable"].items()))
+        rows.append(f"| servers not available | {missing} |")
+    return rows
+
+
+def _method(doc: dict) -> list[str]:
+    st = doc["settings"]
+    places = "; ".join(
+        f"**{name}**: "
+        + (
+            f"server on CPU {spec['server']}, client on CPU {spec['client']}"
+            if spec
+            else "no pinning, the scheduler decides"
+        )
+        for name, spec in doc["placements"].items()
+    )
+    return [
+        "Every server is a separate process that echoes what it receives; the client is a "
+        "separate process too (`fastsock load` or the pyperf ping-pong script), so the harness "
+        "never shares a process or an interpreter lock with what it measures.",
+        "",
+        f"- **Closed loop** (`fastsock load`): N connections each keep a message in flight and "
+        f"send the next as soon as the echo is back; measures capacity. Each run warms up "
+        f"{st['warmup']} s (discarded), then measures {st['duration']} s. Every echoed payload "
+        f"is verified.",
+        "- **Open loop** (`fastsock load --rate`): messages are sent on a fixed schedule; "
+        "latency counts from when each message was *due*, so a stalled server is charged for "
+        "the queue it causes (no coordinated omission). The rate steps are fractions of the "
+        "closed-loop capacity measured just before (the higher of the transports), so both "
+        "transports see the same offered loads.",
+        f"- **Ping-pong RTT** (pyperf): one connection, one message at a time; each pyperf value "
+        f"is a single round trip (`--loops 1`), {st.get('rtt_values', '?')} values per worker "
+        f"process after {st.get('rtt_warmups', '?')} warm-ups. The pyperf files beside this "
+        f"report can be read with `python -m pyperf stats` and `compare_to`.",
+        f"- **Interleaving and repeats**: each experiment's variants run in turn (A B C, A B C, "
+        f"…; the order rotates each round) for {st['repeats']} repeats. Figures are the median "
+        f"over repeats with the min–max in brackets. UNIX ÷ TCP ratios pair the two runs of the "
+        f"same repeat, which ran back to back.",
+        f"- **CPU placement**: {places}.",
+        f"- **Client-bound**: a run where the load generator used ≥ "
+        f"{S.CLIENT_BOUND_UTIL:.0%} of its CPU. There the client, not the server or the "
+        f"transport, set the pace; such points are ringed or hatched in the charts and counted "
+        f"in the tables.",
+        "- Sizes are payload bytes one way; MB = 10^6 bytes; µs = microseconds.",
+    ]
+
+
+def _caveats(doc: dict) -> list[str]:
+    out = []
+    all_runs = [r for e in doc["experiments"] for r in S.ok_runs(e) if "load" in r]
+    bound = [r for r in all_runs if S.client_bound(r)]
+    if bound:
+        kinds = sorted(
+            {
+                f"{r['variant']['server']} {S.label(r['variant']['transport'])} "
+                f"{S.fmt_size(r['variant']['size'])} {r['variant']['conns']}c"
+                for r in bound
+            }
+        )
+        shown = ", ".join(kinds[:12]) + (" …" if len(kinds) > 12 else "")
+        out.append(
+            f"**{len(bound)} of {len(all_runs)} load-generator runs were client-bound** "
+            f"({shown}). Their throughput is a lower bound on what the server could do, "
+            f"and ratios between them partly compare the client with itself."
+        )
+    else:
+        out.append(f"None of the {len(all_runs)} load-generator runs was client-bound.")
+    worst = None
+    for exp in doc["experiments"]:
+        if exp["kind"] != "closed":
+            continue
+        for key in {tuple(sorted(r["variant"].items())) for r in S.ok_runs(exp)}:
+            runs = S.select(S.ok_runs(exp), **dict(key))
+            s = S.spread(runs, "msgs_per_s")
+            if s and s.n > 1 and (worst is None or s.rel_range > worst[0]):
+                worst = (s.rel_range, dict(key), s)
+    if worst:
+        rel, v, s = worst
+        out.append(
+            f"Noise: the widest spread between repeats of one closed-loop variant was "
+            f"{rel:.0%} of its median ({v['server']}, {S.label(v['transport'])}, "
+            f"{S.fmt_size(v['size'])}, {v['conns']} connections: "
+            f"{spread_text(s, ' msgs/s')}). Differences smaller than the spreads shown "
+            f"are not findings."
+        )
+    for exp in doc["experiments"]:
+        for r in S.failed_runs(exp):
+            v = r["variant"]
+            out.append(
+                f"Failed run in `{exp['name']}` ({v['server']}, {S.label(v['transport'])}, "
+                f"{S.fmt_size(v['size'])}, {v['conns']}c): {r['error']}"
+            )
+        for sk in exp["skipped"]:
+            out.append(f"Skipped in `{exp['name']}`: {sk['what']}: {sk['reason']}.")
+    cpus = doc["metadata"]["cpu_count"]
+    out.append(
+        f"This machine has {cpus} logical CPUs shared by server, client and anything "
+        "else running (other jobs included); short runs on a shared VM are noisy. "
+        "Absolute numbers are facts about this run on this machine; the ratios, measured "
+        "back to back, are what carries over."
+    )
+    return [f"- {c}" for c in out]
+
+
+def render(doc: dict, charts: list[Chart], results_name: str = "bench.json") -> str:
+    """The whole REPORT.md as text."""
+    m = doc["metadata"]
+    lines = ["# fastsock benchmark report: UNIX-domain sockets vs TCP loopback", ""]
+    if doc.get("fixture"):
+        lines += ["> **FIXTURE DATA — invented numbers for tests, not a measurement.**", ""]
+    transports = sorted(
+        {r["variant"]["transport"] for e in doc["experiments"] for r in e["runs"]},
+        key=lambda t: S.TRANSPORT_ORDER.index(t),
+    )
+    lines += [
+        "How fast is local inter-process communication over a UNIX-domain stream socket "
+        "(AF_UNIX, addressed by a file name) compared with TCP over the loopback interface "
+        "(AF_INET/AF_INET6, addressed by IP and port), and how fast can a pure-Python server "
+        f"go? Transports measured: {', '.join(S.label(t) for t in transports)}.",
+        "",
+        f"Measured by `make bench` (profile `{doc['profile']}`) on {m['hostname']} "
+        f"({m['cpu_model_name']}, {m['cpu_count']} CPUs) on {m['date'][:10]}. Redraw this "
+        f"report and its charts from the saved data with `fastsock plot {results_name}`.",
+        "",
+        "## Headline findings",
+        "",
+    ]
+    found = headlines(doc)
+    lines += [f"- {h}" for h in found] or ["- No experiment produced usable runs."]
+    lines += ["", "Ratios: median over paired repeats, min–max in brackets.", ""]
+    for exp in doc["experiments"]:
+        lines += _experiment_section(exp, [c for c in charts if c.experiment == exp["name"]])
+    lines += ["## How it was measured", ""] + _method(doc) + [""]
+    lines += ["### Machine", ""] + _metadata_rows(doc) + [""]
+    lines += ["## Caveats", ""] + _caveats(doc) + [""]
+    lines += [
+        "## Reproduce",
+        "",
+        "```sh",
+        "make bench          # quick matrix, a few minutes; make bench-full for the whole matrix",
+        f"fastsock plot results/{results_name}   # redraw charts and this report from the JSON",
+    ]
+    for exp in doc["experiments"]:
+        files = exp.get("pyperf_files") or {}
+        if "unix" in files and "tcp" in files:
+            lines.append(
+                f"python -m pyperf compare_to results/{files['tcp']} "
+                f"results/{files['unix']}   # {exp['name']}: TCP vs UNIX round trips"
+            )
+    lines += ["```", ""]
+    return "\n".join(lines)
+
+
+def _experiment_section(exp: dict, charts: list[Chart]) -> list[str]:
+    out = [f"## {exp['title']}", "", f"*{exp['question']}*", ""]
+    if not S.ok_runs(exp):
+        return out + ["No successful runs.", ""]
+    for c in charts:
+        out += [f"![{c.title}]({c.file})", "", c.shows, ""]
+    if exp["kind"] == "closed":
+        out += closed_table(exp) + [""]
+    elif exp["kind"] == "rtt":
+        out += rtt_table(exp) + [""]
+    else:
+        out += open_table(exp) + [""]
+    ratios = ratio_table(exp) if exp["kind"] != "open" else []
+    if ratios:
+        out += ratios + [""]
+    return out
+
+
+def write_report(doc: dict, charts: list[Chart], out: Path, results_name: str) -> Path:
+    """Write ``out/REPORT.md``; return its path."""
+    path = out / "REPORT.md"
+    path.write_text(render(doc, charts, results_name), encoding="utf-8")
+    return path

@@ -1,0 +1,198 @@
+"""Numbers from a results file: medians with spread, UNIX/TCP ratios, client-bound flags.
+
+Both the charts and REPORT.md use these functions, so a figure in the text is the figure in
+the chart. Conventions: a *spread* is the median and the min-max over interleaved repeats; a
+*ratio* pairs the two transports' runs of the same repeat (they ran back to back), so machine
+drift between repeats cancels out of each ratio instead of widening it.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+TRANSPORT_LABELS = {"unix": "UNIX", "tcp": "TCP 127.0.0.1", "tcp6": "TCP6 ::1"}
+TRANSPORT_ORDER = ["unix", "tcp", "tcp6"]
+
+# Metrics by name -> (label with unit, where to find it).
+METRIC_LABELS = {
+    "msgs_per_s": "messages/s",
+    "mb_per_s": "MB/s (payload one way, MB = 10^6 B)",
+    "p50_us": "p50 latency (µs)",
+    "p90_us": "p90 latency (µs)",
+    "p99_us": "p99 latency (µs)",
+    "p999_us": "p99.9 latency (µs)",
+    "max_us": "max latency (µs)",
+}
+_LOAD_PERCENTILES = {"p50_us": "p50", "p90_us": "p90", "p99_us": "p99", "p999_us": "p999"}
+_RTT_PERCENTILES = {"p50_us": 50.0, "p90_us": 90.0, "p99_us": 99.0, "p999_us": 99.9}
+
+# A run counts as client-bound when the load generator used this share of its cores or more
+# (used only when the load JSON does not say it itself).
+CLIENT_BOUND_UTIL = 0.9
+# Open loop: a step is saturated when it delivered less than this share of the offered rate.
+SATURATION_SHARE = 0.95
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Median and min-max of a few repeated measurements."""
+
+    median: float
+    lo: float
+    hi: float
+    n: int
+
+    @classmethod
+    def of(cls, values: Iterable[float | None]) -> Spread | None:
+        vals = [v for v in values if v is not None]
+        if not vals:
+            return None
+        return cls(statistics.median(vals), min(vals), max(vals), len(vals))
+
+    @property
+    def rel_range(self) -> float:
+        """(max - min) / median: how far apart the repeats were."""
+        return (self.hi - self.lo) / self.median if self.median else float("inf")
+
+
+def label(transport: str) -> str:
+    return TRANSPORT_LABELS.get(transport, transport)
+
+
+def fmt_size(size: int) -> str:
+    """64 B, 4 KiB, 1 MiB."""
+    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale and size % scale == 0:
+            return f"{size // scale} {unit}"
+    return f"{size} B"
+
+
+def fmt_num(value: float) -> str:
+    """A rate or latency with 3 significant figures and k/M suffixes: 221k, 1.52M, 38.4."""
+    for suffix, scale in (("M", 1e6), ("k", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
+def ok_runs(exp: dict) -> list[dict]:
+    return [r for r in exp["runs"] if r["status"] == "ok"]
+
+
+def failed_runs(exp: dict) -> list[dict]:
+    return [r for r in exp["runs"] + exp.get("calibration", []) if r["status"] != "ok"]
+
+
+def select(runs: Iterable[dict], **where: object) -> list[dict]:
+    """Runs whose variant matches every ``key=value`` given."""
+    return [r for r in runs if all(r["variant"].get(k) == v for k, v in where.items())]
+
+
+def values_of(exp: dict, key: str) -> list:
+    """The distinct values a variant key takes in an experiment's runs, in sweep order."""
+    seen = {r["variant"][key] for r in exp["runs"]}
+    if key == "transport":
+        return [t for t in TRANSPORT_ORDER if t in seen] + sorted(seen - set(TRANSPORT_ORDER))
+    if key in ("server", "placement"):
+        order = exp["params"].get(key + "s", [])
+        return [v for v in order if v in seen] + sorted(seen - set(order))
+    return sorted(seen, key=lambda v: (v is None, v))
+
+
+def metric(run: dict, name: str) -> float | None:
+    """One number of one run: a throughput or a latency percentile (µs)."""
+    if "rtt_us" in run:
+        values = run["rtt_us"]
+        if not values:
+            return None
+        if name in _RTT_PERCENTILES:
+            return float(np.percentile(values, _RTT_PERCENTILES[name]))
+        if name == "max_us":
+            return float(max(values))
+        if name == "msgs_per_s":
+            # One connection, one message in flight: the RTT is the whole story.
+            return 1e6 / float(np.mean(values))
+        return None
+    load = run.get("load") or {}
+    if name in ("msgs_per_s", "mb_per_s"):
+        return load.get(name)
+    lat = load.get("latency_us") or {}
+    if name == "max_us":
+        return lat.get("max")
+    if name in _LOAD_PERCENTILES:
+        return lat.get(_LOAD_PERCENTILES[name])
+    raise KeyError(f"unknown metric {name!r}")
+
+
+def spread(runs: Iterable[dict], name: str) -> Spread | None:
+    return Spread.of(metric(r, name) for r in runs)
+
+
+def client_bound(run: dict) -> bool:
+    """Did the load generator saturate its CPU (so it, not the server, set the pace)?"""
+    cpu = (run.get("load") or {}).get("cpu") or {}
+    if "client_bound" in cpu and cpu["client_bound"] is not None:
+        return bool(cpu["client_bound"])
+    util, cores = cpu.get("client_cpu_util"), cpu.get("client_cores") or 1
+    return util is not None and util >= CLIENT_BOUND_UTIL * cores
+
+
+def cpu_util(runs: Iterable[dict], who: str) -> Spread | None:
+    """Median CPU use of ``who`` (client or server) in cores (1.0 = one core busy)."""
+    return Spread.of(((r.get("load") or {}).get("cpu") or {}).get(f"{who}_cpu_util") for r in runs)
+
+
+def paired_ratios(
+    exp: dict,
+    name: str,
+    num: str = "unix",
+    den: str = "tcp",
+    key: str = "transport",
+    **where: object,
+) -> Spread | None:
+    """Ratio of a metric between two values of ``key`` (by default UNIX / TCP), paired by
+    repeat, over the runs matching ``where``."""
+    # Pair runs that differ only in ``key`` and ran in the same repeat (back to back).
+    pairs: dict[tuple, dict[object, float | None]] = {}
+    for r in select(ok_runs(exp), **where):
+        rest = tuple(sorted((k, v) for k, v in r["variant"].items() if k != key))
+        pairs.setdefault((r["repeat"], rest), {})[r["variant"][key]] = metric(r, name)
+    ratios = []
+    for pair in pairs.values():
+        a, b = pair.get(num), pair.get(den)
+        if a is not None and b:
+            ratios.append(a / b)
+    return Spread.of(ratios)
+
+
+def saturated(run: dict) -> bool:
+    """Open loop: did the system fall behind the offered rate?"""
+    rate = run["variant"].get("rate")
+    got = metric(run, "msgs_per_s")
+    return bool(rate) and got is not None and got < SATURATION_SHARE * rate
+
+
+def find(doc: dict, kind: str, sweep: str) -> dict | None:
+    """The first experiment of this kind and sweep that has successful runs."""
+    for exp in doc["experiments"]:
+        if exp["kind"] == kind and exp["sweep"] == sweep and ok_runs(exp):
+            return exp
+    return None
+
+
+def pooled_rtt(runs: Iterable[dict]) -> list[float]:
+    """All round trips of several rtt runs together (for a percentile spectrum)."""
+    return [v for r in runs for v in r.get("rtt_us", [])]
+
+
+def median_run(runs: list[dict], name: str) -> dict | None:
+    """The run whose metric is the median one (the lower middle for an even count)."""
+    scored = [(metric(r, name), i) for i, r in enumerate(runs)]
+    scored = sorted((v, i) for v, i in scored if v is not None)
+    if not scored:
+        return None
+    return runs[scored[(len(scored) - 1) // 2][1]]

@@ -1,0 +1,117 @@
+"""Charts and REPORT.md from the FIXTURE results: every chart is drawn, every figure in the
+report comes from the data, and `fastsock plot` is a well-behaved command."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from fastsock.cli import main as fastsock_main
+from fastsock.report import summary as S
+from fastsock.report.plots import CHARTS, draw_all, latency_vs_load
+from fastsock.report.report import ratio_text, render
+
+EVERY_CHART = {
+    "rtt-vs-size.png",
+    "throughput-vs-size.png",
+    "msgs-vs-concurrency.png",
+    "unix-tcp-ratio.png",
+    "latency-spectrum.png",
+    "latency-vs-load.png",
+    "servers.png",
+    "placement.png",
+}
+
+
+def png_info(path: Path) -> tuple[int, int, float]:
+    """(width, height, dots per inch) from a PNG's IHDR and pHYs chunks."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path.name} is not a PNG"
+    width, height = struct.unpack(">II", data[16:24])
+    at = data.index(b"pHYs")
+    per_metre = struct.unpack(">I", data[at + 4 : at + 8])[0]
+    return width, height, per_metre * 0.0254
+
+
+@pytest.fixture(scope="module")
+def drawn(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list, dict]:
+    from tests.bench.conftest import FIXTURE_RESULTS
+
+    out = tmp_path_factory.mktemp("charts")
+    doc = json.loads(FIXTURE_RESULTS.read_text())
+    return out, draw_all(doc, out), doc
+
+
+def test_every_chart_is_drawn(drawn) -> None:
+    out, charts, _ = drawn
+    assert len(CHARTS) == len(EVERY_CHART)
+    assert {c.file for c in charts} == EVERY_CHART
+    assert {p.name for p in out.iterdir()} == EVERY_CHART
+    for chart in charts:
+        width, height, dpi = png_info(out / chart.file)
+        assert round(dpi) == 150, chart.file
+        assert width >= 900 and height >= 600, chart.file
+        assert chart.title and chart.shows
+
+
+def test_chart_skipped_without_its_experiment(fixture_doc: dict, tmp_path: Path) -> None:
+    fixture_doc["experiments"] = [e for e in fixture_doc["experiments"] if e["kind"] != "open"]
+    assert latency_vs_load(fixture_doc, tmp_path) is None
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_report_figures_come_from_the_data(drawn) -> None:
+    _, charts, doc = drawn
+    text = render(doc, charts)
+    size_exp = next(e for e in doc["experiments"] if e["name"] == "size")
+    for size in (64, 1048576):
+        r = S.paired_ratios(size_exp, "msgs_per_s", server="fastsock", size=size)
+        assert f"**{ratio_text(r)}** the messages/s of TCP loopback at {S.fmt_size(size)}" in text
+    for chart in charts:
+        assert f"]({chart.file})" in text
+    assert "FIXTURE DATA" in text
+    assert "FIXTURE CPU (invented data)" in text
+    # The fixture marks c-epoll's small-message runs client-bound; the caveats must say so.
+    bound = sum(S.client_bound(r) for e in doc["experiments"] for r in e["runs"])
+    assert bound > 0
+    assert f"**{bound} of " in text
+
+
+def test_report_changes_when_the_data_does(fixture_doc: dict) -> None:
+    """No figure is typed in: doubling every UNIX msgs/s doubles the headline ratio."""
+    size_exp = next(e for e in fixture_doc["experiments"] if e["name"] == "size")
+    before = S.paired_ratios(size_exp, "msgs_per_s", server="fastsock", size=64)
+    for run in size_exp["runs"]:
+        if run["variant"]["transport"] == "unix":
+            run["load"]["msgs_per_s"] *= 2
+    after = S.paired_ratios(size_exp, "msgs_per_s", server="fastsock", size=64)
+    assert after.median == pytest.approx(2 * before.median)
+    assert ratio_text(after) in render(fixture_doc, [])
+    assert ratio_text(before) not in render(fixture_doc, [])
+
+
+def test_fastsock_plot_default_out_is_the_json_folder(fixture_copy: Path) -> None:
+    result = CliRunner().invoke(fastsock_main, ["plot", str(fixture_copy)])
+    assert result.exit_code == 0, result.output
+    written = {p.name for p in fixture_copy.parent.iterdir()}
+    assert written == EVERY_CHART | {"REPORT.md", "bench.json"}
+    assert "fastsock plot bench.json" in (fixture_copy.parent / "REPORT.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(None, "no such file"), ("{", "not JSON"), ('{"schema": "x"}', "not a fastsock.bench/1")],
+)
+def test_fastsock_plot_bad_input(tmp_path: Path, content: str | None, message: str) -> None:
+    path = tmp_path / "r.json"
+    if content is not None:
+        path.write_text(content)
+    result = CliRunner().invoke(fastsock_main, ["plot", str(path)])
+    assert result.exit_code == 1
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1

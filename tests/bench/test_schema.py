@@ -1,0 +1,73 @@
+"""The results schema: the fixture and its documented schema agree, and the validator bites."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fastsock.report.results import ResultsError, check, load_results, schema
+from fastsock.report.validate import validate
+
+
+def test_fixture_validates(fixture_doc: dict) -> None:
+    assert check(fixture_doc) == []
+
+
+def test_schema_refs_resolve_and_every_def_is_used() -> None:
+    s = schema()
+    text = json.dumps(s)
+    for name in s["$defs"]:
+        assert f'"#/$defs/{name}"' in text, f"$defs/{name} is never referenced"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda d: d.pop("metadata"), "missing required key 'metadata'"),
+        (lambda d: d.update(schema="other/1"), "must be 'fastsock.bench/1'"),
+        (lambda d: d["experiments"][0].update(kind="warp"), "is not one of"),
+        (lambda d: d["experiments"][1]["runs"][0]["variant"].update(transport="udp"), "udp"),
+        (lambda d: d["experiments"][1]["runs"][0]["variant"].update(extra=1), "unexpected key"),
+        (lambda d: d["experiments"][1]["runs"][0].update(repeat=-1), "below the minimum"),
+        (lambda d: d["experiments"][1]["runs"][0].update(repeat=True), "expected integer"),
+        (lambda d: d["experiments"][1]["runs"][0]["load"].pop("msgs_per_s"), "msgs_per_s"),
+        (lambda d: d["experiments"][1]["runs"][0]["load"].update(latency_us=5), "none of"),
+        (lambda d: d["metadata"].update(cpu_count="two"), "expected integer"),
+    ],
+)
+def test_validator_reports_each_violation(fixture_doc: dict, mutate, expected: str) -> None:
+    mutate(fixture_doc)
+    errors = check(fixture_doc)
+    assert errors, "a broken document passed validation"
+    assert any(expected in e for e in errors), errors
+
+
+def test_validator_paths_name_the_place() -> None:
+    s = {"type": "object", "properties": {"a": {"type": "array", "items": {"type": "number"}}}}
+    assert validate({"a": [1, 2.5, "x"]}, s) == ["$.a[2]: expected number, got str"]
+    assert validate({"a": [1, True]}, s) == ["$.a[1]: expected number, got bool"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "not JSON"),
+        ('{"schema": "fastsock.load/1"}', "not a fastsock.bench/1 results file"),
+        ('{"schema": "fastsock.bench/1"}', "invalid results: $: missing required key"),
+        ("[1, 2]", "not a fastsock.bench/1 results file"),
+    ],
+)
+def test_load_results_one_line_errors(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "r.json"
+    path.write_text(content)
+    with pytest.raises(ResultsError) as err:
+        load_results(path)
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_load_results_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ResultsError, match="no such file"):
+        load_results(tmp_path / "absent.json")
