@@ -1,0 +1,411 @@
+"""``make bench``: run the matrix and write results/bench.json, pyperf files, charts, REPORT.md.
+
+    python -m bench.run                      # quick profile (make bench)
+    python -m bench.run --profile full       # the whole matrix (make bench-full)
+    python -m bench.run --dry-run            # print the plan and its estimated duration
+    python -m bench.run --only rtt,size      # some experiments only
+
+Run from the repository root (``bench`` is not an installed package). Every experiment starts
+its servers once, then interleaves its variants round by round (see ``matrix.round_order``);
+each measurement runs in its own client process; servers are stopped by PID on every path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import click
+
+from bench import loadrun, runrtt
+from bench import metadata as md
+from bench import placement as pl
+from bench.matrix import (
+    MATRIX_FILE,
+    Experiment,
+    Matrix,
+    MatrixError,
+    Variant,
+    load_matrix,
+    round_order,
+)
+from bench.progress import Progress
+from bench.servers import ServerPool, tcp6_available
+from fastsock.process import ServerStartError
+from fastsock.report import SCHEMA_ID
+from fastsock.report.results import check
+
+RESULTS_NAME = "bench.json"
+# Estimated fixed cost of one load run (interpreter start, connecting, JSON) and of a pyperf
+# worker process: only for the progress display and --dry-run, never for a result.
+LOAD_OVERHEAD_S = 0.6
+PYPERF_OVERHEAD_S = 0.5
+WORKER_OVERHEAD_S = 0.3
+
+
+def _est_rtt(size: int) -> float:
+    """A rough round-trip time, for estimates only (50 µs + ~1 ms per MiB)."""
+    return 50e-6 + size * 1e-9
+
+
+def est_load(settings: dict) -> float:
+    return settings["warmup"] + settings["duration"] + LOAD_OVERHEAD_S
+
+
+def est_rtt_round(settings: dict, sizes: list[int]) -> float:
+    per = [
+        WORKER_OVERHEAD_S + (settings["rtt_values"] + settings["rtt_warmups"]) * _est_rtt(z)
+        for z in sizes
+    ]
+    return PYPERF_OVERHEAD_S + settings["rtt_processes"] * sum(per)
+
+
+def plan(exp: Experiment, settings: dict) -> tuple[int, float]:
+    """(measurements, estimated seconds) of one experiment."""
+    p, reps = exp.params, settings["repeats"]
+    if exp.kind == "rtt":
+        groups = len(p["servers"]) * len(p["transports"]) * len(p["placements"])
+        return groups * reps, groups * reps * est_rtt_round(settings, p["sizes"])
+    n = len(exp.variants())
+    if exp.kind == "open":
+        n = n + n * len(p["rate_fractions"]) * reps  # calibration + steps
+    else:
+        n *= reps
+    return n, n * est_load(settings)
+
+
+class Runner:
+    """Runs experiments of one matrix, writing pyperf files into ``staging``."""
+
+    def __init__(self, matrix: Matrix, staging: Path, tmp: Path, progress: Progress) -> None:
+        self.matrix = matrix
+        self.settings = matrix.settings
+        self.staging = staging
+        self.tmp = tmp
+        self.progress = progress
+        self.seq = 0
+
+    # --- running -----------------------------------------------------------------------------
+
+    def run(self, exp: Experiment) -> dict:
+        n, est = plan(exp, self.settings)
+        self.progress.begin(exp.name, n, est)
+        doc = {
+            "name": exp.name,
+            "kind": exp.kind,
+            "sweep": exp.sweep,
+            "title": exp.title,
+            "question": exp.question,
+            "params": exp.params,
+            "runs": [],
+            "skipped": exp.skipped,
+            "notes": [],
+        }
+        sock_dir = Path(tempfile.mkdtemp(prefix=f"{exp.name}-", dir=self.tmp))
+        with ServerPool(sock_dir) as pool:
+            if exp.kind == "rtt":
+                self._rtt(exp, pool, doc)
+            elif exp.kind == "closed":
+                self._rounds(exp, exp.variants(), pool, doc["runs"])
+            else:
+                self._open(exp, pool, doc)
+            doc["notes"] = pool.notes
+        self.progress.end()
+        return doc
+
+    def _next_seq(self) -> int:
+        self.seq += 1
+        return self.seq - 1
+
+    def _load_run(self, v: Variant, repeat: int, pool: ServerPool) -> dict:
+        spec = self.matrix.placements[v.placement]
+        self.progress.step(f"{v.describe()} (round {repeat + 1})")
+        run = {"variant": v.as_dict(), "repeat": repeat, "seq": self._next_seq()}
+        try:
+            server = pool.get(v.server, v.transport, pl.server_cpus(spec))
+        except ServerStartError as err:
+            run.update(status="failed", error=f"server did not start: {err}", load=None, wall_s=0)
+        else:
+            json_path = self.tmp / "load.json"
+            run.update(
+                loadrun.measure(server.endpoint, v, self.settings, server.pid, spec, json_path)
+            )
+        self.progress.advance(est_load(self.settings))
+        return run
+
+    def _rounds(
+        self, exp: Experiment, variants: list[Variant], pool: ServerPool, out: list
+    ) -> None:
+        for repeat in range(self.settings["repeats"]):
+            for v in round_order(variants, repeat):
+                out.append(self._load_run(v, repeat, pool))
+
+    def _open(self, exp: Experiment, pool: ServerPool, doc: dict) -> None:
+        """Measure capacity per point (closed loop), then step the offered rate through
+        ``rate_fractions`` of the highest capacity, interleaved like any other sweep."""
+        doc["calibration"] = []
+        steps: list[Variant] = []
+        base = exp.variants()
+        points: dict[tuple, list[Variant]] = {}
+        for v in base:
+            points.setdefault((v.server, v.size, v.conns, v.depth, v.placement), []).append(v)
+        # An open loop keeps sending whatever comes back, so it can go past what depth-1
+        # connections reach: capacity is measured with calibration_depth messages in flight.
+        cal_depth = exp.params["calibration_depth"]
+        for key, group in points.items():
+            capacity = []
+            for v in group:
+                cal = Variant(v.server, v.transport, v.size, v.conns, cal_depth, v.placement)
+                run = self._load_run(cal, 0, pool)
+                doc["calibration"].append(run)
+                if run["status"] == "ok" and run["load"]["msgs_per_s"] > 0:
+                    capacity.append(run["load"]["msgs_per_s"])
+            if not capacity:
+                doc["skipped"].append(
+                    {
+                        "what": " ".join(map(str, key)),
+                        "reason": "capacity could not be measured (calibration failed)",
+                    }
+                )
+                continue
+            for frac in exp.params["rate_fractions"]:
+                rate = float(f"{frac * max(capacity):.2g}")  # 2 significant figures: readable
+                steps += [
+                    Variant(v.server, v.transport, v.size, v.conns, v.depth, v.placement, rate)
+                    for v in group
+                ]
+        self._rounds(exp, steps, pool, doc["runs"])
+
+    def _rtt(self, exp: Experiment, pool: ServerPool, doc: dict) -> None:
+        """One pyperf invocation per (server, transport, placement) per round, all sizes."""
+        sizes = exp.params["sizes"]
+        merged = {t: self.staging / f"pyperf-{exp.name}-{t}.json" for t in exp.params["transports"]}
+        doc["pyperf_files"] = {t: f.name for t, f in merged.items()}
+        # One variant per group (the first size) gives round_order the groups to interleave.
+        groups = [v for v in exp.variants() if v.size == sizes[0]]
+        est = est_rtt_round(self.settings, sizes)
+        for repeat in range(self.settings["repeats"]):
+            for g in round_order(groups, repeat):
+                spec = self.matrix.placements[g.placement]
+                self.progress.step(f"{g.server} {g.transport} {g.placement} (round {repeat + 1})")
+                try:
+                    server = pool.get(g.server, g.transport, pl.server_cpus(spec))
+                except ServerStartError as err:
+                    values, error, wall = {}, f"server did not start: {err}", 0.0
+                else:
+                    values, error, wall = runrtt.measure_round(
+                        server.endpoint,
+                        g.server,
+                        sizes,
+                        g.placement,
+                        spec,
+                        self.settings,
+                        self.tmp / "round.json",
+                        merged[g.transport],
+                    )
+                for size in sizes:
+                    v = Variant(g.server, g.transport, size, placement=g.placement)
+                    ok = size in values
+                    doc["runs"].append(
+                        {
+                            "variant": v.as_dict(),
+                            "repeat": repeat,
+                            "seq": self._next_seq(),
+                            "status": "ok" if ok else "failed",
+                            "error": None if ok else error,
+                            "wall_s": round(wall, 3),
+                            "rtt_us": values.get(size, []),
+                            "pyperf_benchmark": runrtt.benchmark_name(g.server, size, g.placement),
+                        }
+                    )
+                self.progress.advance(est)
+
+
+def prune(matrix: Matrix, only: list[str] | None, peers: dict[str, str | None]) -> None:
+    """Drop what cannot run here (missing peers, IPv6, CPUs) and note why in ``skipped``."""
+    if only:
+        unknown = set(only) - {e.name for e in matrix.experiments}
+        if unknown:
+            raise MatrixError(f"--only: no experiment named {', '.join(sorted(unknown))}")
+        matrix.experiments = [e for e in matrix.experiments if e.name in only]
+    no_tcp6 = tcp6_available()
+    for exp in matrix.experiments:
+        p = exp.params
+        for server in [s for s in p["servers"] if peers.get(s)]:
+            exp.skipped.append({"what": f"server {server}", "reason": peers[server]})
+        for place in list(p["placements"]):
+            why = pl.check(place, matrix.placements[place])
+            if why:
+                exp.skipped.append({"what": f"placement {place}", "reason": why})
+        if no_tcp6 and "tcp6" in p["transports"]:
+            exp.skipped.append({"what": "transport tcp6", "reason": no_tcp6})
+        p["servers"] = [s for s in p["servers"] if not peers.get(s)]
+        p["placements"] = [x for x in p["placements"] if not pl.check(x, matrix.placements[x])]
+        p["transports"] = [t for t in p["transports"] if not (t == "tcp6" and no_tcp6)]
+
+
+def runnable(exp: Experiment) -> bool:
+    p = exp.params
+    return bool(p["servers"] and p["placements"] and p["transports"])
+
+
+def move_outputs(staging: Path, out: Path) -> list[Path]:
+    moved = []
+    for f in sorted(staging.iterdir()):
+        if f.is_file():
+            os.replace(f, out / f.name)
+            moved.append(out / f.name)
+    return moved
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.option("--profile", default="quick", help="Matrix profile: quick or full.")
+@click.option(
+    "--matrix",
+    "matrix_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=MATRIX_FILE,
+    help="The matrix file.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("results"),
+    help="Folder for bench.json, pyperf files, charts and REPORT.md.",
+)
+@click.option("--only", default=None, help="Comma-separated experiment names to run.")
+@click.option("--repeats", type=click.IntRange(1, 100), default=None, help="Override repeats.")
+@click.option(
+    "--duration",
+    type=click.FloatRange(0, min_open=True),
+    default=None,
+    help="Override seconds measured per load run.",
+)
+@click.option("--warmup", type=click.FloatRange(0), default=None, help="Override warm-up seconds.")
+@click.option("--dry-run", is_flag=True, help="Print the plan and estimated time; run nothing.")
+@click.option("--no-plot", is_flag=True, help="Write the JSON only (draw later: fastsock plot).")
+def main(
+    profile: str,
+    matrix_path: Path,
+    out: Path,
+    only: str | None,
+    repeats: int | None,
+    duration: float | None,
+    warmup: float | None,
+    dry_run: bool,
+    no_plot: bool,
+) -> None:
+    """Run the benchmark matrix: UNIX vs TCP loopback, fastsock vs its peers."""
+    started = time.monotonic()
+    meta = md.collect()
+    try:
+        from bench.peers.registry import PEERS, available_peers
+
+        matrix = load_matrix(matrix_path, profile, set(PEERS))
+        for key, value in (("repeats", repeats), ("duration", duration), ("warmup", warmup)):
+            if value is not None:
+                matrix.settings[key] = value
+        # Compiles the C peers when their sources changed; a missing compiler is a skip reason.
+        peers = available_peers(build=not dry_run)
+        prune(matrix, only.split(",") if only else None, peers)
+    except MatrixError as err:
+        raise click.ClickException(str(err)) from None
+    progress_total = 0.0
+    with tempfile.TemporaryDirectory(prefix="fsbench-") as tmp:
+        staging_parent = Path(tmp)
+        staging = staging_parent / "out"
+        staging.mkdir()
+        for exp in matrix.experiments:
+            n, est = plan(exp, matrix.settings) if runnable(exp) else (0, 0.0)
+            progress_total += est
+            if dry_run:
+                click.echo(
+                    f"{exp.name:12} {exp.kind:6} {n:4} measurements  ~{est:5.0f} s  "
+                    f"{', '.join(exp.params['servers'])}; "
+                    f"{', '.join(exp.params['transports'])}"
+                )
+                for sk in exp.skipped:
+                    click.echo(f"{'':12} skipped {sk['what']}: {sk['reason']}")
+        if dry_run:
+            click.echo(
+                f"total ~{progress_total / 60:.1f} min (profile {profile}, "
+                f"{matrix.settings['repeats']} repeats)"
+            )
+            return
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise click.ClickException(f"cannot create {out}: {err.strerror}") from None
+        progress = Progress(progress_total)
+        runner = Runner(matrix, staging, staging_parent, progress)
+        experiments = []
+        try:
+            with ExitStack() as stack:
+                stack.callback(progress.close)
+                for exp in matrix.experiments:
+                    if not runnable(exp):
+                        experiments.append(_empty(exp))
+                        continue
+                    experiments.append(runner.run(exp))
+        except KeyboardInterrupt:
+            click.echo("bench: interrupted; servers stopped, nothing written", err=True)
+            sys.exit(130)
+        meta["duration_s"] = round(time.monotonic() - started, 1)
+        doc = {
+            "schema": SCHEMA_ID,
+            "profile": profile,
+            "metadata": meta,
+            "settings": matrix.settings,
+            "placements": matrix.placements,
+            "peers": {
+                "available": [n for n, why in peers.items() if why is None],
+                "unavailable": {n: why for n, why in peers.items() if why is not None},
+            },
+            "experiments": experiments,
+        }
+        errors = check(doc)
+        if errors:  # a bug in this runner, not a user error: say where
+            raise RuntimeError(f"results do not match the schema: {errors[:3]}")
+        (staging / RESULTS_NAME).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+        written = move_outputs(staging, out)
+    for path in written:
+        click.echo(f"wrote {path}")
+    if not no_plot:
+        _draw(doc, out)
+    click.echo(f"bench: finished in {time.monotonic() - started:.0f} s")
+
+
+def _empty(exp: Experiment) -> dict:
+    return {
+        "name": exp.name,
+        "kind": exp.kind,
+        "sweep": exp.sweep,
+        "title": exp.title,
+        "question": exp.question,
+        "params": exp.params,
+        "runs": [],
+        "skipped": exp.skipped,
+        "notes": [],
+    }
+
+
+def _draw(doc: dict, out: Path) -> None:
+    from fastsock.report.plots import draw_all
+    from fastsock.report.report import headlines, write_report
+
+    charts = draw_all(doc, out)
+    report = write_report(doc, charts, out, RESULTS_NAME)
+    for chart in charts:
+        click.echo(f"wrote {out / chart.file}")
+    click.echo(f"wrote {report}")
+    for line in headlines(doc):
+        click.echo("  * " + line.replace("**", ""))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""The matrix file: both profiles load, mistakes are one-line errors, rounds interleave."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.matrix import MATRIX_FILE, MatrixError, Variant, load_matrix, round_order
+from bench.peers.registry import PEERS
+from bench.run import plan
+
+SERVERS = set(PEERS)
+
+
+@pytest.mark.parametrize("profile", ["quick", "full"])
+def test_real_matrix_loads(profile: str) -> None:
+    m = load_matrix(MATRIX_FILE, profile, SERVERS)
+    assert m.settings["repeats"] >= 3  # benchmarking.md: at least 3 interleaved repeats
+    kinds = {(e.kind, e.sweep) for e in m.experiments}
+    assert {("rtt", "size"), ("closed", "size"), ("closed", "conns"), ("open", "rate"),
+            ("closed", "server"), ("rtt", "placement")} <= kinds  # fmt: skip
+    for e in m.experiments:
+        assert {"unix", "tcp"} <= set(e.params["transports"])
+
+
+def test_quick_matrix_fits_its_budget() -> None:
+    """`make bench` must stay near 3 minutes; this guards the matrix against growing (it checks
+    the runner's own per-run estimates, not a measured time)."""
+    m = load_matrix(MATRIX_FILE, "quick", SERVERS)
+    assert sum(plan(e, m.settings)[1] for e in m.experiments) <= 170
+    full = load_matrix(MATRIX_FILE, "full", SERVERS)
+    assert sum(plan(e, full.settings)[1] for e in full.experiments) <= 30 * 60
+
+
+def test_full_sizes_span_16_bytes_to_1_mib() -> None:
+    m = load_matrix(MATRIX_FILE, "full", SERVERS)
+    size = next(e for e in m.experiments if e.kind == "closed" and e.sweep == "size")
+    assert min(size.params["sizes"]) == 16 and max(size.params["sizes"]) == 1 << 20
+    assert "tcp6" in size.params["transports"]
+
+
+GOOD = """
+[profiles.p]
+repeats = 2
+duration = 0.1
+warmup = 0.0
+rtt_values = 5
+rtt_warmups = 1
+rtt_processes = 1
+[placements]
+unpinned = {}
+[[experiments]]
+name = "e"
+kind = "closed"
+sweep = "size"
+title = "t"
+question = "q"
+servers = ["fastsock"]
+transports = ["unix", "tcp"]
+sizes = [64]
+"""
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("sizes = [64]", "sizes = [0]"), "sizes value 0 is out of range"),
+        (('"unix", "tcp"', '"unix", "udp"'), "unknown transport 'udp'"),
+        (('["fastsock"]', '["nginx"]'), "unknown server 'nginx'"),
+        (('kind = "closed"', 'kind = "warp"'), "kind must be one of"),
+        (('question = "q"', 'question = "q"\nflavour = 1'), "unknown key(s) flavour"),
+        (("sizes = [64]", 'sizes = [64]\nplacements = ["moon"]'), "placement 'moon'"),
+        (("sizes = [64]", "sizes = [64]\nrate_fractions = [0.5]"), "are for kind = open"),
+        (("repeats = 2", "repeats = 0"), "must be > 0"),
+        (("duration = 0.1", 'duration = "x"'), "duration must be a number"),
+        (("[profiles.p]", "[profiles.other]"), "no profile 'p'"),
+        (("[[experiments]]", "[[experiments]\n"), "not valid TOML"),
+    ],
+)
+def test_matrix_errors_are_one_line(tmp_path: Path, change: tuple[str, str], message: str) -> None:
+    path = tmp_path / "m.toml"
+    path.write_text(GOOD.replace(*change))
+    with pytest.raises(MatrixError) as err:
+        load_matrix(path, "p", SERVERS)
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_profile_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "m.toml"
+    path.write_text(GOOD + "[experiments.p]\nsizes = [16, 32]\n")
+    (exp,) = load_matrix(path, "p", SERVERS).experiments
+    assert exp.params["sizes"] == [16, 32]
+    assert [v.transport for v in exp.variants()] == ["unix", "tcp", "unix", "tcp"]
+
+
+def test_round_order_interleaves_pairs_and_rotates() -> None:
+    variants = [Variant("fastsock", t, size) for size in (64, 4096, 65536) for t in ("unix", "tcp")]
+    rounds = [round_order(variants, r) for r in range(4)]
+    for order in rounds:
+        assert sorted(order, key=str) == sorted(variants, key=str)  # every variant, once
+        for a, b in zip(order[::2], order[1::2], strict=True):  # UNIX and TCP back to back
+            assert a.size == b.size and {a.transport, b.transport} == {"unix", "tcp"}
+    assert [o[0].size for o in rounds] == [64, 4096, 65536, 64]  # first point rotates
+    assert [o[0].transport for o in rounds] == ["unix", "tcp", "unix", "tcp"]  # order flips
