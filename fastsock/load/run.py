@@ -172,10 +172,12 @@ def _run_forked(config: LoadConfig, progress: report.ProgressLine | None) -> lis
             child.done = False
         end_deadline = time.monotonic() + config.warmup + config.duration + RESULT_SLACK_S
         warm_end = t0 + int(config.warmup * 1e9)
+        end = warm_end + int(config.duration * 1e9)
 
         def tick() -> None:
-            if progress is not None:
-                progress.update(time.monotonic_ns() >= warm_end, sum(counters))
+            now = time.monotonic_ns()
+            if progress is not None and now < end:
+                progress.update(now >= warm_end, sum(counters))
 
         results = []
         for msg in _messages(children, end_deadline, tick):
