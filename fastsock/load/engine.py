@@ -349,65 +349,72 @@ class Engine:
                 c = by_fd[fd]
                 if c is None:
                     continue  # dropped earlier in this batch
-                if ev & READABLE:
-                    try:
-                        n = c.recv_into(rxbuf)
-                    except BlockingIOError:
-                        n = -1
-                    except OSError as err:
-                        self._fail(c, err)
-                        continue
-                    if n == 0:
-                        self._closed(c)
-                        continue
-                    if n > 0:
-                        rx = c.rx_pos
-                        if rx + n > c.tx_pos:
-                            self._error("mismatch", c, "server sent bytes that were never sent")
-                            self._drop(c)
-                            continue
-                        if not startswith(rxview[:n], (c.seed + rx) % period):
-                            self._mismatch(c, n)
-                        rx += n
-                        c.rx_pos = rx
-                        if rx >= c.next_done:
-                            now = monotonic_ns()
-                            times = c.times
-                            done = c.next_done
-                            got = 0
-                            while rx >= done:
-                                record(now - times.popleft())
-                                done += size
-                                got += 1
-                            c.next_done = done
-                            completed += got
-                            if not open_loop:
-                                # Closed loop: a completion sends the next message at once.
-                                if got == 1:
-                                    times.append(now)
-                                else:
-                                    times.extend([now] * got)
-                                tx = c.tx_pos
-                                target = c.tx_target + got * size
-                                c.tx_target = target
-                                if not c.writing:
-                                    if target - tx <= TX_CHUNK:
-                                        # Inlined _flush for the common case: one send.
-                                        off = (c.seed + tx) % period
-                                        try:
-                                            sent = c.send(pview[off : off + target - tx])
-                                        except BlockingIOError:
-                                            sent = 0
-                                        except OSError as err:
-                                            self._fail(c, err)
-                                            continue
-                                        c.tx_pos = tx + sent
-                                        if tx + sent < target:
-                                            self._want_write(c, True)
-                                    else:
-                                        flush(c)
-                if ev & EPOLLOUT and c.alive:
+                if ev & EPOLLOUT:
+                    # Rare: EPOLLOUT is registered only while a send was short.
                     flush(c)
+                    if not (ev & READABLE and c.alive):
+                        continue
+                try:
+                    n = c.recv_into(rxbuf)
+                except BlockingIOError:
+                    continue
+                except OSError as err:
+                    self._fail(c, err)
+                    continue
+                if not n:
+                    self._closed(c)
+                    continue
+                rx = c.rx_pos
+                if not startswith(rxview[:n], (c.seed + rx) % period):
+                    self._mismatch(c, n)
+                rx += n
+                c.rx_pos = rx
+                if rx > c.tx_pos:
+                    self._error("mismatch", c, "server sent bytes that were never sent")
+                    self._drop(c)
+                    continue
+                done = c.next_done
+                if rx < done:
+                    continue  # part of a message
+                now = monotonic_ns()
+                times = c.times
+                record(now - times.popleft())
+                done += size
+                got = 1
+                while rx >= done:  # more messages in the same read (depth > 1)
+                    record(now - times.popleft())
+                    done += size
+                    got += 1
+                c.next_done = done
+                completed += got
+                if open_loop:
+                    continue
+                # Closed loop: each completion sends the next message at once.
+                if got == 1:
+                    times.append(now)
+                else:
+                    times.extend([now] * got)
+                target = c.tx_target + got * size
+                c.tx_target = target
+                if c.writing:
+                    continue  # EPOLLOUT will flush
+                tx = c.tx_pos
+                n = target - tx
+                if n > TX_CHUNK:
+                    flush(c)
+                    continue
+                # Inlined _flush for the common case: one send of a pattern slice.
+                off = (c.seed + tx) % period
+                try:
+                    sent = c.send(pview[off : off + n])
+                except BlockingIOError:
+                    sent = 0
+                except OSError as err:
+                    self._fail(c, err)
+                    continue
+                c.tx_pos = tx + sent
+                if sent < n:
+                    self._want_write(c, True)
         self.completed = completed
 
     def _run_stream(self, t0: int, sending: bool) -> None:
