@@ -23,7 +23,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from fastsock.handlers.base import Buffer, Handler
-from fastsock.loop import EVENT_READ, EVENT_WRITE
+from fastsock.loop import EVENT_READ, EVENT_WRITE, READABLE, WRITABLE
 
 if TYPE_CHECKING:
     from fastsock.server import Server
@@ -69,6 +69,9 @@ class Connection:
         "_closed",
         "_send",
         "_recv_into",
+        "_read_buffer",
+        "_read_view",
+        "_data_received",
         "_high",
         "_low",
         "_read_max",
@@ -94,6 +97,9 @@ class Connection:
         # Bound methods looked up once: the hot path calls them for every message.
         self._send = sock.send
         self._recv_into = sock.recv_into
+        self._read_buffer = server.read_buffer
+        self._read_view = server.read_view
+        self._data_received = handler.data_received
         self._high = server.config.high_water
         self._low = server.config.low_water
         # One read must fit under the high-water mark too: an unsent remainder is queued.
@@ -101,8 +107,11 @@ class Connection:
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
-        self._set_events(EVENT_READ | (EVENT_WRITE if self.handler.wants_write else 0))
         self.handler.connection_made(self)
+        # Looked up after connection_made: a handler may bind data_received to the transport.
+        self._data_received = self.handler.data_received
+        if not self._closed:
+            self._set_events(EVENT_READ | (EVENT_WRITE if self.handler.wants_write else 0))
 
     @property
     def queued_bytes(self) -> int:
@@ -116,12 +125,14 @@ class Connection:
     def _set_events(self, events: int) -> None:
         if events == self._events or self._closed:
             return
+        # Reading only (the common state) gets the read callback itself: no mask tests per event.
+        callback = self._on_readable if events == EVENT_READ else self._on_event
         if events == 0:
             self.loop.unregister(self.fd)
         elif self._events == 0:
-            self.loop.register(self.fd, events, self._on_event)
+            self.loop.register(self.fd, events, callback)
         else:
-            self.loop.modify(self.fd, events, self._on_event)
+            self.loop.modify(self.fd, events, callback)
         self._events = events
 
     def _update_events(self) -> None:
@@ -134,19 +145,21 @@ class Connection:
 
     # -- events -------------------------------------------------------------------------------
     def _on_event(self, mask: int) -> None:
-        try:
-            if mask & EVENT_READ:
-                self._on_readable()
-            if mask & EVENT_WRITE and not self._closed:
+        if mask & READABLE:
+            self._on_readable(mask)
+        if mask & WRITABLE and not self._closed:
+            try:
                 self._on_writable()
-        except Exception:
-            # A bug in a handler must cost one connection, never the server.
-            self.server.stats.errors += 1
-            log.exception("connection %s: unexpected error; closing it", self.peer)
-            self.abort()
+            except Exception:
+                self._handler_failed()
 
-    def _on_readable(self) -> None:
-        server = self.server
+    def _handler_failed(self) -> None:
+        # A bug in a handler must cost one connection, never the server.
+        self.server.stats.errors += 1
+        log.exception("connection %s: unexpected error; closing it", self.peer)
+        self.abort()
+
+    def _on_readable(self, mask: int = 0) -> None:
         nbytes = self._read_max
         if self._queued_bytes:
             # Never read more than the queue has room for: this is what bounds memory.
@@ -155,18 +168,21 @@ class Connection:
                 self._pause_reading()
                 return
         try:
-            n = self._recv_into(server.read_buffer, nbytes)
+            n = self._recv_into(self._read_buffer, nbytes)
         except BlockingIOError:
             return
         except OSError as err:
             self._fail(err)
             return
-        if n == 0:
-            self._on_eof()
-            return
-        self.bytes_in += n
         self.last_active = self.loop.now
-        self.handler.data_received(server.read_view[:n])
+        try:
+            if n:
+                self.bytes_in += n
+                self._data_received(self._read_view[:n])
+            else:
+                self._on_eof()
+        except Exception:
+            self._handler_failed()
 
     def _on_writable(self) -> None:
         if self._queue:

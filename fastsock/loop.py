@@ -1,14 +1,18 @@
 """The event loop: one ``selectors.DefaultSelector`` (epoll on Linux), timers and signals.
 
-Each registered file object carries a callback in ``SelectorKey.data``; the loop calls it with
-the ready event mask. That is the whole dispatch: no futures, no tasks, nothing allocated per
-event beyond what ``selectors`` itself builds.
+Each registered file object has a callback; the loop calls it with the ready events. That is the
+whole dispatch: no futures, no tasks, nothing allocated per event.
+
+Callbacks receive epoll-style bits. Test them with ``events & READABLE`` (data, EOF, error or
+hang-up: a recv will tell which) and ``events & WRITABLE`` (room, error or hang-up: a send will
+tell which) -- the same mapping ``selectors.EpollSelector`` applies.
 """
 
 from __future__ import annotations
 
 import heapq
 import logging
+import select
 import selectors
 import signal
 import socket
@@ -22,6 +26,13 @@ EVENT_READ = selectors.EVENT_READ
 EVENT_WRITE = selectors.EVENT_WRITE
 
 EventCallback = Callable[[int], None]
+
+_EPOLLIN = getattr(select, "EPOLLIN", 1)
+_EPOLLOUT = getattr(select, "EPOLLOUT", 4)
+# Anything but "only writable" means there is something to read (or an error/EOF to collect);
+# anything but "only readable" means a send would not block (or would report the error).
+READABLE = ~_EPOLLOUT
+WRITABLE = ~_EPOLLIN
 
 
 class Timer:
@@ -46,7 +57,17 @@ class EventLoop:
 
     def __init__(self) -> None:
         self.selector = selectors.DefaultSelector()
-        # Refreshed once per wake-up: callbacks read it instead of calling the clock themselves.
+        self._callbacks: dict[int, EventCallback] = {}
+        # With epoll we dispatch straight from the selector's own epoll object, by fd, instead of
+        # through selector.select(): that builds a (SelectorKey, mask) list and looks up a key
+        # per event, which cost ~20% of a 64 B echo (shared/benchmarking.md; measured again in
+        # the commit that added this). Registration still goes through the selector, so its
+        # bookkeeping stays right and any other selector works through the fallback below.
+        self._epoll = (
+            self.selector._selector  # type: ignore[attr-defined]
+            if isinstance(self.selector, getattr(selectors, "EpollSelector", ()))
+            else None
+        )  # Refreshed once per wake-up: callbacks read it instead of calling the clock themselves.
         self.now = time.monotonic()
         self._timers: list[Timer] = []
         self._running = False
@@ -62,16 +83,20 @@ class EventLoop:
 
     # -- registration -------------------------------------------------------------------------
     def register(self, fileobj: socket.socket | int, events: int, callback: EventCallback) -> None:
-        self.selector.register(fileobj, events, callback)
+        """Call ``callback(events)`` when ``fileobj`` is ready for ``events`` (EVENT_READ/WRITE)."""
+        key = self.selector.register(fileobj, events, callback)
+        self._callbacks[key.fd] = callback
 
     def modify(self, fileobj: socket.socket | int, events: int, callback: EventCallback) -> None:
-        self.selector.modify(fileobj, events, callback)
+        key = self.selector.modify(fileobj, events, callback)
+        self._callbacks[key.fd] = callback
 
     def unregister(self, fileobj: socket.socket | int) -> None:
         try:
-            self.selector.unregister(fileobj)
+            key = self.selector.unregister(fileobj)
         except (KeyError, ValueError):
-            pass
+            return
+        self._callbacks.pop(key.fd, None)
 
     # -- timers -------------------------------------------------------------------------------
     def call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
@@ -140,22 +165,40 @@ class EventLoop:
 
     def run(self) -> None:
         self._running = True
-        select = self.selector.select
+        poll = self._epoll.poll if self._epoll is not None else self._poll_selector
+        callbacks = self._callbacks
         timers = self._timers
         while self._running:
-            timeout: float | None = None
+            timeout = -1.0
             if timers:
                 timeout = max(0.0, timers[0].when - time.monotonic())
-            events = select(timeout)
+            try:
+                ready = poll(timeout)
+            except InterruptedError:
+                ready = ()
             self.now = time.monotonic()
-            for key, mask in events:
-                key.data(mask)
+            for fd, events in ready:
+                # A callback may have unregistered a later fd of this batch: skip it then.
+                callback = callbacks.get(fd)
+                if callback is not None:
+                    callback(events)
             if self._pending_signals:
                 self._dispatch_signals()
             while timers and timers[0].when <= self.now:
                 timer = heapq.heappop(timers)
                 if not timer.cancelled:
                     timer.callback()
+
+    def _poll_selector(self, timeout: float) -> list[tuple[int, int]]:
+        """The portable path: selector.select(), masks translated to epoll-style bits."""
+        ready = self.selector.select(None if timeout < 0 else timeout)
+        return [
+            (
+                key.fd,
+                (_EPOLLIN if mask & EVENT_READ else 0) | (_EPOLLOUT if mask & EVENT_WRITE else 0),
+            )
+            for key, mask in ready
+        ]
 
     def _dispatch_signals(self) -> None:
         pending, self._pending_signals = self._pending_signals, []

@@ -163,10 +163,22 @@ def _placement_findings(exp: dict) -> list[str]:
 
 
 def sustained_rate(exp: dict, transport: str) -> float | None:
-    """Open loop: the highest offered rate no repeat of which saturated."""
+    """Open loop: the highest offered rate the transport kept up with -- every repeat delivered
+    at least SATURATION_SHARE of it and the median p99 stayed within KNEE_FACTOR times the p99
+    of the lightest step (queueing had not taken over)."""
     runs = S.select(S.ok_runs(exp), transport=transport)
     rates = sorted({r["variant"]["rate"] for r in runs})
-    good = [rate for rate in rates if not any(S.saturated(r) for r in S.select(runs, rate=rate))]
+    if not rates:
+        return None
+    light = S.spread(S.select(runs, rate=rates[0]), "p99_us")
+    good = []
+    for rate in rates:
+        group = S.select(runs, rate=rate)
+        p99 = S.spread(group, "p99_us")
+        if any(S.saturated(r) for r in group) or p99 is None or light is None:
+            continue
+        if p99.median <= S.KNEE_FACTOR * light.median:
+            good.append(rate)
     return max(good) if good else None
 
 
@@ -175,18 +187,20 @@ def _open_findings(exp: dict) -> list[str]:
     for t in S.values_of(exp, "transport"):
         rate = sustained_rate(exp, t)
         if rate is None:
-            parts.append(f"{S.label(t)} saturated at every step")
+            parts.append(f"{S.label(t)} did not keep up even at the lightest step")
             continue
         p99 = S.spread(S.select(S.ok_runs(exp), transport=t, rate=rate), "p99_us")
         parts.append(
-            f"{S.label(t)} kept up with {S.fmt_num(rate)} msgs/s offered "
+            f"{S.label(t)} kept up with up to {S.fmt_num(rate)} msgs/s offered "
             f"(p99 {spread_text(p99, ' µs')} there)"
         )
     if not parts:
         return []
+    where = ", ".join(x for x in (_fixed(exp, "sizes"), _fixed(exp, "conns")) if x)
     return [
-        "Open loop (fixed send schedule): " + "; ".join(parts) + ". Above that, queues "
-        "grow and latency climbs steeply."
+        f"Open loop (fixed send schedule, {where}): " + "; ".join(parts) + ". *Kept up*: "
+        f"every repeat delivered ≥ {S.SATURATION_SHARE:.0%} of the offered rate and p99 stayed "
+        f"within {S.KNEE_FACTOR:g}× the p99 at the lightest load; beyond that, queues grow."
     ]
 
 
@@ -355,6 +369,13 @@ def _metadata_rows(doc: dict) -> list[str]:
     return rows
 
 
+def _cal_depth(doc: dict) -> str:
+    depths = {
+        e["params"].get("calibration_depth") for e in doc["experiments"] if e["kind"] == "open"
+    }
+    return "/".join(str(d) for d in sorted(depths - {None})) or "several"
+
+
 def _method(doc: dict) -> list[str]:
     st = doc["settings"]
     places = "; ".join(
@@ -378,8 +399,9 @@ def _method(doc: dict) -> list[str]:
         "- **Open loop** (`fastsock load --rate`): messages are sent on a fixed schedule; "
         "latency counts from when each message was *due*, so a stalled server is charged for "
         "the queue it causes (no coordinated omission). The rate steps are fractions of the "
-        "closed-loop capacity measured just before (the higher of the transports), so both "
-        "transports see the same offered loads.",
+        f"closed-loop capacity measured just before with {_cal_depth(doc)} messages in flight "
+        "per connection (the higher of the transports), so every transport sees the same "
+        "offered loads.",
         f"- **Ping-pong RTT** (pyperf): one connection, one message at a time; each pyperf value "
         f"is a single round trip (`--loops 1`), {st.get('rtt_values', '?')} values per worker "
         f"process after {st.get('rtt_warmups', '?')} warm-ups. The pyperf files beside this "

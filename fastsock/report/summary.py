@@ -35,6 +35,8 @@ _RTT_PERCENTILES = {"p50_us": 50.0, "p90_us": 90.0, "p99_us": 99.0, "p999_us": 9
 CLIENT_BOUND_UTIL = 0.9
 # Open loop: a step is saturated when it delivered less than this share of the offered rate.
 SATURATION_SHARE = 0.95
+# Open loop: a step is past the knee when its p99 is this many times the lightest step's p99.
+KNEE_FACTOR = 10.0
 
 
 @dataclass(frozen=True)
