@@ -33,5 +33,17 @@ peers: $(STAMP)
 calibrate: $(STAMP)
 	$(PY) -m bench.calibrate_load --out results/calibrate_load.json
 
+# The benchmark matrix (bench/matrix.toml): results/bench.json, pyperf RTT files, PNG charts
+# and results/REPORT.md. bench: the quick profile (~3 min); bench-full: all of it (<30 min).
+bench: $(STAMP)
+	$(PY) -m bench.run --profile quick --out results
+
+bench-full: $(STAMP)
+	$(PY) -m bench.run --profile full --out results
+
+# Redraw every chart and REPORT.md from results/bench.json without running anything.
+plot: $(STAMP)
+	$(VENV)/bin/fastsock plot results/bench.json
+
 clean:
 	rm -rf $(VENV) build *.egg-info bench/peers/bin

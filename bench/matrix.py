@@ -166,7 +166,7 @@ def _experiment(
             raise MatrixError(f"experiment {name}: placement {pl!r} is not in [placements]")
     if kind == "open":
         _list(name, "rate_fractions", merged.get("rate_fractions"), float)
-        depth = merged.setdefault("calibration_depth", 16)
+        depth = merged.setdefault("calibration_depth", 1)
         if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= 1000:
             raise MatrixError(f"experiment {name}: calibration_depth must be 1-1000")
     elif "rate_fractions" in merged or "calibration_depth" in merged:

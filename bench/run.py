@@ -43,7 +43,7 @@ from fastsock.report.results import check
 RESULTS_NAME = "bench.json"
 # Estimated fixed cost of one load run (interpreter start, connecting, JSON) and of a pyperf
 # worker process: only for the progress display and --dry-run, never for a result.
-LOAD_OVERHEAD_S = 0.6
+LOAD_OVERHEAD_S = 1.0
 PYPERF_OVERHEAD_S = 0.5
 WORKER_OVERHEAD_S = 0.3
 
@@ -154,8 +154,8 @@ class Runner:
         points: dict[tuple, list[Variant]] = {}
         for v in base:
             points.setdefault((v.server, v.size, v.conns, v.depth, v.placement), []).append(v)
-        # An open loop keeps sending whatever comes back, so it can go past what depth-1
-        # connections reach: capacity is measured with calibration_depth messages in flight.
+        # Capacity is measured with calibration_depth messages in flight per connection
+        # (see the matrix file on why the steps go past 1x of it).
         cal_depth = exp.params["calibration_depth"]
         for key, group in points.items():
             capacity = []

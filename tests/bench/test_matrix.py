@@ -28,7 +28,7 @@ def test_quick_matrix_fits_its_budget() -> None:
     """`make bench` must stay near 3 minutes; this guards the matrix against growing (it checks
     the runner's own per-run estimates, not a measured time)."""
     m = load_matrix(MATRIX_FILE, "quick", SERVERS)
-    assert sum(plan(e, m.settings)[1] for e in m.experiments) <= 170
+    assert sum(plan(e, m.settings)[1] for e in m.experiments) <= 180
     full = load_matrix(MATRIX_FILE, "full", SERVERS)
     assert sum(plan(e, full.settings)[1] for e in full.experiments) <= 30 * 60
 

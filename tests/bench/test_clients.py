@@ -1,0 +1,77 @@
+"""The harness's client pieces on their own: the pyperf ping-pong and a failing load run."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+
+from bench.loadrun import measure
+from bench.matrix import Variant
+from bench.placement import check
+from bench.rtt import PingPong
+from fastsock.address import tcp_endpoint, unix_endpoint
+
+
+class Echo(threading.Thread):
+    """A blocking echo server for one connection, optionally corrupting one byte."""
+
+    def __init__(self, path: str, corrupt: bool = False) -> None:
+        super().__init__(daemon=True)
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(path)
+        self.listener.listen(1)
+        self.corrupt = corrupt
+
+    def run(self) -> None:
+        conn, _ = self.listener.accept()
+        with conn:
+            while data := conn.recv(65536):
+                if self.corrupt:
+                    data = bytes([data[0] ^ 1]) + data[1:]
+                    self.corrupt = False
+                conn.sendall(data)
+
+
+@pytest.mark.parametrize("size", [1, 64, 65536, 65537, 1 << 20])
+def test_ping_pong_round_trips(tmp_path: Path, size: int) -> None:
+    # Above 64 KiB the client writes and reads at once; a plain sendall of 1 MiB to an echo
+    # server that blocks on its own full send buffer would deadlock here.
+    path = str(tmp_path / "e.sock")
+    server = Echo(path)
+    server.start()
+    pp = PingPong(unix_endpoint(path), size)
+    for _ in range(3):
+        pp.round_trip()
+    pp.sock.close()
+    server.join(timeout=5)
+    assert not server.is_alive()
+
+
+def test_ping_pong_detects_a_wrong_echo(tmp_path: Path) -> None:
+    path = str(tmp_path / "e.sock")
+    Echo(path, corrupt=True).start()
+    pp = PingPong(unix_endpoint(path), 64)
+    with pytest.raises(ValueError, match="echo mismatch"):
+        pp.round_trip()
+    pp.sock.close()
+
+
+def test_failed_load_run_is_recorded_not_raised(tmp_path: Path) -> None:
+    with socket.socket() as s:  # a port nobody listens on: bound, never listening
+        s.bind(("127.0.0.1", 0))
+        endpoint = tcp_endpoint("127.0.0.1", s.getsockname()[1])
+        settings = {"duration": 0.1, "warmup": 0.0}
+        run = measure(endpoint, Variant("fastsock", "tcp", 64), settings, 1, {}, tmp_path / "j")
+    assert run["status"] == "failed"
+    assert run["error"].startswith("fastsock load:")
+    assert "\n" not in run["error"]
+
+
+def test_placement_check() -> None:
+    assert check("same-core", {"server": [0], "client": [0]}, {0, 1}) is None
+    assert check("unpinned", {}, {0}) is None
+    why = check("cross-core", {"server": [0], "client": [1]}, {0})
+    assert why is not None and "CPU [1]" in why
