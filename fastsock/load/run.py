@@ -63,8 +63,8 @@ def run_load(config: LoadConfig) -> dict:
     resets, closes) do not raise: they are counted in ``result["errors"]``.
     """
     config.validate()
-    if config.server_pid is not None and not psutil.pid_exists(config.server_pid):
-        raise ConfigError(f"--server-pid {config.server_pid}: no such process")
+    if config.server_pid is not None:
+        _check_server_pid(config.server_pid)
     meta = metadata.collect(config.command_line)
     progress = None
     if config.progress:
@@ -78,6 +78,15 @@ def run_load(config: LoadConfig) -> dict:
         if progress is not None:
             progress.close()
     return report.build(config, workers, meta)
+
+
+def _check_server_pid(pid: int) -> None:
+    try:
+        psutil.Process(pid).cpu_times()
+    except psutil.NoSuchProcess:
+        raise ConfigError(f"--server-pid {pid}: no such process") from None
+    except psutil.Error as err:
+        raise ConfigError(f"--server-pid {pid}: cannot read its CPU times ({err})") from None
 
 
 def _run_here(config: LoadConfig, progress: report.ProgressLine | None) -> dict:
