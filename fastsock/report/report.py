@@ -29,8 +29,14 @@ def spread_text(s: S.Spread | None, unit: str = "") -> str:
     return f"{S.fmt_num(s.median)} ({S.fmt_num(s.lo)}–{S.fmt_num(s.hi)}){unit}"
 
 
-def _straddles_one(r: S.Spread) -> bool:
-    return r.lo <= 1.0 <= r.hi or abs(r.median - 1.0) < PARITY_BAND
+def verdict(r: S.Spread) -> str:
+    """clear: every repeat on one side of 1; level: all within PARITY_BAND of 1; mixed: the
+    repeats disagree about which transport won."""
+    if r.lo > 1.0 + PARITY_BAND or r.hi < 1.0 - PARITY_BAND:
+        return "clear"
+    if r.lo >= 1.0 - PARITY_BAND and r.hi <= 1.0 + PARITY_BAND:
+        return "level"
+    return "mixed"
 
 
 def _preferred_server(exp: dict) -> str:
@@ -59,15 +65,21 @@ def _closed_size_findings(exp: dict) -> list[str]:
         if r is None:
             continue
         where = f"at {S.fmt_size(size)}, {conns} ({server} server, {r.n} paired repeats)"
-        if _straddles_one(r):
+        kind = verdict(r)
+        if kind == "clear":
+            out.append(
+                f"UNIX sockets delivered **{ratio_text(r)}** the messages/s of TCP "
+                f"loopback {where}."
+            )
+        elif kind == "level":
             out.append(
                 f"UNIX and TCP loopback were level {where}: UNIX ÷ TCP messages/s = "
                 f"{ratio_text(r)}."
             )
         else:
             out.append(
-                f"UNIX sockets delivered **{ratio_text(r)}** the messages/s of TCP "
-                f"loopback {where}."
+                f"UNIX ÷ TCP messages/s {where} was {ratio_text(r)}: the repeats disagree "
+                f"on the winner, so this run does not settle it (see Caveats on noise)."
             )
     return out
 
@@ -131,11 +143,22 @@ def _server_findings(exp: dict) -> list[str]:
             ranked = sorted(med, key=lambda n: -med[n].median)
             best_peer = next(n for n in ranked if n != "fastsock")
             share = med["fastsock"].median / med[best_peer].median
+            bound = [
+                n
+                for n in ("fastsock", best_peer)
+                if any(S.client_bound(r) for r in S.select(runs, server=n, size=size, transport=t))
+            ]
+            note = (
+                f" Client-bound runs for {' and '.join(bound)}: the load generator, not the "
+                "server, set that pace, so the server may be faster than shown."
+                if bound
+                else ""
+            )
             out.append(
                 f"{S.fmt_size(size)} over {S.label(t)}: fastsock ranked "
                 f"{ranked.index('fastsock') + 1} of {len(ranked)} servers with "
                 f"{S.fmt_num(med['fastsock'].median)} msgs/s, {share:.0%} of the fastest "
-                f"peer ({best_peer}, {S.fmt_num(med[best_peer].median)})."
+                f"peer ({best_peer}, {S.fmt_num(med[best_peer].median)}).{note}"
             )
     return out
 
