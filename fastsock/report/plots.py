@@ -467,40 +467,51 @@ def placement(doc: dict, out: Path) -> Chart | None:
     runs = S.ok_runs(exp)
     places = S.values_of(exp, "placement")
     transports = S.values_of(exp, "transport")
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    sizes = S.values_of(exp, "size")
+    fig, axes = plt.subplots(
+        1, len(sizes), figsize=(max(7.5, 5.5 * len(sizes)), 4.8), squeeze=False
+    )
     width = 0.8 / len(places)
     x = np.arange(len(transports))
-    for pi, place in enumerate(places):
-        groups = [S.select(runs, placement=place, transport=t) for t in transports]
-        spreads = [S.spread(g, metric) for g in groups]
-        med = [s.median if s else 0 for s in spreads]
-        err = [
-            [s.median - s.lo if s else 0 for s in spreads],
-            [s.hi - s.median if s else 0 for s in spreads],
-        ]
-        bars = ax.bar(
-            x + (pi - (len(places) - 1) / 2) * width,
-            med,
-            width,
-            yerr=err,
-            capsize=3,
-            color=PLACEMENT_COLORS[pi % 4],
-            label=_placement_label(doc, place),
-        )
-        for bar, g in zip(bars, groups, strict=True):
-            if _any_bound(g):
-                bar.set_hatch("//")
-    ax.set_xticks(x)
-    ax.set_xticklabels([S.label(t) for t in transports])
-    ax.set_ylabel("round-trip time p50 (µs)" if metric == "p50_us" else "messages/s")
-    _num_axis(ax)
-    ax.legend(fontsize=8)
-    what = "ping-pong RTT p50, 1 connection" if metric == "p50_us" else "messages/s"
-    title = f"CPU placement: {what}, {_subtitle(exp, ('sizes', 'conns'))}".rstrip(", ")
-    name = _save(fig, ax, out, "placement.png", title, "bars: median of repeats; whiskers: min-max")
+    for ax, size in zip(axes[0], sizes, strict=True):
+        for pi, place in enumerate(places):
+            groups = [S.select(runs, placement=place, transport=t, size=size) for t in transports]
+            spreads = [S.spread(g, metric) for g in groups]
+            med = [s.median if s else 0 for s in spreads]
+            err = [
+                [s.median - s.lo if s else 0 for s in spreads],
+                [s.hi - s.median if s else 0 for s in spreads],
+            ]
+            bars = ax.bar(
+                x + (pi - (len(places) - 1) / 2) * width,
+                med,
+                width,
+                yerr=err,
+                capsize=3,
+                color=PLACEMENT_COLORS[pi % 4],
+                label=_placement_label(doc, place),
+            )
+            for bar, g in zip(bars, groups, strict=True):
+                if _any_bound(g):
+                    bar.set_hatch("//")
+        ax.set_xticks(x)
+        ax.set_xticklabels([S.label(t) for t in transports])
+        ax.set_ylabel("round-trip time p50 (µs)" if metric == "p50_us" else "messages/s")
+        _num_axis(ax)
+        ax.set_axisbelow(True)
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.legend(fontsize=8)
+        what = "ping-pong RTT p50, 1 connection" if metric == "p50_us" else "messages/s"
+        ax.set_title(f"{what}, {S.fmt_size(size)} messages", fontsize=10)
+    title = "CPU placement: same core vs cross core vs unpinned"
+    fig.suptitle(title)
+    fig.text(0.01, 0.01, "bars: median of repeats; whiskers: min-max", fontsize=7, color="0.35")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(out / "placement.png", dpi=DPI)
+    plt.close(fig)
     better = "lower" if metric == "p50_us" else "higher"
     return Chart(
-        name,
+        "placement.png",
         title,
         "The same measurement with server and client pinned to the same "
         "CPU, to different CPUs, or left to the scheduler; " + better + " is better. "

@@ -168,20 +168,23 @@ def _placement_findings(exp: dict) -> list[str]:
     if not {"same-core", "cross-core"} <= set(places):
         return []
     metric = "p50_us" if exp["kind"] == "rtt" else "msgs_per_s"
+    server = _preferred_server(exp)
     out = []
-    for t in S.values_of(exp, "transport"):
-        if metric == "p50_us":
-            r = S.paired_ratios(exp, metric, "cross-core", "same-core", "placement", transport=t)
-            what = "cross-core round trips took {r} as long as same-core ones"
-        else:
-            r = S.paired_ratios(exp, metric, "same-core", "cross-core", "placement", transport=t)
-            what = "same-core runs delivered {r} the messages/s of cross-core ones"
-        if r is not None:
-            out.append(
-                f"CPU placement over {S.label(t)} ({_fixed(exp, 'sizes')}): "
-                + what.format(r=f"**{ratio_text(r)}**")
-                + "."
-            )
+    for size in S.values_of(exp, "size"):
+        for t in S.values_of(exp, "transport"):
+            where = {"server": server, "transport": t, "size": size}
+            if metric == "p50_us":
+                r = S.paired_ratios(exp, metric, "cross-core", "same-core", "placement", **where)
+                what = "cross-core round trips took {r} as long as same-core ones"
+            else:
+                r = S.paired_ratios(exp, metric, "same-core", "cross-core", "placement", **where)
+                what = "same-core runs delivered {r} the messages/s of cross-core ones"
+            if r is not None:
+                out.append(
+                    f"CPU placement over {S.label(t)} ({S.fmt_size(size)}, {server}): "
+                    + what.format(r=f"**{ratio_text(r)}**")
+                    + "."
+                )
     return out
 
 
