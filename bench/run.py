@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -302,6 +303,7 @@ def main(
 ) -> None:
     """Run the benchmark matrix: UNIX vs TCP loopback, fastsock vs its peers."""
     started = time.monotonic()
+    _interrupt_on_sigterm()
     meta = md.collect()
     try:
         from bench.peers.registry import PEERS, available_peers
@@ -378,6 +380,15 @@ def main(
     if not no_plot:
         _draw(doc, out)
     click.echo(f"bench: finished in {time.monotonic() - started:.0f} s")
+
+
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so every server is stopped by PID."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def _empty(exp: Experiment) -> dict:
