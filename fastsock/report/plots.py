@@ -360,7 +360,7 @@ def latency_vs_load(doc: dict, out: Path) -> Chart | None:
                 ax,
                 rates,
                 [S.spread(g, metric) for g in groups],
-                [False] * len(rates),
+                [_any_bound(g) for g in groups],
                 color=COLORS.get(t),
                 ls=style,
                 label=f"{S.label(t)} {metric[:3]}",
@@ -372,7 +372,8 @@ def latency_vs_load(doc: dict, out: Path) -> Chart | None:
             ]
             if sat:
                 ax.scatter(*zip(*sat, strict=True), marker="x", s=70, color="black", zorder=5)
-    ax.scatter([], [], marker="x", color="black", label="saturated (delivered < 95% offered)")
+    share = f"{S.SATURATION_SHARE:.0%}"
+    ax.scatter([], [], marker="x", color="black", label=f"a repeat delivered < {share} offered")
     ax.set_yscale("log")
     _num_axis(ax)
     _num_axis(ax, "x")
@@ -390,8 +391,8 @@ def latency_vs_load(doc: dict, out: Path) -> Chart | None:
         out,
         "latency-vs-load.png",
         title,
-        "latency is measured from when each message was due, so queueing counts "
-        "(corrects coordinated omission)",
+        "latency from when each message was due, so queueing counts (no coordinated "
+        "omission); ringed: load generator CPU-bound",
     )
     return Chart(
         name,
