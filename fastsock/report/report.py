@@ -39,6 +39,11 @@ def verdict(r: S.Spread) -> str:
     return "mixed"
 
 
+def judge(r: S.Spread, clear: str, level: str, mixed: str) -> str:
+    """The sentence for a ratio by its :func:`verdict`; ``{r}`` in it becomes the ratio."""
+    return {"clear": clear, "level": level, "mixed": mixed}[verdict(r)].format(r=ratio_text(r))
+
+
 def _preferred_server(exp: dict) -> str:
     servers = S.values_of(exp, "server")
     return "fastsock" if "fastsock" in servers else servers[0]
@@ -95,10 +100,16 @@ def _rtt_findings(exp: dict) -> list[str]:
         r = S.paired_ratios(exp, "p50_us", "tcp", "unix", server=server, size=size)
         if u is None or t is None or r is None:
             continue
+        judged = judge(
+            r,
+            clear="TCP took **{r}** as long",
+            level="the two were level (TCP ÷ UNIX {r})",
+            mixed="TCP ÷ UNIX was {r}: the repeats disagree on the winner",
+        )
         out.append(
-            f"Ping-pong on one connection at {S.fmt_size(size)}: median round trip "
-            f"{S.fmt_num(u.median)} µs over UNIX vs {S.fmt_num(t.median)} µs over TCP; "
-            f"TCP took **{ratio_text(r)}** as long ({server} server)."
+            f"Ping-pong on one connection at {S.fmt_size(size)} ({server} server): median "
+            f"round trip {S.fmt_num(u.median)} µs over UNIX vs {S.fmt_num(t.median)} µs over "
+            f"TCP; paired by repeat, {judged}."
         )
     return out
 
@@ -175,15 +186,21 @@ def _placement_findings(exp: dict) -> list[str]:
             where = {"server": server, "transport": t, "size": size}
             if metric == "p50_us":
                 r = S.paired_ratios(exp, metric, "cross-core", "same-core", "placement", **where)
-                what = "cross-core round trips took {r} as long as same-core ones"
+                clear = "cross-core round trips took **{r}** as long as same-core ones"
+                ratio = "cross-core ÷ same-core round-trip time"
             else:
                 r = S.paired_ratios(exp, metric, "same-core", "cross-core", "placement", **where)
-                what = "same-core runs delivered {r} the messages/s of cross-core ones"
+                clear = "same-core runs delivered **{r}** the messages/s of cross-core ones"
+                ratio = "same-core ÷ cross-core messages/s"
             if r is not None:
+                judged = judge(
+                    r,
+                    clear=clear,
+                    level=f"same core and cross core were level ({ratio} {{r}})",
+                    mixed=f"{ratio} was {{r}}: the repeats disagree",
+                )
                 out.append(
-                    f"CPU placement over {S.label(t)} ({S.fmt_size(size)}, {server}): "
-                    + what.format(r=f"**{ratio_text(r)}**")
-                    + "."
+                    f"CPU placement over {S.label(t)} ({S.fmt_size(size)}, {server}): {judged}."
                 )
     return out
 
