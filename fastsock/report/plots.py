@@ -24,6 +24,7 @@ from fastsock.report import summary as S  # noqa: E402
 DPI = 150
 COLORS = {"unix": "tab:blue", "tcp": "tab:orange", "tcp6": "tab:green"}
 PLACEMENT_COLORS = ["tab:purple", "tab:red", "tab:gray", "tab:olive"]
+RATIO_COLORS = ["black", "tab:purple", "tab:brown", "tab:cyan"]
 LINESTYLES = ["-", "--", ":", "-."]
 BOUND_NOTE = "ringed/hatched: load generator CPU-bound (it, not the server, set the pace)"
 
@@ -235,6 +236,7 @@ def unix_tcp_ratio(doc: dict, out: Path) -> Chart | None:
     if closed is None and rtt is None:
         return None
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    n = 0
     for si, exp in enumerate(e for e in (closed, rtt) if e is not None):
         sizes = S.values_of(exp, "size")
         for server in S.values_of(exp, "server"):
@@ -247,7 +249,10 @@ def unix_tcp_ratio(doc: dict, out: Path) -> Chart | None:
                     for s in sizes
                 ]
                 what = f"RTT p50 TCP ÷ UNIX, {server}, 1 conn"
-            _errorline(ax, sizes, spreads, [False] * len(sizes), ls=LINESTYLES[si % 4], label=what)
+            # Not the transport colours: each line here is a ratio of both transports.
+            _errorline(ax, sizes, spreads, [False] * len(sizes), ls=LINESTYLES[si % 4],
+                       color=RATIO_COLORS[n % len(RATIO_COLORS)], label=what)  # fmt: skip
+            n += 1
     ax.axhline(1.0, color="0.3", lw=1)
     _size_axis(ax)
     ax.set_xlabel("message size (bytes, one way)")
