@@ -63,9 +63,36 @@ def _parse_mode(text: str | None) -> int | None:
 @click.option("--unix", "unix", metavar="PATH", help="UNIX socket path, or @name (abstract).")
 @click.option(
     "--mode",
-    type=click.Choice(["echo", "discard", "source"]),
+    type=click.Choice(["echo", "discard", "source", "http"]),
     default="echo",
-    help="echo: send back; discard: drop; source: stream bytes k%256 to the peer.",
+    help="echo: send back; discard: drop; source: stream bytes k%256 to the peer; "
+    "http: static files from --root.",
+)
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, dir_okay=True, exists=True),
+    help="--mode http: the directory to serve (nothing outside it is ever served).",
+)
+@click.option(
+    "--list-dirs", is_flag=True, help="--mode http: list directories without index.html."
+)
+@click.option(
+    "--no-sendfile",
+    is_flag=True,
+    help="Send file bodies by read+send through a buffer instead of os.sendfile.",
+)
+@click.option(
+    "--open-files",
+    type=click.IntRange(0, 100_000),
+    default=256,
+    help="--mode http: files kept open between requests (checked by fstat on each hit; 0: "
+    "open per request).",
+)
+@click.option(
+    "--header-timeout",
+    type=click.FloatRange(0),
+    default=10.0,
+    help="--mode http: seconds for a request head to arrive, else 408 (0: no limit).",
 )
 @click.option(
     "--max-conns",
@@ -111,6 +138,11 @@ def serve(
     port: int | None,
     unix: str | None,
     mode: str,
+    root: str | None,
+    list_dirs: bool,
+    no_sendfile: bool,
+    header_timeout: float,
+    open_files: int,
     max_conns: int,
     idle_timeout: float,
     drain_timeout: float,
@@ -121,7 +153,7 @@ def serve(
     backlog: int,
     verbose: int,
 ) -> None:
-    """Serve echo/discard/source on TCP or a UNIX socket until SIGTERM/SIGINT.
+    """Serve echo/discard/source/http on TCP or a UNIX socket until SIGTERM/SIGINT.
 
     \b
     Prints one line when ready, e.g.
@@ -135,10 +167,12 @@ def serve(
       fastsock serve --host ::1 --port 0          # IPv6, any free port
       fastsock serve --unix ./fastsock.sock       # UNIX socket file
       fastsock serve --unix @fastsock --mode discard   # abstract namespace
+      fastsock serve --port 8080 --mode http --root ./public   # static files
     """
     import logging
 
     from fastsock.address import EndpointError, endpoint_from_options
+    from fastsock.http.config import HttpConfig
     from fastsock.server import Server, ServerConfig
 
     logging.basicConfig(
@@ -149,6 +183,13 @@ def serve(
         raise click.UsageError("give --port N (0 picks a free port) or --unix PATH")
     if read_size < 1 or high_water < 1 or low_water > high_water:
         raise click.UsageError("need 1 <= --read-size, and --low-water <= --high-water")
+    if (mode == "http") != (root is not None):
+        raise click.UsageError("--mode http needs --root DIR, and --root needs --mode http")
+    http = None
+    if root is not None:
+        http = HttpConfig(
+            root=root, list_dirs=list_dirs, header_timeout=header_timeout, open_files=open_files
+        )
     try:
         endpoint = endpoint_from_options(host, port, unix)
         config = ServerConfig(
@@ -162,9 +203,11 @@ def serve(
             low_water=low_water,
             backlog=backlog,
             unix_mode=_parse_mode(unix_mode),
+            sendfile=not no_sendfile,
+            http=http,
         )
         server = Server(config)
-    except (EndpointError, click.BadParameter) as err:
+    except (EndpointError, click.BadParameter, OSError) as err:
         click.echo(
             f"fastsock: {err.format_message() if hasattr(err, 'format_message') else err}", err=True
         )

@@ -20,10 +20,11 @@ import logging
 import os
 import socket
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from fastsock.handlers.base import Buffer, Handler
-from fastsock.loop import EVENT_READ, EVENT_WRITE, READABLE, WRITABLE
+from fastsock.loop import EVENT_READ, EVENT_WRITE, READABLE, WRITABLE, Timer
 
 if TYPE_CHECKING:
     from fastsock.server import Server
@@ -32,19 +33,38 @@ log = logging.getLogger(__name__)
 
 # How much one os.sendfile() call may move; large enough to amortise the syscall.
 SENDFILE_CHUNK = 1 << 20
+# The read+send fallback's buffer (one per server, shared like the read buffer).
+COPY_CHUNK = 256 * 1024
 
 _RESET_ERRNOS = {errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED, errno.ETIMEDOUT}
+# os.sendfile() refusing this file/socket pair (not a transient error): copy instead.
+_NO_SENDFILE_ERRNOS = {errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV}
+_MSG_MORE = getattr(socket, "MSG_MORE", 0)
 
 
 class FileBody:
-    """A queued file region for ``os.sendfile``: where we are and how much is left."""
+    """A queued file region: where we are, how much is left, and whom to tell when done.
 
-    __slots__ = ("fd", "offset", "remaining")
+    ``on_done(completed)`` is called exactly once: True when every byte was sent, False when the
+    connection dropped the body (closed, reset, file truncated). The owner of ``fd`` closes it
+    there, so a descriptor is released on every path.
+    """
 
-    def __init__(self, fd: int, offset: int, count: int) -> None:
+    __slots__ = ("fd", "offset", "remaining", "on_done", "copy")
+
+    def __init__(
+        self,
+        fd: int,
+        offset: int,
+        count: int,
+        on_done: Callable[[bool], None] | None = None,
+        copy: bool = False,
+    ) -> None:
         self.fd = fd
         self.offset = offset
         self.remaining = count
+        self.on_done = on_done
+        self.copy = copy  # read+send through the server's copy buffer instead of os.sendfile
 
 
 class Connection:
@@ -64,6 +84,7 @@ class Connection:
         "_queued_bytes",
         "_events",
         "_paused",
+        "_held",
         "_eof",
         "_closing",
         "_closed",
@@ -91,6 +112,7 @@ class Connection:
         self._queued_bytes = 0
         self._events = 0
         self._paused = False  # reading stopped by backpressure (queue at the high-water mark)
+        self._held = False  # reading stopped by the handler (pause_reading)
         self._eof = False  # the peer shut its write side
         self._closing = False
         self._closed = False
@@ -137,7 +159,7 @@ class Connection:
 
     def _update_events(self) -> None:
         events = 0
-        if not (self._paused or self._eof or self._closing):
+        if not (self._paused or self._held or self._eof or self._closing):
             events |= EVENT_READ
         if self._queue or (self.handler.wants_write and not self._closing):
             events |= EVENT_WRITE
@@ -242,13 +264,84 @@ class Connection:
         if self._queued_bytes >= self._high:
             self._pause_reading()
 
-    def sendfile(self, fd: int, offset: int, count: int) -> None:
-        if self._closed or self._closing or count <= 0:
+    def write_more(self, data: Buffer) -> None:
+        """``write``, telling the kernel more follows at once (``MSG_MORE``).
+
+        For a response header before its body: without it the header leaves in a packet of its
+        own, which halved 64 KiB file throughput over TCP (shared/design.md). Only call it when
+        a ``write`` or ``sendfile`` follows in the same step, or the kernel holds the bytes back.
+        """
+        if self._closed or self._closing or not len(data):
             return
-        self._queue.append(FileBody(fd, offset, count))  # type: ignore[arg-type]
+        if self._queue:
+            self._enqueue(data, 0)
+            return
+        try:
+            sent = self._send(data, _MSG_MORE)
+        except BlockingIOError:
+            sent = 0
+        except OSError as err:
+            self._fail(err)
+            return
+        self.bytes_out += sent
+        if sent < len(data):
+            self._enqueue(data, sent)
+            self._update_events()
+
+    def sendfile(
+        self,
+        fd: int,
+        offset: int,
+        count: int,
+        on_done: Callable[[bool], None] | None = None,
+    ) -> None:
+        if self._closed or self._closing:
+            if on_done is not None:
+                on_done(False)
+            return
+        if count <= 0:
+            if on_done is not None:
+                on_done(True)
+            return
+        copy = not self.server.config.sendfile
+        if not self._queue and not copy and count <= SENDFILE_CHUNK:
+            # Fast path (small files): one sendfile() that usually sends it all, no FileBody.
+            try:
+                sent = os.sendfile(self.fd, fd, offset, count)
+            except (BlockingIOError, OSError):
+                sent = 0  # the queued path below retries and handles every error
+            if sent:
+                self.bytes_out += sent
+                self.last_active = self.loop.now
+                if sent == count:
+                    if on_done is not None:
+                        on_done(True)
+                    return
+                offset += sent
+                count -= sent
+        body = FileBody(fd, offset, count, on_done, copy)
+        self._queue.append(body)  # type: ignore[arg-type]
         self._flush()
         if not self._closed:
             self._update_events()
+
+    def pause_reading(self) -> None:
+        """The handler has enough to do: stop reading until :meth:`resume_reading`."""
+        if not self._held:
+            self._held = True
+            self._update_events()
+
+    def resume_reading(self) -> None:
+        if self._held:
+            self._held = False
+            self._update_events()
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
+        return self.loop.call_later(delay, callback)
+
+    def time(self) -> float:
+        """The loop's clock (monotonic seconds, refreshed once per wake-up)."""
+        return self.loop.now
 
     def close(self) -> None:
         """Graceful: stop reading, send what is queued, then close."""
@@ -263,9 +356,8 @@ class Connection:
     def abort(self) -> None:
         if self._closed:
             return
-        self._queue.clear()
         self._queued_bytes = 0
-        self._finish()
+        self._finish()  # drops the queue, releasing its file bodies
 
     # -- internals ----------------------------------------------------------------------------
     def _flush(self) -> None:
@@ -276,6 +368,9 @@ class Connection:
                 if not self._send_file(item):
                     return
                 queue.popleft()
+                if item.on_done is not None:
+                    # May write the next response: the queue is consistent again by now.
+                    item.on_done(True)
                 continue
             try:
                 sent = self._send(item)
@@ -295,6 +390,8 @@ class Connection:
     def _send_file(self, body: FileBody) -> bool:
         """Send as much of ``body`` as the socket takes; True when it is all sent."""
         while body.remaining:
+            if body.copy:
+                return self._copy_file(body)
             try:
                 sent = os.sendfile(
                     self.fd, body.fd, body.offset, min(body.remaining, SENDFILE_CHUNK)
@@ -302,19 +399,71 @@ class Connection:
             except BlockingIOError:
                 return False
             except OSError as err:
+                if err.errno in _NO_SENDFILE_ERRNOS:
+                    # This file cannot be sendfile'd (e.g. a filesystem without splice
+                    # support): fall back to read+send for the rest of this body.
+                    log.info("connection %s: sendfile failed (%s); copying instead", self.peer, err)
+                    body.copy = True
+                    continue
                 self._fail(err)
                 return False
             if sent == 0:
-                # The file shrank under us: the promised length cannot be delivered.
-                self.server.stats.errors += 1
-                log.warning("connection %s: file truncated while sending; closing", self.peer)
-                self.abort()
+                self._file_truncated()
                 return False
             body.offset += sent
             body.remaining -= sent
             self.bytes_out += sent
             self.last_active = self.loop.now
         return True
+
+    def _copy_file(self, body: FileBody) -> bool:
+        """The read+send fallback: pread into the server's copy buffer, send from it.
+
+        Offsets advance by what the socket took, so a partial send needs no copy of its
+        remainder: the server remembers which body's bytes its buffer holds and resends from
+        there if the same body comes back first, and reads them again otherwise.
+        """
+        server = self.server
+        view = server.copy_view
+        while body.remaining:
+            start = body.offset - server.copy_offset
+            if server.copy_owner is body and 0 <= start < server.copy_len:
+                chunk = view[start : server.copy_len]
+            else:
+                try:
+                    n = os.preadv(body.fd, [view[: min(body.remaining, len(view))]], body.offset)
+                except OSError as err:
+                    server.copy_owner = None
+                    self._fail(err)
+                    return False
+                if n == 0:
+                    server.copy_owner = None
+                    self._file_truncated()
+                    return False
+                server.copy_owner, server.copy_offset, server.copy_len = body, body.offset, n
+                chunk = view[:n]
+            try:
+                sent = self._send(chunk)
+            except BlockingIOError:
+                return False
+            except OSError as err:
+                self._fail(err)
+                return False
+            body.offset += sent
+            body.remaining -= sent
+            self.bytes_out += sent
+            self.last_active = self.loop.now
+            if sent < len(chunk):
+                return False  # the socket is full; a chunk never reaches past the body's end
+        server.copy_owner = None
+        return True
+
+    def _file_truncated(self) -> None:
+        # The file shrank under us: the promised length cannot be delivered, and the client
+        # can only tell from a short body and a closed connection. This costs one connection.
+        self.server.stats.errors += 1
+        log.warning("connection %s: file truncated while sending; closing", self.peer)
+        self.abort()
 
     def _pause_reading(self) -> None:
         if not self._paused:
@@ -338,5 +487,22 @@ class Connection:
             self.loop.unregister(self.fd)
             self._events = 0
         self.sock.close()
+        if self._queue:
+            self._drop_queue()
         self.handler.connection_lost()
         self.server.connection_closed(self)
+
+    def _drop_queue(self) -> None:
+        """Forget what was not sent; tell every file body's owner (it closes the file)."""
+        bodies = [item for item in self._queue if type(item) is FileBody]
+        self._queue.clear()
+        self._queued_bytes = 0
+        for body in bodies:
+            if self.server.copy_owner is body:
+                self.server.copy_owner = None
+            if body.on_done is not None:
+                try:
+                    body.on_done(False)
+                except Exception:
+                    self.server.stats.errors += 1
+                    log.exception("connection %s: releasing a file body failed", self.peer)

@@ -19,8 +19,9 @@ from fastsock.address import (
     remove_unix_file,
     unix_file_identity,
 )
-from fastsock.connection import Connection
+from fastsock.connection import COPY_CHUNK, Connection, FileBody
 from fastsock.handlers import MODES, Handler
+from fastsock.http.config import HttpConfig
 from fastsock.loop import EVENT_READ, EventLoop, Timer
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,12 @@ class ServerConfig:
     low_water: int = 256 * 1024
     backlog: int = 1024
     unix_mode: int | None = None
-    # A callable returning a Handler; overrides ``mode`` (tests and the http mode use it).
+    # A callable returning a Handler; overrides ``mode`` (tests use it).
     handler_factory: Callable[[], Handler] | None = None
+    # File bodies: os.sendfile (True) or the read+send fallback (False, --no-sendfile).
+    sendfile: bool = True
+    # Settings of ``--mode http`` (root, limits, timeouts); required for that mode.
+    http: HttpConfig | None = None
 
 
 @dataclass
@@ -94,7 +99,13 @@ class Server:
         self.read_size = config.read_size
         self.read_buffer = bytearray(config.read_size)
         self.read_view = memoryview(self.read_buffer)
-        self._handler_factory = config.handler_factory or MODES[config.mode]
+        self._handler_factory = config.handler_factory or self._mode_factory(config)
+        # The read+send fallback for file bodies: one buffer, and which body's bytes it holds
+        # (see Connection._copy_file). Allocated on first use: most modes never send files.
+        self._copy_view: memoryview | None = None
+        self.copy_owner: FileBody | None = None
+        self.copy_offset = 0
+        self.copy_len = 0
         self._draining = False
         self._drain_timer: Timer | None = None
         self._reserve_fd: int | None = self._open_reserve_fd()
@@ -108,6 +119,22 @@ class Server:
         self.loop.register(sock, EVENT_READ, self._on_acceptable)
         if config.idle_timeout > 0:
             self.loop.call_every(max(0.05, min(1.0, config.idle_timeout / 4)), self._sweep_idle)
+
+    @staticmethod
+    def _mode_factory(config: ServerConfig) -> Callable[[], Handler]:
+        if config.mode == "http":
+            if config.http is None:
+                raise ValueError("mode 'http' needs ServerConfig.http")
+            from fastsock.handlers.http import http_handler_factory
+
+            return http_handler_factory(config.http)
+        return MODES[config.mode]
+
+    @property
+    def copy_view(self) -> memoryview:
+        if self._copy_view is None:
+            self._copy_view = memoryview(bytearray(COPY_CHUNK))
+        return self._copy_view
 
     # -- accepting ----------------------------------------------------------------------------
     @staticmethod
@@ -246,6 +273,9 @@ class Server:
     def _close_all_quietly(self) -> None:
         for conn in list(self.connections):
             conn.abort()
+        close_mode = getattr(self._handler_factory, "close", None)
+        if close_mode is not None:
+            close_mode()  # e.g. the http mode's cached open files
         if not self._listener.sock._closed:  # type: ignore[attr-defined]
             self._close_listener()
         if self._reserve_fd is not None:

@@ -7,9 +7,14 @@ plain recorder (see tests/handlers). This is the shape of asyncio's Protocol, ke
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 Buffer = bytes | bytearray | memoryview
+
+
+class Cancellable(Protocol):
+    def cancel(self) -> None: ...
 
 
 class Transport(Protocol):
@@ -19,8 +24,34 @@ class Transport(Protocol):
         """Send ``data``. It may point into a reused read buffer: the transport copies what it
         cannot send at once, so the caller may reuse ``data`` as soon as this returns."""
 
-    def sendfile(self, fd: int, offset: int, count: int) -> None:
-        """Send ``count`` bytes of file ``fd`` from ``offset`` after what is already queued."""
+    def write_more(self, data: Buffer) -> None:
+        """``write``, hinting that more follows at once (a header before its body)."""
+
+    def sendfile(
+        self,
+        fd: int,
+        offset: int,
+        count: int,
+        on_done: Callable[[bool], None] | None = None,
+    ) -> None:
+        """Send ``count`` bytes of file ``fd`` from ``offset`` after what is already queued.
+
+        ``on_done(completed)`` is called exactly once -- possibly before this returns: True when
+        all of it was sent, False when the body was dropped (connection closed or reset, file
+        truncated). The caller owns ``fd`` and closes it there.
+        """
+
+    def pause_reading(self) -> None:
+        """Deliver no more data until :meth:`resume_reading` (the handler is behind)."""
+
+    def resume_reading(self) -> None:
+        """Undo :meth:`pause_reading`."""
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Cancellable:
+        """Call ``callback()`` after ``delay`` seconds unless the handle is cancelled."""
+
+    def time(self) -> float:
+        """Monotonic seconds, as the event loop last saw them."""
 
     def close(self) -> None:
         """Send what is queued, then close (a graceful close; reading stops now)."""
