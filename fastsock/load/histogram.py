@@ -99,10 +99,30 @@ def summary_us(hist: HdrHistogram) -> dict:
     for name, pct in PERCENTILES.items():
         out[name] = values[pct] / 1000.0
     out["max"] = hist.get_max_value() / 1000.0
-    out["mean"] = hist.get_mean_value() / 1000.0
-    out["stdev"] = hist.get_stddev() / 1000.0
+    mean, stdev = mean_stdev_ns(hist)
+    out["mean"] = mean / 1000.0
+    out["stdev"] = stdev / 1000.0
     out["count"] = hist.get_total_count()
     return out
+
+
+def mean_stdev_ns(hist: HdrHistogram) -> tuple[float, float]:
+    """Mean and standard deviation as ``get_mean_value``/``get_stddev`` define them (each bucket
+    at the median of its value range), over the used buckets only. hdrh walks every bucket in
+    pure Python, which took ~0.5 s per result -- a third of a short benchmark run."""
+    counts = np.ctypeslib.as_array(hist.counts)[: hist.counts_len]
+    used = np.flatnonzero(counts)
+    if not len(used):
+        return 0.0, 0.0
+    weights = counts[used].astype(np.float64)
+    lows = [hist.get_value_from_index(i) for i in used.tolist()]
+    mids = np.array(
+        [lo + (hist.get_highest_equivalent_value(lo) - lo + 1) // 2 for lo in lows],
+        dtype=np.float64,
+    )
+    mean = float(np.average(mids, weights=weights))
+    stdev = float(np.sqrt(np.average((mids - mean) ** 2, weights=weights)))
+    return mean, stdev
 
 
 def spectrum_us(hist: HdrHistogram, ticks_per_half_distance: int = 5) -> list[list[float]]:

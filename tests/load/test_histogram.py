@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -9,6 +10,7 @@ from fastsock.load.histogram import (
     HIGHEST_NS,
     LatencyRecorder,
     encode,
+    mean_stdev_ns,
     merge,
     new_histogram,
     spectrum_us,
@@ -76,3 +78,13 @@ def test_empty_summary_is_all_none() -> None:
     summary = summary_us(new_histogram())
     assert summary["count"] == 0 and summary["p99"] is None
     assert spectrum_us(new_histogram()) == []
+
+
+@given(st.lists(st.integers(1, 10**10), min_size=1, max_size=300))
+def test_mean_stdev_match_hdrh(values):
+    hist = new_histogram()
+    for v in values:
+        hist.record_value(v)
+    mean, stdev = mean_stdev_ns(hist)
+    assert mean == pytest.approx(hist.get_mean_value(), rel=1e-12)
+    assert stdev == pytest.approx(hist.get_stddev(), rel=1e-9, abs=1e-9)
