@@ -80,6 +80,8 @@ def test_empty_summary_is_all_none() -> None:
     assert spectrum_us(new_histogram()) == []
 
 
+# hdrh's own mean/stdev walk every bucket in Python (~0.4 s): few examples, no deadline.
+@settings(deadline=None, max_examples=15)
 @given(st.lists(st.integers(1, 10**10), min_size=1, max_size=300))
 def test_mean_stdev_match_hdrh(values):
     hist = new_histogram()
