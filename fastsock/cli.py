@@ -73,9 +73,7 @@ def _parse_mode(text: str | None) -> int | None:
     type=click.Path(file_okay=False, dir_okay=True, exists=True),
     help="--mode http: the directory to serve (nothing outside it is ever served).",
 )
-@click.option(
-    "--list-dirs", is_flag=True, help="--mode http: list directories without index.html."
-)
+@click.option("--list-dirs", is_flag=True, help="--mode http: list directories without index.html.")
 @click.option(
     "--no-sendfile",
     is_flag=True,

@@ -45,6 +45,7 @@ _SLOTS = {
 }
 _NO_FIELDS: list[bytes | None] = [None, None, None, None]  # shared, never written to
 _CLOSING_STATUSES = frozenset({400, 408, 413, 414, 431, 501, 505})
+_PARSER_ERRORS = (httptools.HttpParserError, httptools.HttpParserUpgrade)
 # How often one read may hit an Upgrade request we decline (each resumes the parser).
 _MAX_UPGRADES_PER_READ = 64
 
@@ -152,7 +153,7 @@ class HttpHandler(Handler):
         begun, was_in_message = self._begun, self._in_message
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserError as exc:
+        except _PARSER_ERRORS as exc:
             self._parse_error(data, exc)
         if self._in_message and not self._dead:
             self._partial_message(len(data), begun, was_in_message)
@@ -176,9 +177,11 @@ class HttpHandler(Handler):
         if self._partial > config.max_url + config.max_header_bytes + config.max_body:
             self._fail(431)
 
-    def _parse_error(self, data: memoryview, exc: httptools.HttpParserError) -> None:
+    def _parse_error(self, data: memoryview, exc: Exception) -> None:
         """feed_data raised: an Upgrade we decline, or a request we cannot parse."""
         for _ in range(_MAX_UPGRADES_PER_READ):
+            if isinstance(exc, httptools.HttpParserCallbackError):
+                raise exc  # our own bug, not the client's: the connection logs and counts it
             if isinstance(exc, httptools.HttpParserUpgrade):
                 # We decline upgrades (RFC 9110 7.8: answer as if Upgrade were absent). CONNECT
                 # was answered 405 and closes; otherwise parse on after the request that asked.
@@ -188,7 +191,7 @@ class HttpHandler(Handler):
                 try:
                     self._parser.feed_data(data)
                     return
-                except httptools.HttpParserError as again:
+                except _PARSER_ERRORS as again:
                     exc = again
                 continue
             self._fail(501 if isinstance(exc, httptools.HttpParserInvalidMethodError) else 400)

@@ -1,0 +1,96 @@
+"""The open-file cache: fresh on every hit, bounded, and it never closes a file in use."""
+
+from __future__ import annotations
+
+import os
+
+from fastsock.http.filecache import FileCache, OpenFile
+
+
+def opened(path, now: float = 0.0) -> OpenFile:
+    fd = os.open(path, os.O_RDONLY)
+    return OpenFile(fd, os.fstat(fd), os.path.basename(path), "date", now)
+
+
+def is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+def test_hit_returns_the_same_open_file(tmp_path):
+    (tmp_path / "a").write_bytes(b"x" * 10)
+    cache = FileCache(8, valid_s=60)
+    entry = opened(tmp_path / "a")
+    cache.put(b"/a", entry)
+    assert cache.get(b"/a", 1.0) is entry
+    assert cache.hits == 1
+
+
+def test_modified_truncated_deleted_or_replaced_files_are_misses(tmp_path):
+    path = tmp_path / "a"
+    cache = FileCache(8, valid_s=60)
+
+    def replace() -> None:  # a new file renamed over it: same size, another inode
+        (tmp_path / "new").write_bytes(b"y" * 10)
+        os.replace(tmp_path / "new", path)
+
+    for change in (
+        lambda: path.write_bytes(b"longer content"),  # size and mtime
+        lambda: os.truncate(path, 0),
+        lambda: path.unlink(),  # link count drops to 0
+        replace,
+    ):
+        path.write_bytes(b"x" * 10)
+        entry = opened(path)
+        cache.put(b"/a", entry)
+        change()
+        assert cache.get(b"/a", 1.0) is None
+        assert entry.fd == -1, "a dropped entry must close its file"
+
+
+def test_entries_expire_after_valid_s(tmp_path):
+    (tmp_path / "a").write_bytes(b"x")
+    cache = FileCache(8, valid_s=1.0)
+    cache.put(b"/a", opened(tmp_path / "a", now=10.0))
+    assert cache.get(b"/a", 10.5) is not None
+    assert cache.get(b"/a", 11.5) is None
+
+
+def test_eviction_bounds_open_files_but_spares_files_in_use(tmp_path):
+    cache = FileCache(2, valid_s=60)
+    entries = []
+    for name in "abc":
+        (tmp_path / name).write_bytes(name.encode())
+        entries.append(opened(tmp_path / name))
+    busy = entries[0].acquire()  # a body in flight holds "a"
+    busy_fd = busy.fd
+    for name, entry in zip("abc", entries, strict=True):
+        cache.put(name.encode(), entry)
+    assert len(cache) == 2
+    assert is_open(busy_fd), "evicted while a body was using it"
+    busy.release()
+    assert busy.fd == -1 and not is_open(busy_fd)
+    cache.clear()
+    assert all(e.fd == -1 for e in entries)
+
+
+def test_uncached_files_close_on_last_release(tmp_path):
+    (tmp_path / "a").write_bytes(b"x")
+    entry = opened(tmp_path / "a")
+    entry.acquire()
+    entry.discard()  # the handler is done with it; the body is not
+    assert entry.fd != -1
+    entry.release()
+    assert entry.fd == -1
+
+
+def test_a_zero_sized_cache_keeps_nothing(tmp_path):
+    (tmp_path / "a").write_bytes(b"x")
+    cache = FileCache(0, valid_s=60)
+    entry = opened(tmp_path / "a")
+    cache.put(b"/a", entry)
+    assert not entry.cached and len(cache) == 0
+    entry.discard()
