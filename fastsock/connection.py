@@ -96,6 +96,7 @@ class Connection:
         "_high",
         "_low",
         "_read_max",
+        "_copy_bodies",
     )
 
     def __init__(self, server: Server, sock: socket.socket, handler: Handler, peer: str) -> None:
@@ -126,6 +127,7 @@ class Connection:
         self._low = server.config.low_water
         # One read must fit under the high-water mark too: an unsent remainder is queued.
         self._read_max = min(server.read_size, self._high)
+        self._copy_bodies = not server.config.sendfile
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -294,21 +296,37 @@ class Connection:
         offset: int,
         count: int,
         on_done: Callable[[bool], None] | None = None,
+        head: Buffer = b"",
     ) -> None:
+        """Send ``head`` (if any), then ``count`` bytes of file ``fd`` from ``offset``.
+
+        sendfile mode: the head goes with ``MSG_MORE`` and the body by ``os.sendfile``. Copy
+        mode (``--no-sendfile``): a small body is read in after the head and both leave in one
+        send. See :class:`FileBody` for ``on_done``.
+        """
         if self._closed or self._closing:
             if on_done is not None:
                 on_done(False)
             return
+        copy = self._copy_bodies
+        if copy and not self._queue and len(head) + count <= COPY_CHUNK:
+            self._send_small_copied(head, fd, offset, count, on_done)
+            return
+        if head:
+            self.write_more(head)
+            if self._closed:
+                if on_done is not None:
+                    on_done(False)
+                return
         if count <= 0:
             if on_done is not None:
                 on_done(True)
             return
-        copy = not self.server.config.sendfile
         if not self._queue and not copy and count <= SENDFILE_CHUNK:
             # Fast path (small files): one sendfile() that usually sends it all, no FileBody.
             try:
                 sent = os.sendfile(self.fd, fd, offset, count)
-            except (BlockingIOError, OSError):
+            except OSError:
                 sent = 0  # the queued path below retries and handles every error
             if sent:
                 self.bytes_out += sent
@@ -319,11 +337,62 @@ class Connection:
                     return
                 offset += sent
                 count -= sent
-        body = FileBody(fd, offset, count, on_done, copy)
-        self._queue.append(body)  # type: ignore[arg-type]
+        self._queue.append(FileBody(fd, offset, count, on_done, copy))  # type: ignore[arg-type]
         self._flush()
         if not self._closed:
             self._update_events()
+
+    def _send_small_copied(
+        self,
+        head: Buffer,
+        fd: int,
+        offset: int,
+        count: int,
+        on_done: Callable[[bool], None] | None,
+    ) -> None:
+        """Copy mode, nothing queued: head and body into the copy buffer, one send."""
+        view = self.server.copy_view
+        h = len(head)
+        view[:h] = head
+        try:
+            n = os.preadv(fd, [view[h : h + count]], offset) if count else 0
+        except OSError as err:
+            n = -1
+            log.warning("connection %s: reading the file failed: %s", self.peer, err)
+        if n != count:
+            if n >= 0:
+                self._file_truncated()
+            else:
+                self.server.stats.errors += 1
+                self.abort()
+            if on_done is not None:
+                on_done(False)
+            return
+        total = h + count
+        try:
+            sent = self._send(view[:total])
+        except BlockingIOError:
+            sent = 0
+        except OSError as err:
+            self._fail(err)
+            if on_done is not None:
+                on_done(False)
+            return
+        self.bytes_out += sent
+        self.last_active = self.loop.now
+        if sent == total:
+            if on_done is not None:
+                on_done(True)
+            return
+        # The socket took part of it: queue the rest of the head (copied) and the rest of the
+        # body (read again from the file when the socket has room).
+        if sent < h:
+            self._enqueue(head, sent)
+            sent = h
+        self._queue.append(  # type: ignore[arg-type]
+            FileBody(fd, offset + sent - h, count - (sent - h), on_done, True)
+        )
+        self._update_events()
 
     def pause_reading(self) -> None:
         """The handler has enough to do: stop reading until :meth:`resume_reading`."""

@@ -33,8 +33,10 @@ class Transport(Protocol):
         offset: int,
         count: int,
         on_done: Callable[[bool], None] | None = None,
+        head: Buffer = b"",
     ) -> None:
-        """Send ``count`` bytes of file ``fd`` from ``offset`` after what is already queued.
+        """Send ``head`` then ``count`` bytes of file ``fd`` from ``offset``, after what is
+        already queued (the head goes with the body: MSG_MORE, or one send when copying).
 
         ``on_done(completed)`` is called exactly once -- possibly before this returns: True when
         all of it was sent, False when the body was dropped (connection closed or reset, file

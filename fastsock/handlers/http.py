@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import stat
 from collections import deque
+from time import monotonic
 
 import httptools
 
@@ -43,6 +44,7 @@ _SLOTS = {
     b"range": _RANGE,
     b"if-range": _IF_RANGE,
 }
+_INTERESTING_LENGTHS = frozenset(len(name) for name in (*_SLOTS, b"content-length"))
 _NO_FIELDS: list[bytes | None] = [None, None, None, None]  # shared, never written to
 _CLOSING_STATUSES = frozenset({400, 408, 413, 414, 431, 501, 505})
 _PARSER_ERRORS = (httptools.HttpParserError, httptools.HttpParserUpgrade)
@@ -134,18 +136,19 @@ class HttpHandler(Handler):
         self._in_message = False
         self._begun = 0  # messages begun so far (tells one read's partial head from the next)
         self._partial = 0  # bytes of a message still incomplete after earlier reads
-        # Header timeout: a deadline checked by one lazily re-armed timer per connection.
-        self._deadline = 0.0
+        # Header timeout (see _tick): one timer per connection, nothing per request.
         self._timer: Cancellable | None = None
         self._timeout = self._config.header_timeout
+        self._tick_mark = -1  # self._begun at the last tick
+        self._ticks = 0  # consecutive ticks that saw the same message unfinished
         self._max_fields = self._config.max_headers
         self._max_field_bytes = self._config.max_header_bytes
 
     # -- connection events --------------------------------------------------------------------
     def connection_made(self, transport: Transport) -> None:
         super().connection_made(transport)
-        if self._config.header_timeout > 0:
-            self._arm_deadline()
+        if self._timeout > 0:
+            self._timer = transport.call_later(self._timeout / 2, self._tick)
 
     def data_received(self, data: memoryview) -> None:
         if self._dead:
@@ -159,11 +162,16 @@ class HttpHandler(Handler):
             self._partial_message(len(data), begun, was_in_message)
         if self._pending and not self._serving:
             self._serve()
-        if not self._held and (self._dead or len(self._pending) >= self._config.max_pipeline):
-            transport = self.transport
-            if transport is not None:
-                self._held = True
-                transport.pause_reading()
+        if (self._dead or self._pending) and not self._held:
+            self._hold_if_behind()
+
+    def _hold_if_behind(self) -> None:
+        transport = self.transport
+        if transport is not None and (
+            self._dead or len(self._pending) >= self._config.max_pipeline
+        ):
+            self._held = True
+            transport.pause_reading()
 
     def _partial_message(self, nbytes: int, begun: int, was_in_message: bool) -> None:
         # llhttp buffers nothing, but httptools joins a header's pieces until it ends: a head
@@ -219,8 +227,6 @@ class HttpHandler(Handler):
         self._n_fields = self._field_bytes = self._body_bytes = 0
         self._in_message = True
         self._begun += 1
-        if not self._deadline and self._timeout:
-            self._arm_deadline()
 
     def on_url(self, url: bytes) -> None:
         if self._dead:
@@ -237,7 +243,10 @@ class HttpHandler(Handler):
         if self._n_fields > self._max_fields or self._field_bytes > self._max_field_bytes:
             self._fail(431)
             return
-        name = name.lower()
+        if len(name) in _INTERESTING_LENGTHS:  # most fields (Host, User-Agent...) stop here
+            self._interesting_header(name.lower(), value)
+
+    def _interesting_header(self, name: bytes, value: bytes) -> None:
         slot = _SLOTS.get(name)
         if slot is not None:
             fields = self._fields
@@ -258,11 +267,9 @@ class HttpHandler(Handler):
             self._fail(413)  # a chunked body over the limit
 
     def on_message_complete(self) -> None:
-        # The head and body arrived: no more header deadline. (No on_headers_complete: one
-        # callback fewer per request; a body counts against the deadline too, and GETs have
-        # none.)
+        # (No on_headers_complete: one callback fewer per request. So a body counts against
+        # the header timeout too; GETs have none.)
         self._in_message = False
-        self._deadline = 0.0
         if self._dead:
             return
         parser = self._parser
@@ -301,28 +308,31 @@ class HttpHandler(Handler):
         self._pending.append(Request(b"", b"", http10, False, [None] * 4, status))
 
     # -- header timeout -----------------------------------------------------------------------
-    def _arm_deadline(self) -> None:
-        transport = self.transport
-        if transport is None:
-            return
-        self._deadline = transport.time() + self._timeout
-        if self._timer is None:
-            self._timer = transport.call_later(self._timeout, self._on_timer)
+    def _tick(self) -> None:
+        """Every header_timeout/2: 408 for a head unfinished at three ticks in a row.
 
-    def _on_timer(self) -> None:
+        So a head (or, on a new connection, the first one) gets between 1 and 1.5 timeouts to
+        arrive, and the request path does no clock work at all. Idle keep-alive connections
+        are not waiting for a head (that is --idle-timeout's business); nor is a client whose
+        next head may be held up by the body we are still sending it.
+        """
         self._timer = None
         transport = self.transport
-        if transport is None or self._dead or not self._deadline:
+        if transport is None or self._dead:
             return
-        now = transport.time()
-        if self._pending or self._body is not None:
-            # We are still answering: the client's next head may wait for us, not vice versa.
-            self._deadline = now + self._config.header_timeout
-        if now < self._deadline:
-            self._timer = transport.call_later(self._deadline - now, self._on_timer)
+        waiting = (self._in_message or self._begun == 0) and not (
+            self._pending or self._body is not None
+        )
+        if waiting and self._tick_mark == self._begun:
+            self._ticks += 1
+        else:
+            self._ticks = 0
+        self._tick_mark = self._begun
+        if waiting and self._ticks >= 2:
+            self._fail(408)
+            self._serve()
             return
-        self._fail(408)
-        self._serve()
+        self._timer = transport.call_later(self._timeout / 2, self._tick)
 
     # -- answering ----------------------------------------------------------------------------
     def _serve(self) -> None:
@@ -356,6 +366,8 @@ class HttpHandler(Handler):
     def _body_done(self, completed: bool) -> None:
         body, self._body = self._body, None
         if body is not None:
+            if not completed:
+                self.site.files.drop(body)  # truncated, or the client left: look again next time
             body.release()
         if completed and not self._serving:
             self._serve()
@@ -380,7 +392,7 @@ class HttpHandler(Handler):
                 return
             path, query = url.path or b"/", url.query or b""
         files = self.site.files
-        entry = files.get(path, transport.time())
+        entry = files.get(path, monotonic())
         if entry is None:
             entry = self._open(transport, request, path, query)
             if entry is None:
@@ -426,7 +438,7 @@ class HttpHandler(Handler):
             self._error(transport, request, err.status)
             return None
         mtime = int(st.st_mtime)
-        return OpenFile(fd, st, name, self.site.last_modified(mtime), transport.time())
+        return OpenFile(fd, st, name, self.site.last_modified(mtime), monotonic())
 
     def _listing(self, transport: Transport, request: Request, segments: list[str]) -> None:
         dir_path = os.path.join(self.site.root.path, *segments)
@@ -446,6 +458,19 @@ class HttpHandler(Handler):
     def _file(self, transport: Transport, request: Request, entry: OpenFile) -> None:
         fields = request.fields
         date = self.site.dates.now()
+        if fields is _NO_FIELDS and request.keep_alive and not request.http10:
+            # The common case, kept short: the whole file, keep-alive, HTTP/1.1, a head built
+            # once per file and second.
+            if entry.head_date is not date:
+                fields_200 = f"{entry.fields}Content-Length: {entry.size}\r\n"
+                entry.head = responses.head(200, date, fields_200, True, False)
+                entry.head_date = date
+            if request.method == b"HEAD" or not entry.size:
+                transport.write(entry.head)
+                return
+            self._body = entry.acquire()
+            transport.sendfile(entry.fd, 0, entry.size, self._body_done, entry.head)
+            return
         size = entry.size
         if (fields[_INM] is not None or fields[_IMS] is not None) and not_modified(
             fields[_INM], fields[_IMS], entry.etag, entry.mtime
@@ -467,28 +492,18 @@ class HttpHandler(Handler):
                 status, (start, last) = 206, selected
                 length = last - start + 1
                 content_range = f"Content-Range: bytes {start}-{last}/{size}\r\n"
-        if status == 200 and request.keep_alive and not request.http10:
-            # The most common head of all: built once per file and second.
-            if entry.head_date is not date:
-                entry.head = responses.head(
-                    200, date, f"{entry.fields}Content-Length: {size}\r\n", True, False
-                )
-                entry.head_date = date
-            head = entry.head
-        else:
-            head = responses.head(
-                status,
-                date,
-                f"{entry.fields}Content-Length: {length}\r\n{content_range}",
-                request.keep_alive,
-                request.http10,
-            )
+        head = responses.head(
+            status,
+            date,
+            f"{entry.fields}Content-Length: {length}\r\n{content_range}",
+            request.keep_alive,
+            request.http10,
+        )
         if request.method == b"HEAD" or length == 0:
             transport.write(head)
             return
         self._body = entry.acquire()
-        transport.write_more(head)
-        transport.sendfile(entry.fd, start, length, self._body_done)
+        transport.sendfile(entry.fd, start, length, self._body_done, head)
 
     def _error(self, transport: Transport, request: Request, status: int, extra: str = "") -> None:
         keep_alive = request.keep_alive and status not in _CLOSING_STATUSES

@@ -26,22 +26,17 @@ def test_hit_returns_the_same_open_file(tmp_path):
     entry = opened(tmp_path / "a")
     cache.put(b"/a", entry)
     assert cache.get(b"/a", 1.0) is entry
-    assert cache.hits == 1
+    assert cache.get(b"/a", 2.0) is entry
+    assert cache.misses == 0
 
 
-def test_modified_truncated_deleted_or_replaced_files_are_misses(tmp_path):
+def test_a_file_that_changed_size_is_a_miss(tmp_path):
     path = tmp_path / "a"
     cache = FileCache(8, valid_s=60)
-
-    def replace() -> None:  # a new file renamed over it: same size, another inode
-        (tmp_path / "new").write_bytes(b"y" * 10)
-        os.replace(tmp_path / "new", path)
-
     for change in (
-        lambda: path.write_bytes(b"longer content"),  # size and mtime
-        lambda: os.truncate(path, 0),
-        lambda: path.unlink(),  # link count drops to 0
-        replace,
+        lambda: path.write_bytes(b"longer content"),
+        lambda: os.truncate(path, 3),
+        lambda: path.open("ab").write(b"more"),
     ):
         path.write_bytes(b"x" * 10)
         entry = opened(path)
@@ -49,6 +44,28 @@ def test_modified_truncated_deleted_or_replaced_files_are_misses(tmp_path):
         change()
         assert cache.get(b"/a", 1.0) is None
         assert entry.fd == -1, "a dropped entry must close its file"
+
+
+def test_other_changes_are_seen_once_the_entry_expires(tmp_path):
+    path = tmp_path / "a"
+    path.write_bytes(b"x" * 10)
+    cache = FileCache(8, valid_s=1.0)
+    entry = opened(path, now=10.0)
+    cache.put(b"/a", entry)
+    (tmp_path / "new").write_bytes(b"y" * 10)  # replaced by a rename, same size
+    os.replace(tmp_path / "new", path)
+    assert cache.get(b"/a", 10.5) is entry  # within valid_s: the old file, consistently
+    assert cache.get(b"/a", 11.5) is None
+    assert entry.fd == -1
+
+
+def test_drop_forgets_the_entry_and_closes_when_idle(tmp_path):
+    (tmp_path / "a").write_bytes(b"x")
+    cache = FileCache(8, valid_s=60)
+    entry = opened(tmp_path / "a")
+    cache.put(b"/a", entry)
+    cache.drop(entry)
+    assert cache.get(b"/a", 1.0) is None and entry.fd == -1
 
 
 def test_entries_expire_after_valid_s(tmp_path):
