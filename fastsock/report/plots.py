@@ -97,7 +97,9 @@ def _subtitle(exp: dict, keys: tuple[str, ...]) -> str:
     """The fixed parameters of an experiment, e.g. '32 conns, 64 B'."""
     p, parts = exp["params"], []
     if "conns" in keys and len(p.get("conns", [])) == 1:
-        parts.append(f"{p['conns'][0]} conns")
+        depth = p.get("depth", [1])
+        in_flight = f" × {depth[0]} in flight" if len(depth) == 1 and depth[0] != 1 else ""
+        parts.append(f"{p['conns'][0]} conns{in_flight}")
     if "sizes" in keys and len(p.get("sizes", [])) == 1:
         parts.append(S.fmt_size(p["sizes"][0]))
     if "placement" in keys and len(p.get("placements", [])) == 1:

@@ -54,7 +54,11 @@ def _fixed(exp: dict, key: str) -> str:
     vals = exp["params"].get(key, [])
     if len(vals) != 1:
         return ""
-    return f"{vals[0]} connections" if key == "conns" else S.fmt_size(vals[0])
+    if key != "conns":
+        return S.fmt_size(vals[0])
+    depth = exp["params"].get("depth", [1])
+    in_flight = f" × {depth[0]} messages in flight" if len(depth) == 1 and depth[0] != 1 else ""
+    return f"{vals[0]} connections{in_flight}"
 
 
 # --- headline findings -------------------------------------------------------------------------
@@ -282,14 +286,16 @@ def closed_table(exp: dict) -> list[str]:
     groups: dict[tuple, list[dict]] = {}
     for r in S.ok_runs(exp):
         v = r["variant"]
-        groups.setdefault((v["server"], v["transport"], v["size"], v["conns"]), []).append(r)
+        conns = (v["conns"], v.get("depth", 1))
+        groups.setdefault((v["server"], v["transport"], v["size"], conns), []).append(r)
     order = {t: i for i, t in enumerate(S.TRANSPORT_ORDER)}
     servers = S.values_of(exp, "server")
     for key in sorted(groups, key=lambda k: (servers.index(k[0]), k[2], k[3], order.get(k[1]))):
         runs = groups[key]
-        server, t, size, conns = key
+        server, t, size, (conns, depth) = key
+        in_flight = f" × {depth} in flight" if depth != 1 else ""
         rows.append(
-            f"| {server} | {S.label(t)} | {S.fmt_size(size)} | {conns} | "
+            f"| {server} | {S.label(t)} | {S.fmt_size(size)} | {conns}{in_flight} | "
             f"{spread_text(S.spread(runs, 'msgs_per_s'))} | "
             f"{spread_text(S.spread(runs, 'mb_per_s'))} | "
             f"{spread_text(S.spread(runs, 'p50_us'))} | {spread_text(S.spread(runs, 'p99_us'))} | "
