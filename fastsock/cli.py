@@ -8,6 +8,7 @@ import sys
 import click
 
 from fastsock import __version__
+from fastsock.units import SizeType
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -20,29 +21,6 @@ def main() -> None:
     fastsock load    a load generator with HDR latency histograms
     fastsock plot    redraw charts and REPORT.md from saved results
     """
-
-
-def _parse_size(text: str) -> int:
-    """``65536``, ``64K``, ``64KiB``, ``1M``, ``1MiB`` -> bytes."""
-    units = {"": 1, "k": 1024, "kib": 1024, "kb": 1024, "m": 1 << 20, "mib": 1 << 20, "mb": 1 << 20}
-    t = text.strip().lower()
-    num = t.rstrip("kmib")
-    unit = t[len(num) :]
-    if not num.isdigit() or unit not in units:
-        raise click.BadParameter(f"{text!r} is not a size like 65536, 64K or 1MiB")
-    return int(num) * units[unit]
-
-
-class SizeType(click.ParamType):
-    name = "BYTES"
-
-    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
-        if isinstance(value, int):
-            return value
-        try:
-            return _parse_size(value)
-        except click.BadParameter as err:
-            self.fail(err.message, param, ctx)
 
 
 def _parse_mode(text: str | None) -> int | None:
@@ -130,6 +108,12 @@ def _parse_mode(text: str | None) -> int | None:
     help="Resume reading once the queue is down to this.",
 )
 @click.option("--backlog", type=click.IntRange(1), default=1024, help="listen() backlog.")
+@click.option(
+    "--sndbuf",
+    type=SizeType(),
+    default="0",
+    help="SO_SNDBUF of each connection (0: kernel default; capped by net.core.wmem_max).",
+)
 @click.option("-v", "--verbose", count=True, help="-v: info, -vv: debug logging on stderr.")
 def serve(
     host: str,
@@ -149,6 +133,7 @@ def serve(
     high_water: int,
     low_water: int,
     backlog: int,
+    sndbuf: int,
     verbose: int,
 ) -> None:
     """Serve echo/discard/source/http on TCP or a UNIX socket until SIGTERM/SIGINT.
@@ -202,6 +187,7 @@ def serve(
             backlog=backlog,
             unix_mode=_parse_mode(unix_mode),
             sendfile=not no_sendfile,
+            sndbuf=sndbuf,
             http=http,
         )
         server = Server(config)

@@ -22,26 +22,10 @@ from fastsock.load.config import (
     WORKLOADS,
     ConfigError,
     LoadConfig,
-    parse_size,
 )
 from fastsock.load.conn import ConnectError
 from fastsock.load.run import run_load
-
-
-class SizeType(click.ParamType):
-    """Bytes with optional binary suffix: 64, 4K, 4KiB, 1M, 1MiB."""
-
-    name = "BYTES"
-
-    def convert(
-        self, value: str | int, param: click.Parameter | None, ctx: click.Context | None
-    ) -> int:
-        if isinstance(value, int):
-            return value
-        try:
-            return parse_size(value)
-        except ConfigError as err:
-            self.fail(str(err), param, ctx)
+from fastsock.units import SizeType
 
 
 def _endpoint(host: str, port: int | None, unix: str | None) -> Endpoint:

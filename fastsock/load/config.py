@@ -1,11 +1,11 @@
-"""What a load run does: the parameters, their limits, and message-size parsing."""
+"""What a load run does: the parameters and their limits."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from fastsock.address import Endpoint
+from fastsock.units import format_size, parse_size
 
 MIN_SIZE = 1
 MAX_SIZE = 16 * 1024 * 1024
@@ -14,32 +14,11 @@ MAX_DEPTH = 1024
 MAX_PROCS = 64
 WORKLOADS = ("echo", "send", "recv")
 
-_SIZE_RE = re.compile(r"^\s*(\d+)\s*([kKmMgG](?:i?[bB])?|[bB])?\s*$")
-_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+__all__ = ["ConfigError", "LoadConfig", "format_size", "parse_size"]
 
 
 class ConfigError(ValueError):
     """A parameter is out of range or parameters contradict each other; one-line message."""
-
-
-def parse_size(text: str | int) -> int:
-    """Bytes from ``64``, ``64B``, ``4K``/``4KiB``/``4KB``, ``1M``/``1MiB``: suffixes are binary
-    (K = 1024) because message sizes here are buffer sizes, not marketing figures."""
-    if isinstance(text, int):
-        return text
-    match = _SIZE_RE.match(text)
-    if not match:
-        raise ConfigError(f"size {text!r} is not a number of bytes like 64, 4K, 1MiB")
-    unit = (match.group(2) or "")[:1].lower()
-    return int(match.group(1)) * _UNITS[unit]
-
-
-def format_size(size: int) -> str:
-    """``65536`` -> ``64KiB``; the short name charts and summaries use."""
-    for unit, factor in (("MiB", 1024**2), ("KiB", 1024)):
-        if size >= factor and size % factor == 0:
-            return f"{size // factor}{unit}"
-    return f"{size}B"
 
 
 @dataclass(frozen=True)

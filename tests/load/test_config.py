@@ -7,7 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fastsock.address import tcp_endpoint
-from fastsock.load.config import ConfigError, LoadConfig, format_size, parse_size
+from fastsock.load.config import ConfigError, LoadConfig
+from fastsock.units import SizeError, format_size, parse_size
 
 EP = tcp_endpoint("127.0.0.1", 9)
 
@@ -33,7 +34,7 @@ def test_parse_size(text: str, size: int) -> None:
 
 @pytest.mark.parametrize("text", ["", "K", "-1", "1.5K", "4X", "4 KiBB", "1e3"])
 def test_parse_size_rejects(text: str) -> None:
-    with pytest.raises(ConfigError):
+    with pytest.raises(SizeError):
         parse_size(text)
 
 
