@@ -12,6 +12,7 @@ import shlex
 import sys
 
 import click
+from click.core import ParameterSource
 
 from fastsock.address import Endpoint, EndpointError, endpoint_from_options
 from fastsock.load import report
@@ -19,6 +20,7 @@ from fastsock.load.config import (
     MAX_CONNS,
     MAX_DEPTH,
     MAX_PROCS,
+    MAX_VERIFY_EVERY,
     WORKLOADS,
     ConfigError,
     LoadConfig,
@@ -26,6 +28,11 @@ from fastsock.load.config import (
 from fastsock.load.conn import ConnectError
 from fastsock.load.run import run_load
 from fastsock.units import SizeType
+
+
+def _given(ctx: click.Context, name: str) -> bool:
+    """The user set option ``name`` (not its default)."""
+    return ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)
 
 
 def _endpoint(host: str, port: int | None, unix: str | None) -> Endpoint:
@@ -39,7 +46,12 @@ def _endpoint(host: str, port: int | None, unix: str | None) -> Endpoint:
 @click.option("--host", default="127.0.0.1", help="Server IP address (IPv4 or IPv6).")
 @click.option("--port", type=click.IntRange(1, 65535), help="Server TCP port.")
 @click.option("--unix", "unix", metavar="PATH", help="Server UNIX socket path (@name: abstract).")
-@click.option("--size", type=SizeType(), default="64", help="Message size (1 B to 16 MiB).")
+@click.option(
+    "--size",
+    type=SizeType(),
+    default="64",
+    help="Message size (1 B to 16 MiB). Not with --http: the size is the file's.",
+)
 @click.option("--conns", type=click.IntRange(1, MAX_CONNS), default=32, help="Connections.")
 @click.option("--duration", type=click.FloatRange(0, min_open=True), default=5.0, help="Seconds.")
 @click.option(
@@ -49,7 +61,8 @@ def _endpoint(host: str, port: int | None, unix: str | None) -> Endpoint:
     "--depth",
     type=click.IntRange(1, MAX_DEPTH),
     default=1,
-    help="Messages in flight per connection (closed loop; pipelining).",
+    help="Messages in flight per connection (closed loop; pipelining). --http: requests "
+    "pipelined per connection.",
 )
 @click.option(
     "--rate",
@@ -66,7 +79,25 @@ def _endpoint(host: str, port: int | None, unix: str | None) -> Endpoint:
     type=click.Choice(WORKLOADS),
     default="echo",
     help="echo: request/response, every byte verified; send: one-way to a discard server; "
-    "recv: one-way from a source server.",
+    "recv: one-way from a source server; http: GET --http PATH (implied by --http).",
+)
+@click.option(
+    "--http",
+    "http_path",
+    metavar="PATH",
+    default=None,
+    help="HTTP load: keep-alive GETs of this URL path (e.g. /file.bin; `fastsock serve --mode "
+    "http`). A probe GET first learns the body's length and CRC-32; every answer must be 200 "
+    "with that Content-Length and body, else it counts as an error. A 404 or an answer without "
+    "Content-Length stops before the run (exit 2). Messages are answers, bytes body bytes.",
+)
+@click.option(
+    "--verify-every",
+    type=click.IntRange(1, MAX_VERIFY_EVERY),
+    default=1,
+    metavar="K",
+    help="--http: CRC-32 only every K-th body per connection (status and length are always "
+    "checked); for big files where the checksum costs client CPU.",
 )
 @click.option("--server-pid", type=int, default=None, help="Also measure this server's CPU time.")
 @click.option("--json", "json_out", metavar="FILE|-", default=None, help="Write the JSON result.")
@@ -84,21 +115,32 @@ def load(
     rate: float | None,
     procs: int,
     workload: str,
+    http_path: str | None,
+    verify_every: int,
     server_pid: int | None,
     json_out: str | None,
     quiet: bool,
     verbose: bool,
 ) -> None:
-    """Drive a stream server with echo, send or recv load and report throughput and latency.
+    """Drive a stream server with echo, send, recv or HTTP load and report throughput and
+    latency.
 
     \b
     Closed loop (default): each connection keeps --depth messages in flight.
     Open loop (--rate R): R messages/s in total on a fixed schedule.
+    HTTP (--http /file): GETs on keep-alive connections, --depth pipelined.
     Exit status: 0 ok, 1 errors counted during the run, 2 unreachable server or bad usage.
     """
     logging.basicConfig(
         level=logging.WARNING if verbose else logging.ERROR, format="fastsock load: %(message)s"
     )
+    ctx = click.get_current_context()
+    if http_path is not None:
+        if _given(ctx, "workload") and workload != "http":
+            raise click.UsageError(f"--http PATH makes the workload http, not {workload}")
+        workload = "http"
+        if _given(ctx, "size"):
+            raise click.UsageError("--size is not for --http: the size is the file's length")
     config = LoadConfig(
         endpoint=_endpoint(host, port, unix),
         size=size,
@@ -110,6 +152,8 @@ def load(
         procs=procs,
         workload=workload,
         server_pid=server_pid,
+        path=http_path,
+        verify_every=verify_every,
         progress=not quiet and sys.stderr.isatty(),
         command_line=shlex.join(sys.argv),
     )

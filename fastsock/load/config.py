@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fastsock.address import Endpoint
+from fastsock.load.http import path_problem
 from fastsock.units import format_size, parse_size
 
 MIN_SIZE = 1
@@ -12,7 +13,8 @@ MAX_SIZE = 16 * 1024 * 1024
 MAX_CONNS = 10_000
 MAX_DEPTH = 1024
 MAX_PROCS = 64
-WORKLOADS = ("echo", "send", "recv")
+MAX_VERIFY_EVERY = 1_000_000
+WORKLOADS = ("echo", "send", "recv", "http")
 
 __all__ = ["ConfigError", "LoadConfig", "format_size", "parse_size"]
 
@@ -25,7 +27,11 @@ class ConfigError(ValueError):
 class LoadConfig:
     """One load run. ``rate`` set means open loop (messages/s in total over all connections and
     processes, on a fixed schedule); ``rate=None`` means closed loop with ``depth`` messages in
-    flight per connection."""
+    flight per connection.
+
+    ``workload="http"`` GETs ``path`` (a URL path) over keep-alive connections; ``depth`` is
+    requests pipelined per connection, and ``size`` is not a parameter: :func:`run_load` sets it
+    to the body length the probe finds. ``verify_every=k`` checksums every k-th body only."""
 
     endpoint: Endpoint
     size: int = 64
@@ -40,6 +46,8 @@ class LoadConfig:
     progress: bool = False
     connect_timeout: float = 10.0
     command_line: str | None = None
+    path: str | None = None
+    verify_every: int = 1
 
     @property
     def loop(self) -> str:
@@ -47,8 +55,14 @@ class LoadConfig:
 
     def validate(self) -> LoadConfig:
         """Raise :class:`ConfigError` for nonsense; return self so calls chain."""
-        if not MIN_SIZE <= self.size <= MAX_SIZE:
+        if self.workload == "http":
+            self._validate_http()
+        elif not MIN_SIZE <= self.size <= MAX_SIZE:
             raise ConfigError(f"--size must be 1 B to 16 MiB, not {self.size}")
+        elif self.path is not None:
+            raise ConfigError(f"--http PATH makes the workload http, not {self.workload}")
+        elif self.verify_every != 1:
+            raise ConfigError("--verify-every is for --http")
         if not 1 <= self.conns <= MAX_CONNS:
             raise ConfigError(f"--conns must be 1 to {MAX_CONNS}, not {self.conns}")
         if not 0 < self.duration <= 24 * 3600:
@@ -77,9 +91,21 @@ class LoadConfig:
             raise ConfigError("connect timeout must be > 0")
         return self
 
+    def _validate_http(self) -> None:
+        if self.path is None:
+            raise ConfigError("--workload http needs --http PATH (the URL path to GET)")
+        problem = path_problem(self.path)
+        if problem:
+            raise ConfigError(problem)
+        if not 1 <= self.verify_every <= MAX_VERIFY_EVERY:
+            raise ConfigError(
+                f"--verify-every must be 1 to {MAX_VERIFY_EVERY}, not {self.verify_every}"
+            )
+
     def params(self) -> dict:
-        """The ``params`` object of the JSON result."""
-        return {
+        """The ``params`` object of the JSON result (``path`` and ``verify_every`` only for
+        http, whose ``size`` is the body length)."""
+        params = {
             "endpoint": str(self.endpoint),
             "transport": self.endpoint.transport,
             "workload": self.workload,
@@ -92,3 +118,7 @@ class LoadConfig:
             "loop": self.loop,
             "procs": self.procs,
         }
+        if self.workload == "http":
+            params["path"] = self.path
+            params["verify_every"] = self.verify_every
+        return params

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 from fastsock.load.cpu import CpuTimes, ServerCpu, self_times
 from fastsock.load.histogram import FOLD_AT, LatencyRecorder
+from fastsock.load.http import HttpTarget
 from fastsock.load.pattern import Pattern
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,9 @@ TICK_NS = 250_000_000  # progress reports and histogram folding at most this oft
 # What a source server sends: stream byte k is k % 256 (fastsock serve --mode source).
 SOURCE_PATTERN = bytes(range(256)) * (RX_CAP // 256 + 1)
 ERROR_KINDS = ("mismatch", "short_read", "reset", "refused", "closed", "other")
+# Workloads made of messages with a latency each (``completed`` counts messages); the others
+# stream bytes (``completed`` counts bytes) and record no latency.
+LATENCY_WORKLOADS = ("echo", "http")
 MAX_ERROR_SAMPLES = 10
 
 # progress(measuring, messages since the start): called every TICK_NS or so.
@@ -66,6 +70,8 @@ class Plan:
     duration: float
     first_index: int = 0
     server_pid: int | None = None  # measure this server's CPU over the window
+    http: HttpTarget | None = None  # workload http: the request and what its answer must be
+    verify_every: int = 1  # workload http: checksum the body of every k-th response
 
 
 class Conn:
@@ -106,14 +112,19 @@ class Conn:
 
 
 class Engine:
-    """Runs one process's connections; :meth:`run` returns the worker result dict."""
+    """Runs one process's connections; :meth:`run` returns the worker result dict.
+
+    A workload with its own loop subclasses it (``fastsock.load.http_engine``) and overrides
+    ``conn_class``, :meth:`_make_pattern`, :meth:`_run_workload` and :meth:`_closed`."""
+
+    conn_class: type[Conn] = Conn
 
     def __init__(
         self, plan: Plan, sockets: list[socket.socket], progress: ProgressFn | None = None
     ) -> None:
         self.plan = plan
         self.size = plan.size
-        self.pattern = Pattern(plan.size)
+        self.pattern = self._make_pattern()
         self.progress = progress
         self.rxbuf = bytearray(RX_CAP)
         self.rxview = memoryview(self.rxbuf)
@@ -122,7 +133,9 @@ class Engine:
         self.error_samples: list[str] = []
         self.ep = select.epoll()
         self.conns = [
-            Conn(sock, plan.first_index + i, self.pattern.seed_for(plan.first_index + i), plan.size)
+            self.conn_class(
+                sock, plan.first_index + i, self.pattern.seed_for(plan.first_index + i), plan.size
+            )
             for i, sock in enumerate(sockets)
         ]
         self.by_fd: list[Conn | None] = [None] * (max(c.fd for c in self.conns) + 1)
@@ -136,6 +149,10 @@ class Engine:
         self.window_start: int | None = None
         self.window_end: int | None = None
         self.completed_at_start = 0
+
+    def _make_pattern(self) -> Pattern:
+        """What the connections send (``_flush`` writes slices of its ``view``)."""
+        return Pattern(self.plan.size)
 
     # -- errors -------------------------------------------------------------------------------
 
@@ -231,7 +248,7 @@ class Engine:
         self.window_end = now
         self.cpu_at_end = self_times()
         self.server_at_end = self.server_cpu.times() if self.server_cpu else None
-        if self.plan.rate is not None and self.plan.workload == "echo":
+        if self.plan.rate is not None and self.plan.workload in LATENCY_WORKLOADS:
             append = self.recorder.values.append
             for c in self.conns:
                 if c.alive:
@@ -256,7 +273,7 @@ class Engine:
             self.recorder.fold()
         if self.progress is not None:
             done = self.completed
-            if self.plan.workload != "echo":
+            if self.plan.workload not in LATENCY_WORKLOADS:
                 done //= self.size
             self.progress(measuring, done)
 
@@ -266,18 +283,21 @@ class Engine:
         delay = t0 - time.monotonic_ns()
         if delay > 0:
             time.sleep(delay / 1e9)
-        workload = self.plan.workload
         try:
-            if workload == "echo":
-                self._run_echo(t0)
-            else:
-                self._run_stream(t0, sending=workload == "send")
+            self._run_workload(t0)
         finally:
             for c in self.conns:
                 if c.alive:
                     c.sock.close()
             self.ep.close()
         return self._result()
+
+    def _run_workload(self, t0: int) -> None:
+        workload = self.plan.workload
+        if workload == "echo":
+            self._run_echo(t0)
+        else:
+            self._run_stream(t0, sending=workload == "send")
 
     def _phases(self, t0: int) -> tuple[int, int]:
         warm_end = t0 + int(self.plan.warmup * 1e9)
@@ -510,7 +530,7 @@ class Engine:
         elif self.window_end is None:
             self._end_window(time.monotonic_ns())
         moved = self.completed - self.completed_at_start
-        if self.plan.workload == "echo":
+        if self.plan.workload in LATENCY_WORKLOADS:
             messages, nbytes = moved, moved * self.size
         else:
             messages, nbytes = moved // self.size, moved
@@ -524,7 +544,9 @@ class Engine:
             "elapsed_ns": self.window_end - self.window_start,
             "errors": dict(self.errors),
             "error_samples": list(self.error_samples),
-            "histogram": self.recorder.encoded() if self.plan.workload == "echo" else None,
+            "histogram": (
+                self.recorder.encoded() if self.plan.workload in LATENCY_WORKLOADS else None
+            ),
             "incomplete": self.incomplete,
             "conns_alive": self.alive,
             "cpu_user_s": cpu.user,

@@ -9,7 +9,7 @@ from typing import IO
 
 from fastsock.load.config import LoadConfig, format_size
 from fastsock.load.cpu import client_cores, is_client_bound
-from fastsock.load.engine import ERROR_KINDS
+from fastsock.load.engine import ERROR_KINDS, LATENCY_WORKLOADS
 from fastsock.load.histogram import encode, merge, spectrum_us, summary_us
 
 SCHEMA = "fastsock.load/1"
@@ -24,13 +24,18 @@ def build(config: LoadConfig, workers: list[dict], metadata: dict) -> dict:
     elapsed = max(w["elapsed_ns"] for w in workers) / 1e9
     messages = sum(w["messages"] for w in workers)
     nbytes = sum(w["bytes"] for w in workers)
-    msgs_per_s = sum(w["messages"] / (w["elapsed_ns"] / 1e9) for w in workers if w["elapsed_ns"])
-    bytes_per_s = sum(w["bytes"] / (w["elapsed_ns"] / 1e9) for w in workers if w["elapsed_ns"])
+    # 0.0, not 0, when no window ran (every connection failed in warm-up): readers want floats.
+    msgs_per_s = sum(
+        (w["messages"] / (w["elapsed_ns"] / 1e9) for w in workers if w["elapsed_ns"]), 0.0
+    )
+    bytes_per_s = sum(
+        (w["bytes"] / (w["elapsed_ns"] / 1e9) for w in workers if w["elapsed_ns"]), 0.0
+    )
     errors = {kind: sum(w["errors"][kind] for w in workers) for kind in ERROR_KINDS}
     errors = {"total": sum(errors.values()), **errors}
 
     latency = spectrum = histogram = None
-    if config.workload == "echo":
+    if config.workload in LATENCY_WORKLOADS:
         hist = merge(w["histogram"] for w in workers)
         latency = summary_us(hist)
         latency["incomplete"] = sum(w["incomplete"] for w in workers)
@@ -97,13 +102,19 @@ def _num(value: float) -> str:
 def summary(result: dict) -> str:
     """A few lines for humans."""
     p = result["params"]
-    loop = f"open loop at {p['rate']:,.0f} msgs/s" if p["loop"] == "open" else "closed loop"
+    http = p["workload"] == "http"
+    unit = "req/s" if http else "msgs/s"
+    loop = f"open loop at {p['rate']:,.0f} {unit}" if p["loop"] == "open" else "closed loop"
+    what = f"http GET {p['path']} ({format_size(p['size'])})" if http else p["workload"]
+    if not http:
+        what += f" {format_size(p['size'])}"
     lines = [
-        f"fastsock load: {p['workload']} {format_size(p['size'])} over {p['endpoint']}, "
+        f"fastsock load: {what} over {p['endpoint']}, "
         f"{p['conns']} conns x depth {p['depth']}, {loop}, {p['procs']} proc(s), "
         f"{p['duration']:g} s (+{p['warmup']:g} s warm-up)",
-        f"  throughput  {result['msgs_per_s']:,.0f} msgs/s   {result['mb_per_s']:,.2f} MB/s   "
-        f"({result['messages']:,} messages in {result['elapsed_s']:.2f} s)",
+        f"  throughput  {result['msgs_per_s']:,.0f} {unit}   {result['mb_per_s']:,.2f} MB/s   "
+        f"({result['messages']:,} {'responses' if http else 'messages'} in "
+        f"{result['elapsed_s']:.2f} s)",
     ]
     lat = result["latency_us"]
     if lat and lat["count"]:
@@ -124,6 +135,10 @@ def summary(result: dict) -> str:
         kinds = ", ".join(f"{k} {v}" for k, v in errors.items() if v and k != "total")
         lines.append(f"  ERRORS      {errors['total']}: {kinds}")
         lines.extend(f"    {s}" for s in result["error_samples"])
+    elif http:
+        every = p["verify_every"]
+        bodies = "every body" if every == 1 else f"1 body in {every} per connection"
+        lines.append(f"  errors      none (status and length of every answer, CRC-32 of {bodies})")
     else:
         lines.append(
             "  errors      none (every echoed byte checked)"

@@ -10,6 +10,7 @@ line, and the parent merges them. Children never return into the caller's code: 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import mmap
 import os
@@ -26,14 +27,17 @@ from fastsock.load import metadata, report
 from fastsock.load.config import ConfigError, LoadConfig
 from fastsock.load.conn import ConnectError, connect_many, ensure_fd_limit
 from fastsock.load.engine import Engine, Plan
+from fastsock.load.http import HttpTarget, probe
+from fastsock.load.http_engine import HttpEngine
 
 START_DELAY_NS = 50_000_000  # time from "all ready" to t0, so every worker is waiting for it
 RESULT_SLACK_S = 60.0  # beyond warm-up + duration, how long to wait for a worker's result
 
 
-def plans_for(config: LoadConfig) -> list[tuple[Plan, int]]:
+def plans_for(config: LoadConfig, http: HttpTarget | None = None) -> list[tuple[Plan, int]]:
     """Each process's plan and connection count: connections and rate split as evenly as
-    possible (the rate in proportion to the connections)."""
+    possible (the rate in proportion to the connections). ``http``: the probed target of the
+    http workload."""
     base, extra = divmod(config.conns, config.procs)
     plans = []
     first = 0
@@ -49,6 +53,8 @@ def plans_for(config: LoadConfig) -> list[tuple[Plan, int]]:
             duration=config.duration,
             first_index=first,
             server_pid=config.server_pid if i == 0 else None,
+            http=http,
+            verify_every=config.verify_every,
         )
         plans.append((plan, count))
         first += count
@@ -59,21 +65,31 @@ def run_load(config: LoadConfig) -> dict:
     """Run the load described by ``config`` and return the ``fastsock.load/1`` result dict.
 
     Raises :class:`ConfigError` for bad parameters and :class:`ConnectError` when the server
-    cannot be reached (refused, no such socket, timeout). Errors during the run (mismatches,
-    resets, closes) do not raise: they are counted in ``result["errors"]``.
+    cannot be reached (refused, no such socket, timeout); for the http workload also its
+    subclass :class:`~fastsock.load.http.HttpProbeError` when the probe GET before the run gets
+    an answer that cannot be checked (not 200, no Content-Length, ``Connection: close``...).
+    Errors during the run (mismatches, resets, closes) do not raise: they are counted in
+    ``result["errors"]``.
     """
     config.validate()
     if config.server_pid is not None:
         _check_server_pid(config.server_pid)
+    http = None
+    if config.workload == "http":
+        assert config.path is not None
+        # One GET on its own connection, before any load: the length and CRC-32 every answer
+        # of the run must have (and a clean exit 2 for a 404 instead of a run of errors).
+        http = probe(config.endpoint, config.path, config.connect_timeout)
+        config = dataclasses.replace(config, size=http.length)
     meta = metadata.collect(config.command_line)
     progress = None
     if config.progress:
         progress = report.ProgressLine(sys.stderr, config.warmup + config.duration)
     try:
         if config.procs == 1:
-            workers = [_run_here(config, progress)]
+            workers = [_run_here(config, http, progress)]
         else:
-            workers = _run_forked(config, progress)
+            workers = _run_forked(config, http, progress)
     finally:
         if progress is not None:
             progress.close()
@@ -89,11 +105,19 @@ def _check_server_pid(pid: int) -> None:
         raise ConfigError(f"--server-pid {pid}: cannot read its CPU times ({err})") from None
 
 
-def _run_here(config: LoadConfig, progress: report.ProgressLine | None) -> dict:
-    ((plan, count),) = plans_for(config)
+def make_engine(plan: Plan, sockets: list, progress: Callable[[bool, int], None] | None) -> Engine:
+    """The engine that runs ``plan.workload``."""
+    cls = HttpEngine if plan.workload == "http" else Engine
+    return cls(plan, sockets, progress)
+
+
+def _run_here(
+    config: LoadConfig, http: HttpTarget | None, progress: report.ProgressLine | None
+) -> dict:
+    ((plan, count),) = plans_for(config, http)
     ensure_fd_limit(count + 64)
     sockets = connect_many(config.endpoint, count, config.connect_timeout)
-    engine = Engine(plan, sockets, progress.update if progress else None)
+    engine = make_engine(plan, sockets, progress.update if progress else None)
     return engine.run(time.monotonic_ns())
 
 
@@ -133,13 +157,15 @@ def _child_main(config: LoadConfig, plan: Plan, count: int, results: int, go: in
     def progress(measuring: bool, done: int) -> None:
         slot[0] = done
 
-    engine = Engine(plan, sockets, progress)
+    engine = make_engine(plan, sockets, progress)
     send({"result": engine.run(t0)})
     return 0
 
 
-def _run_forked(config: LoadConfig, progress: report.ProgressLine | None) -> list[dict]:
-    plans = plans_for(config)
+def _run_forked(
+    config: LoadConfig, http: HttpTarget | None, progress: report.ProgressLine | None
+) -> list[dict]:
+    plans = plans_for(config, http)
     shared = mmap.mmap(-1, 8 * len(plans))
     counters = memoryview(shared).cast("q")
     children: list[_Child] = []

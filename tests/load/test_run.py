@@ -8,7 +8,7 @@ import pytest
 
 from fastsock.address import tcp_endpoint, unix_endpoint
 from fastsock.load import SCHEMA, ConfigError, ConnectError, run_load
-from fastsock.load.engine import ERROR_KINDS
+from fastsock.load.engine import ERROR_KINDS, LATENCY_WORKLOADS
 from tests.load.conftest import free_tcp_port, quick_config
 
 LATENCY_KEYS = {"min", "p50", "p90", "p99", "p999", "p9999", "max", "mean", "stdev", "count"}
@@ -61,7 +61,7 @@ def check_schema(result: dict) -> None:
     assert result["errors"]["total"] == sum(v for k, v in result["errors"].items() if k != "total")
     assert set(result["cpu"]) == CPU_KEYS
     assert set(result["metadata"]) >= METADATA_KEYS
-    if result["params"]["workload"] == "echo":
+    if result["params"]["workload"] in LATENCY_WORKLOADS:
         assert set(result["latency_us"]) >= LATENCY_KEYS
         assert isinstance(result["histogram"], str)
         assert result["latency_spectrum"][-1][0] == 100.0
