@@ -54,6 +54,7 @@ from bench.http_clients import (
     wrk_warmup,
 )
 from bench.nginx import Nginx, NginxError, nginx_binary
+from fastsock import units
 from fastsock.address import Endpoint, tcp_endpoint, unix_endpoint
 from fastsock.process import ServerProcess
 
@@ -80,12 +81,10 @@ VERIFY_EVERY_LARGE = 8
 
 
 def parse_size(text: str) -> int:
-    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-    t = text.strip().upper().removesuffix("IB").removesuffix("B")
-    num, unit = (t[:-1], t[-1]) if t and t[-1] in units else (t, "")
-    if not num.isdigit():
-        raise argparse.ArgumentTypeError(f"{text!r} is not a size like 1K, 16M or 4096")
-    return int(num) * units[unit]
+    try:
+        return units.parse_size(text)
+    except units.SizeError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def size_label(size: int) -> str:

@@ -68,7 +68,8 @@ def _parse_mode(text: str | None) -> int | None:
     "--header-timeout",
     type=click.FloatRange(0),
     default=10.0,
-    help="--mode http: seconds for a request head to arrive, else 408 (0: no limit).",
+    help="--mode http: a request head unfinished after this long gets 408 (checked every "
+    "S/2, so 1-1.5 S; 0: no limit).",
 )
 @click.option(
     "--max-conns",
