@@ -417,6 +417,12 @@ def run(args: argparse.Namespace) -> dict:
             runs = measure_all(servers, names, files, checksums, args, tcp_client, client_preexec)
     summary = summarize(runs)
     ratio_rows = ratios(runs)
+    if args.sndbuf and "nginx" in args.servers and "unix" in args.transports:
+        notes.append(
+            "--sndbuf: nginx sets it on its listening sockets only, and accepted UNIX "
+            "connections do not inherit it (ss -xm showed the kernel default, nginx 1.22): over "
+            "UNIX only fastsock got the larger buffer"
+        )
     if any(r["client_bound"] for r in runs):
         notes.append(
             "some runs were client-bound (client >= 90% of a core): there the client, not the "
