@@ -17,10 +17,11 @@ def test_readme_code_links_point_at_the_quoted_code():
         lines = (ROOT / link["path"]).read_text().splitlines()
         line_no = int(link["line"])
         assert line_no <= len(lines), f"{link['path']} has no line {line_no}"
-        code = link["code"].replace("\\\\", "\\")
+        code = link["code"]
+        now = [i + 1 for i, line in enumerate(lines) if code in line]
         assert code in lines[line_no - 1], (
             f"README quotes {code!r} at {link['path']}:{line_no}, "
-            f"which says {lines[line_no - 1].strip()!r}"
+            f"which says {lines[line_no - 1].strip()!r}; the code is now at line(s) {now}"
         )
 
 
