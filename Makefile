@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint format bench bench-full plot peers calibrate clean
+.PHONY: install test lint format bench bench-full bench-http plot peers calibrate http-tools clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,17 @@ bench: $(STAMP)
 
 bench-full: $(STAMP)
 	$(PY) -m bench.run --profile full --out results
+
+# Static files: fastsock (sendfile and copy) vs nginx over TCP (wrk) and UNIX (bench/http_load.c).
+# nginx and wrk are Debian packages; without them the run says so and skips nginx / uses the C client.
+bench-http: $(STAMP) http-tools
+	$(PY) -m bench.http_bench --out results/http.json
+
+http-tools:
+	@command -v wrk >/dev/null && { command -v nginx >/dev/null || test -x /usr/sbin/nginx; } || \
+	  { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	    apt-get update -qq && apt-get install -y -qq nginx wrk >/dev/null; } || \
+	  echo "bench-http: could not install nginx/wrk (needs root and apt-get); running without them"
 
 # Redraw every chart and REPORT.md from results/bench.json without running anything.
 plot: $(STAMP)
