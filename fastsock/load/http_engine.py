@@ -103,13 +103,19 @@ class HttpEngine(Engine):
 
     def _closed(self, c: Conn) -> None:
         assert isinstance(c, HttpConn)
-        if c.head or c.body_left:
-            got = len(c.head) if c.head else self.size - c.body_left
-            part = "head" if c.head else "body"
+        if c.head:
             self._error(
                 "short_read",
                 c,
-                f"server closed in the {part} of answer {c.responses} after {got} bytes of it",
+                f"server closed in the head of answer {c.responses + 1} after {len(c.head)} "
+                f"bytes of it",
+            )
+        elif c.body_left:
+            self._error(
+                "short_read",
+                c,
+                f"server closed in the body of answer {c.responses} after "
+                f"{self.size - c.body_left} bytes of it",
             )
         else:
             self._error("closed", c, "server closed the connection")
@@ -124,9 +130,7 @@ class HttpEngine(Engine):
             self._error("mismatch", c, f"answer {c.responses + 1}: bad response head: {err}")
             self._drop(c)
             return
-        if parsed.close:
-            self._error("closed", c, "server sent Connection: close")
-        elif parsed.status != 200:
+        if parsed.status != 200:
             self._error("mismatch", c, f"answer {c.responses + 1}: {describe_status(parsed)}")
         elif parsed.length != self.size:
             self._error(
@@ -134,6 +138,10 @@ class HttpEngine(Engine):
                 c,
                 f"answer {c.responses + 1}: Content-Length {parsed.length}, not {self.size}",
             )
+        elif parsed.close:
+            # Keep-alive is what is measured: a server that closes after each answer would
+            # make every answer pay for a new connection (and this one ends after its body).
+            self._error("closed", c, f"answer {c.responses + 1}: server sent Connection: close")
         else:
             if len(self.good_heads) >= MAX_GOOD_HEADS:
                 self.good_heads.clear()

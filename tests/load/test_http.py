@@ -210,6 +210,14 @@ def test_a_bad_head_drops_the_connection(answer: bytes, kind: str, text: str) ->
         assert not conn.alive
 
 
+def test_a_close_inside_a_head_is_a_short_read() -> None:
+    with fed_engine(2) as (engine, conn):
+        assert feed(engine, conn, FED_ANSWER + FED_ANSWER[:10], []) == 1
+        engine._closed(conn)
+        assert engine.errors["short_read"] == 1 and not conn.alive
+        assert "in the head of answer 2 after 10 bytes" in engine.error_samples[0]
+
+
 def test_an_answer_to_no_request_is_a_mismatch() -> None:
     with fed_engine(1) as (engine, conn):
         assert feed(engine, conn, FED_ANSWER * 2, []) == 1
