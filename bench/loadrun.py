@@ -48,9 +48,12 @@ def measure(
     server_pid: int,
     spec: dict,
     json_path: Path,
+    client: str = "fastsock",
 ) -> dict:
     """Run one load measurement; returns the run fields ``status``, ``error``, ``load``,
     ``wall_s``. A failed run is data too (it is reported), so this never raises for it."""
+    if client == "c":
+        return measure_c(endpoint, v, settings, server_pid, spec)
     argv = load_argv(endpoint, v, settings, json_path, server_pid)
     timeout = settings["warmup"] + settings["duration"] + GRACE_S
     json_path.unlink(missing_ok=True)
@@ -89,4 +92,121 @@ def _result(status: str, error: str | None, load: dict | None, start: float) -> 
         "error": error,
         "load": load,
         "wall_s": round(time.monotonic() - start, 3),
+    }
+
+
+def c_load_argv(endpoint: Endpoint, v: Variant, settings: dict) -> list:
+    from bench.peers.registry import LOAD_CLIENT
+
+    where = ["--unix", endpoint.path] if endpoint.is_unix else ["--port", str(endpoint.port)]
+    if not endpoint.is_unix:
+        where = ["--host", endpoint.host, *where]
+    return [
+        str(LOAD_CLIENT),
+        *where,
+        *("--size", str(v.size), "--conns", str(v.conns), "--depth", str(v.depth)),
+        *("--duration", str(settings["duration"]), "--warmup", str(settings["warmup"])),
+    ]
+
+
+def measure_c(endpoint: Endpoint, v: Variant, settings: dict, server_pid: int, spec: dict) -> dict:
+    """The same measurement with the C reference load client (bench/peers/c/load_client.c).
+
+    It verifies every echoed byte but records no latency, and costs far less CPU per message
+    than any server here, so the server sets the pace: the client to compare servers with on a
+    2-core machine, where a Python client would measure itself. Its output is turned into a
+    ``fastsock.load/1``-shaped result with ``latency_us: null``. The server's CPU time is taken
+    over the whole client run (warm-up included): the C client reports only its own window.
+    """
+    import psutil
+
+    from bench.peers.registry import LOAD_CLIENT, build_c_peers
+
+    start = time.monotonic()
+    if not LOAD_CLIENT.exists() and build_c_peers().get("load_client") is not None:
+        return _result("failed", "the C load client could not be built (no cc?)", None, start)
+    argv = c_load_argv(endpoint, v, settings)
+    timeout = settings["warmup"] + settings["duration"] + GRACE_S
+    try:
+        server = psutil.Process(server_pid)
+        before = server.cpu_times()
+    except psutil.Error:
+        server, before = None, None
+    try:
+        proc = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            preexec_fn=pl.client_preexec(spec),
+        )
+    except subprocess.TimeoutExpired:
+        return _result("failed", f"load_client did not finish within {timeout:.0f} s", None, start)
+    wall = time.monotonic() - start
+    server_cpu = None
+    if server is not None and before is not None:
+        try:
+            after = server.cpu_times()
+            server_cpu = (after.user - before.user, after.system - before.system)
+        except psutil.Error:
+            pass
+    try:
+        raw = json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        last = proc.stderr.strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
+        return _result("failed", f"load_client: {last[0][:300]}", None, start)
+    load = c_result_as_load(raw, endpoint, v, settings, server_cpu, wall)
+    if proc.returncode != 0:
+        return _result("failed", f"load_client: {raw.get('errors', '?')} errors", load, start)
+    return _result("ok", None, load, start)
+
+
+def c_result_as_load(
+    raw: dict,
+    endpoint: Endpoint,
+    v: Variant,
+    settings: dict,
+    server_cpu: tuple[float, float] | None,
+    wall_s: float,
+) -> dict:
+    """The C client's JSON in the shape of ``fastsock load --json`` (latency: null)."""
+    window = raw.get("elapsed_s") or settings["duration"]
+    client_util = (raw["cpu_user_s"] + raw["cpu_sys_s"]) / window if window else 0.0
+    errors = int(raw.get("errors", 0))
+    return {
+        "schema": "fastsock.load/1",
+        "client": "c-load",
+        "params": {
+            "endpoint": str(endpoint),
+            "transport": endpoint.transport,
+            "workload": "echo",
+            "size": v.size,
+            "conns": v.conns,
+            "depth": v.depth,
+            "duration": settings["duration"],
+            "warmup": settings["warmup"],
+            "rate": None,
+            "loop": "closed",
+            "procs": 1,
+        },
+        "messages": raw["messages"],
+        "bytes": raw["messages"] * v.size,
+        "elapsed_s": window,
+        "msgs_per_s": raw["msgs_per_s"],
+        "mb_per_s": raw["mb_per_s"],
+        "errors": {"total": errors},
+        "latency_us": None,
+        "latency_spectrum": None,
+        "histogram": None,
+        "cpu": {
+            "client_user_s": raw["cpu_user_s"],
+            "client_sys_s": raw["cpu_sys_s"],
+            "client_cpu_util": client_util,
+            "client_cores": 1,
+            "client_bound": client_util >= 0.9,
+            "server_user_s": server_cpu[0] if server_cpu else None,
+            "server_sys_s": server_cpu[1] if server_cpu else None,
+            "server_cpu_util": sum(server_cpu) / wall_s if server_cpu and wall_s else None,
+        },
     }

@@ -38,7 +38,11 @@ EXPERIMENT_KEYS = {
     "placements",
     "rate_fractions",
     "calibration_depth",
+    "client",
 }
+# Load generators: `fastsock load` (latency histograms, every byte verified) or the C reference
+# load client (throughput only; far cheaper per message, so a fast server sets the pace).
+CLIENTS = ("fastsock", "c")
 MAX_SIZE = 16 << 20  # what `fastsock load` accepts
 
 
@@ -141,6 +145,7 @@ def _experiment(
     merged.setdefault("conns", [1])
     merged.setdefault("depth", [1])
     merged.setdefault("placements", ["unpinned"])
+    merged.setdefault("client", "fastsock")
     kind, sweep = merged.get("kind"), merged.get("sweep")
     if kind not in KINDS:
         raise MatrixError(f"experiment {name}: kind must be one of {', '.join(KINDS)}")
@@ -155,6 +160,10 @@ def _experiment(
         for v in _list(name, key, merged.get(key), int):
             if not 1 <= v <= (MAX_SIZE if key == "sizes" else 100_000):
                 raise MatrixError(f"experiment {name}: {key} value {v} is out of range")
+    if merged["client"] not in CLIENTS:
+        raise MatrixError(f"experiment {name}: client must be one of {', '.join(CLIENTS)}")
+    if merged["client"] != "fastsock" and kind != "closed":
+        raise MatrixError(f"experiment {name}: client = {merged['client']!r} is for kind = closed")
     for t in merged["transports"]:
         if t not in TRANSPORTS:
             raise MatrixError(f"experiment {name}: unknown transport {t!r}")

@@ -112,7 +112,8 @@ class Runner:
             if exp.kind == "rtt":
                 self._rtt(exp, pool, doc)
             elif exp.kind == "closed":
-                self._rounds(exp, exp.variants(), pool, doc["runs"])
+                client = self._client_for(exp, pool)
+                self._rounds(exp, exp.variants(), pool, doc["runs"], client)
             else:
                 self._open(exp, pool, doc)
             doc["notes"] = pool.notes
@@ -123,7 +124,9 @@ class Runner:
         self.seq += 1
         return self.seq - 1
 
-    def _load_run(self, v: Variant, repeat: int, pool: ServerPool) -> dict:
+    def _load_run(
+        self, v: Variant, repeat: int, pool: ServerPool, client: str = "fastsock"
+    ) -> dict:
         spec = self.matrix.placements[v.placement]
         self.progress.step(f"{v.describe()} (round {repeat + 1})")
         run = {"variant": v.as_dict(), "repeat": repeat, "seq": self._next_seq()}
@@ -134,17 +137,37 @@ class Runner:
         else:
             json_path = self.tmp / "load.json"
             run.update(
-                loadrun.measure(server.endpoint, v, self.settings, server.pid, spec, json_path)
+                loadrun.measure(
+                    server.endpoint, v, self.settings, server.pid, spec, json_path, client
+                )
             )
         self.progress.advance(est_load(self.settings))
         return run
 
     def _rounds(
-        self, exp: Experiment, variants: list[Variant], pool: ServerPool, out: list
+        self,
+        exp: Experiment,
+        variants: list[Variant],
+        pool: ServerPool,
+        out: list,
+        client: str = "fastsock",
     ) -> None:
         for repeat in range(self.settings["repeats"]):
             for v in round_order(variants, repeat):
-                out.append(self._load_run(v, repeat, pool))
+                out.append(self._load_run(v, repeat, pool, client))
+
+    @staticmethod
+    def _client_for(exp: Experiment, pool: ServerPool) -> str:
+        """The experiment's load generator; the C one only where it could be built."""
+        if exp.params["client"] != "c":
+            return "fastsock"
+        from bench.peers.registry import build_c_peers
+
+        reason = build_c_peers().get("load_client")
+        if reason is None:
+            return "c"
+        pool.notes.append(f"C load client unavailable ({reason}); fastsock load used instead")
+        return "fastsock"
 
     def _open(self, exp: Experiment, pool: ServerPool, doc: dict) -> None:
         """Measure capacity per point (closed loop), then step the offered rate through

@@ -75,3 +75,50 @@ def test_placement_check() -> None:
     assert check("unpinned", {}, {0}) is None
     why = check("cross-core", {"server": [0], "client": [1]}, {0})
     assert why is not None and "CPU [1]" in why
+
+
+def test_c_load_client_result_fits_the_load_schema() -> None:
+    """The C client's JSON, reshaped, is a valid `load` object of the results schema."""
+    from bench.loadrun import c_result_as_load
+    from bench.matrix import Variant
+    from fastsock.address import unix_endpoint
+    from fastsock.report.results import schema
+    from fastsock.report.validate import validate
+
+    raw = {
+        "msgs_per_s": 900000.0,
+        "mb_per_s": 57.6,
+        "messages": 270000,
+        "elapsed_s": 0.3,
+        "errors": 0,
+        "conns": 32,
+        "size": 64,
+        "depth": 8,
+        "cpu_user_s": 0.06,
+        "cpu_sys_s": 0.15,
+    }
+    v = Variant("fastsock", "unix", 64, 32, 8)
+    settings = {"duration": 0.3, "warmup": 0.15}
+    load = c_result_as_load(raw, unix_endpoint("/tmp/x.sock"), v, settings, (0.3, 0.1), 0.5)
+    s = schema()
+    assert validate(load, {**s["$defs"]["load"], "$defs": s["$defs"]}) == []
+    assert load["latency_us"] is None
+    assert load["cpu"]["client_cpu_util"] == pytest.approx(0.7)
+    assert load["cpu"]["client_bound"] is False
+    assert load["cpu"]["server_cpu_util"] == pytest.approx(0.8)
+
+
+@pytest.mark.timeout(60)
+def test_c_client_measures_a_real_server(serve) -> None:
+    from bench.peers.registry import build_c_peers
+
+    if build_c_peers().get("load_client") is not None:
+        pytest.skip("no C compiler: the harness falls back to fastsock load")
+    server = serve("--port", "0")
+    settings = {"duration": 0.3, "warmup": 0.1}
+    v = Variant("fastsock", "tcp", 64, 4, 2)
+    run = measure(server.endpoint, v, settings, server.pid, {}, Path("unused"), client="c")
+    assert run["status"] == "ok", run["error"]
+    load = run["load"]
+    assert load["msgs_per_s"] > 0 and load["errors"]["total"] == 0
+    assert load["cpu"]["server_cpu_util"] is not None

@@ -72,6 +72,11 @@ sizes = [64]
         (('question = "q"', 'question = "q"\nflavour = 1'), "unknown key(s) flavour"),
         (("sizes = [64]", 'sizes = [64]\nplacements = ["moon"]'), "placement 'moon'"),
         (("sizes = [64]", "sizes = [64]\nrate_fractions = [0.5]"), "are for kind = open"),
+        (("sizes = [64]", 'sizes = [64]\nclient = "wrk"'), "client must be one of"),
+        (
+            ('kind = "closed"\nsweep = "size"', 'kind = "rtt"\nsweep = "size"\nclient = "c"'),
+            "is for kind = closed",
+        ),
         (("repeats = 2", "repeats = 0"), "must be > 0"),
         (("duration = 0.1", 'duration = "x"'), "duration must be a number"),
         (("[profiles.p]", "[profiles.other]"), "no profile 'p'"),
