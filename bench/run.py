@@ -45,6 +45,7 @@ RESULTS_NAME = "bench.json"
 # Estimated fixed cost of one load run (interpreter start, connecting, JSON) and of a pyperf
 # worker process: only for the progress display and --dry-run, never for a result.
 LOAD_OVERHEAD_S = 1.0
+C_LOAD_OVERHEAD_S = 0.1  # the C load client starts in a millisecond
 PYPERF_OVERHEAD_S = 0.5
 WORKER_OVERHEAD_S = 0.3
 
@@ -54,8 +55,9 @@ def _est_rtt(size: int) -> float:
     return 50e-6 + size * 1e-9
 
 
-def est_load(settings: dict) -> float:
-    return settings["warmup"] + settings["duration"] + LOAD_OVERHEAD_S
+def est_load(settings: dict, client: str = "fastsock") -> float:
+    overhead = C_LOAD_OVERHEAD_S if client == "c" else LOAD_OVERHEAD_S
+    return settings["warmup"] + settings["duration"] + overhead
 
 
 def est_rtt_round(settings: dict, sizes: list[int]) -> float:
@@ -77,7 +79,7 @@ def plan(exp: Experiment, settings: dict) -> tuple[int, float]:
         n = n + n * len(p["rate_fractions"]) * reps  # calibration + steps
     else:
         n *= reps
-    return n, n * est_load(settings)
+    return n, n * est_load(settings, p["client"])
 
 
 class Runner:
@@ -141,7 +143,7 @@ class Runner:
                     server.endpoint, v, self.settings, server.pid, spec, json_path, client
                 )
             )
-        self.progress.advance(est_load(self.settings))
+        self.progress.advance(est_load(self.settings, client))
         return run
 
     def _rounds(
