@@ -44,7 +44,7 @@ def client_argv(name: str, endpoint: Endpoint, args: argparse.Namespace, server_
         where = ["--unix", endpoint.path]
     else:
         where = ["--host", endpoint.host, "--port", str(endpoint.port)]
-    common = ["--size", str(args.size), "--conns", str(args.conns), "--depth", "1"]
+    common = ["--size", str(args.size), "--conns", str(args.conns), "--depth", str(args.depth)]
     timing = ["--duration", str(args.duration), "--warmup", str(args.warmup)]
     if name == "c-client":
         return [str(LOAD_CLIENT), *where, *common, *timing]
@@ -199,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--conns", type=int, default=32)
+    parser.add_argument("--depth", type=int, default=1, help="Messages in flight per connection.")
     parser.add_argument("--transports", default="unix,tcp")
     parser.add_argument("--clients", default="c-client,fastsock-p1,fastsock-p2")
     parser.add_argument("--pin", action="store_true", help="Server on one CPU, client on another.")
