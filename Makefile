@@ -38,13 +38,16 @@ calibrate: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench.run --profile quick --out results
 
-bench-full: $(STAMP)
+bench-full: $(STAMP) http-tools
+	$(PY) -m bench.http_bench --out results/http.json
 	$(PY) -m bench.run --profile full --out results
 
 # Static files: fastsock (sendfile and copy) vs nginx over TCP (wrk) and UNIX (bench/http_load.c).
 # nginx and wrk are Debian packages; without them the run says so and skips nginx / uses the C client.
+# results/http.json gets its own chart and section in REPORT.md (make plot, make bench).
 bench-http: $(STAMP) http-tools
 	$(PY) -m bench.http_bench --out results/http.json
+	$(VENV)/bin/fastsock plot results/bench.json
 
 http-tools:
 	@command -v wrk >/dev/null && { command -v nginx >/dev/null || test -x /usr/sbin/nginx; } || \

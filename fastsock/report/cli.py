@@ -33,7 +33,7 @@ def plot(results: Path, out: Path | None) -> None:
     from fastsock.report.report import write_report
 
     charts = draw_all(doc, out)
-    report = write_report(doc, charts, out, results.name)
+    report = write_report(doc, charts, out, results.name, results.parent)
     for chart in charts:
         click.echo(f"wrote {out / chart.file}")
     click.echo(f"wrote {report}")

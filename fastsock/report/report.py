@@ -525,8 +525,13 @@ def _caveats(doc: dict) -> list[str]:
     return [f"- {c}" for c in out]
 
 
-def render(doc: dict, charts: list[Chart], results_name: str = "bench.json") -> str:
-    """The whole REPORT.md as text."""
+def render(
+    doc: dict,
+    charts: list[Chart],
+    results_name: str = "bench.json",
+    extra: list[str] | None = None,
+) -> str:
+    """The whole REPORT.md as text; ``extra`` is a finished section (static files) to add."""
     m = doc["metadata"]
     lines = ["# fastsock benchmark report: UNIX-domain sockets vs TCP loopback", ""]
     if doc.get("fixture"):
@@ -553,6 +558,7 @@ def render(doc: dict, charts: list[Chart], results_name: str = "bench.json") -> 
     lines += ["", "Ratios: median over paired repeats, min–max in brackets.", ""]
     for exp in doc["experiments"]:
         lines += _experiment_section(exp, [c for c in charts if c.experiment == exp["name"]])
+    lines += extra or []
     lines += ["## How it was measured", ""] + _method(doc) + [""]
     lines += ["### Machine", ""] + _metadata_rows(doc) + [""]
     lines += ["## Caveats", ""] + _caveats(doc) + [""]
@@ -592,8 +598,17 @@ def _experiment_section(exp: dict, charts: list[Chart]) -> list[str]:
     return out
 
 
-def write_report(doc: dict, charts: list[Chart], out: Path, results_name: str) -> Path:
-    """Write ``out/REPORT.md``; return its path."""
+def write_report(
+    doc: dict, charts: list[Chart], out: Path, results_name: str, results_dir: Path | None = None
+) -> Path:
+    """Write ``out/REPORT.md``; return its path. With ``http.json`` (``make bench-http``) in
+    ``results_dir``, its chart and section are added."""
+    from fastsock.report import http
+
+    extra = None
+    http_doc = http.load_beside((results_dir or out) / results_name)
+    if http_doc is not None:
+        extra = http.section(http_doc, out)
     path = out / "REPORT.md"
-    path.write_text(render(doc, charts, results_name), encoding="utf-8")
+    path.write_text(render(doc, charts, results_name, extra), encoding="utf-8")
     return path

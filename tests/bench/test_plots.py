@@ -115,3 +115,21 @@ def test_fastsock_plot_bad_input(tmp_path: Path, content: str | None, message: s
     assert message in result.output
     assert "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_http_section_and_chart_from_http_json(tmp_path: Path) -> None:
+    """With make bench-http's http.json beside bench.json, plot adds its chart and section."""
+    import shutil
+
+    from tests.bench.conftest import FIXTURE_RESULTS
+
+    root = Path(__file__).resolve().parents[2]
+    shutil.copy(FIXTURE_RESULTS, tmp_path / "bench.json")
+    shutil.copy(root / "results" / "http.json", tmp_path / "http.json")
+    result = CliRunner().invoke(fastsock_main, ["plot", str(tmp_path / "bench.json")])
+    assert result.exit_code == 0, result.output
+    report = (tmp_path / "REPORT.md").read_text()
+    assert "## Static files over HTTP: fastsock vs nginx" in report
+    assert "(http-vs-nginx.png)" in report
+    assert (tmp_path / "http-vs-nginx.png").stat().st_size > 10_000
+    assert "| fastsock/nginx | UNIX | 1 KiB |" in report

@@ -1,0 +1,152 @@
+"""The static-file section of REPORT.md: fastsock vs nginx, from ``make bench-http``'s JSON.
+
+``bench/http_bench.py`` writes ``http.json`` (schema ``fastsock.http_bench/1``) beside
+``bench.json``; when it is there, ``fastsock plot`` and ``make bench`` draw its chart and add its
+section, saying when and how it was measured (it is a separate run from the rest).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from fastsock.report import summary as S  # noqa: E402
+from fastsock.report.plots import BOUND_NOTE, COLORS, DPI  # noqa: E402
+
+SCHEMA = "fastsock.http_bench/1"
+FILE = "http.json"
+CHART = "http-vs-nginx.png"
+SERVER_ORDER = ("fastsock", "fastsock-copy", "nginx")
+
+
+def load_beside(results: Path) -> dict | None:
+    """The http_bench results next to ``results`` (a bench.json), or None."""
+    path = results.parent / FILE
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    return doc if isinstance(doc, dict) and doc.get("schema") == SCHEMA else None
+
+
+def _metric(size: int) -> tuple[str, str]:
+    # Small files are about requests per second, large ones about bytes per second.
+    return ("req_per_s", "requests/s") if size < (1 << 20) else ("mb_per_s", "MB/s (body)")
+
+
+def draw(doc: dict, out: Path) -> str:
+    """Bars per server and transport, one panel per file size; returns the file name."""
+    rows = doc["summary"]
+    sizes = sorted({r["size"] for r in rows})
+    transports = [t for t in S.TRANSPORT_ORDER if any(r["transport"] == t for r in rows)]
+    servers = [s for s in SERVER_ORDER if any(r["server"] == s for r in rows)]
+    fig, axes = plt.subplots(1, len(sizes), figsize=(4.2 * len(sizes), 4.2), squeeze=False)
+    width = 0.8 / max(1, len(transports))
+    for ax, size in zip(axes[0], sizes, strict=True):
+        key, unit = _metric(size)
+        for i, t in enumerate(transports):
+            xs, meds, errs, bound = [], [], [[], []], []
+            for j, server in enumerate(servers):
+                hit = [
+                    r for r in rows if (r["server"], r["transport"], r["size"]) == (server, t, size)
+                ]
+                if not hit:
+                    continue
+                stat = hit[0][key]
+                xs.append(j + (i - (len(transports) - 1) / 2) * width)
+                meds.append(stat["median"])
+                errs[0].append(stat["median"] - stat["min"])
+                errs[1].append(stat["max"] - stat["median"])
+                bound.append(hit[0]["client_bound_runs"] > 0)
+            clients = sorted({r["client"] for r in rows if r["transport"] == t})
+            bars = ax.bar(
+                xs,
+                meds,
+                width,
+                yerr=errs,
+                capsize=3,
+                color=COLORS.get(t),
+                label=f"{S.label(t)} ({', '.join(clients)})",
+            )
+            for bar, b in zip(bars, bound, strict=True):
+                if b:
+                    bar.set_hatch("//")
+        ax.set_xticks(range(len(servers)))
+        ax.set_xticklabels(servers, fontsize=8)
+        ax.set_ylabel(unit)
+        ax.set_title(f"{S.fmt_size(size)} file, keep-alive GETs", fontsize=10)
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle("Static files: fastsock (sendfile, copy) vs nginx")
+    fig.text(0.01, 0.01, BOUND_NOTE + "; bars: median, whiskers: min-max", fontsize=7, color="0.35")
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    fig.savefig(out / CHART, dpi=DPI)
+    plt.close(fig)
+    return CHART
+
+
+def _ratio_text(r: dict) -> str:
+    return f"{r['median']:.2f}× ({r['min']:.2f}–{r['max']:.2f}×)"
+
+
+def section(doc: dict, out: Path) -> list[str]:
+    """REPORT.md lines for the HTTP comparison (draws its chart into ``out``)."""
+    chart = draw(doc, out)
+    m, p = doc.get("metadata", {}), doc.get("parameters", {})
+    lines = [
+        "## Static files over HTTP: fastsock vs nginx",
+        "",
+        "*Serving files to a proxy over a UNIX socket or TCP: how close does a pure-Python "
+        "sendfile server come to nginx?*",
+        "",
+        f"![Static files: fastsock vs nginx]({chart})",
+        "",
+        f"A separate run (`make bench-http`, {str(m.get('date', '?'))[:10]}): "
+        f"`fastsock serve --mode http` with `os.sendfile` (*fastsock*) and with read+send "
+        f"(*fastsock-copy*) against nginx with one worker and `sendfile on`, "
+        f"{p.get('conns', '?')} keep-alive connections, {p.get('repeats', '?')} interleaved "
+        "repeats. TCP is driven by wrk, UNIX by a small C client (wrk cannot speak UNIX "
+        "sockets); both verify every response. Small files are compared in requests/s, large "
+        "ones in MB/s of body. Compare servers within a transport, not the transports with "
+        "each other: they use different clients (wrk's small read buffer caps it near "
+        "2.3 GB/s).",
+        "",
+        "| ratio | transport | file | client | metric | median (min–max) | target | met |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in doc["ratios"]:
+        key, _ = _metric(r["size"])
+        if r["metric"] != key:
+            continue
+        target = "–" if r.get("target") is None else f"≥ {r['target']}×"
+        met = {True: "yes", False: "**no**", None: "–"}[r.get("meets_target")]
+        bound = [who for who, n in (r.get("client_bound") or {}).items() if n]
+        flag = f" (client-bound: {', '.join(bound)})" if bound else ""
+        lines.append(
+            f"| {r['ratio']} | {S.label(r['transport'])} | {S.fmt_size(r['size'])} | "
+            f"{r['client']} | {r['metric']} | {_ratio_text(r)}{flag} | {target} | {met} |"
+        )
+    lines += [
+        "",
+        "| server | transport | file | requests/s | MB/s | server CPU per request |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in doc["summary"]:
+        lines.append(
+            f"| {r['server']} | {S.label(r['transport'])} | {S.fmt_size(r['size'])} | "
+            f"{S.fmt_num(r['req_per_s']['median'])} | {S.fmt_num(r['mb_per_s']['median'])} | "
+            f"{r['server_cpu_us_per_req']:.1f} µs |"
+        )
+    notes = [n for n in doc.get("notes", []) if not n.startswith("some runs were client-bound")]
+    if any(r["client_bound_runs"] for r in doc["summary"]):
+        notes.append(
+            "Where a run was client-bound (the load generator at ≥ 90% of a core, hatched), the "
+            "client set the pace and ratios are squeezed towards 1."
+        )
+    lines += [""] + [f"- {note}" for note in notes] + [""]
+    return lines
