@@ -292,9 +292,19 @@ def _hdr_axis(ax) -> None:
     ax.minorticks_off()
 
 
+def _closed_with_latency(doc: dict) -> dict | None:
+    """The first closed-loop experiment measured by `fastsock load` (the C load client records
+    no latency), by preference the size sweep."""
+    for sweep in ("size", "conns", "server"):
+        exp = S.find(doc, "closed", sweep)
+        if exp is not None and exp["params"].get("client", "fastsock") == "fastsock":
+            return exp
+    return None
+
+
 def latency_spectrum(doc: dict, out: Path) -> Chart | None:
     rtt = S.find(doc, "rtt", "size")
-    closed = S.find(doc, "closed", "size")
+    closed = _closed_with_latency(doc)
     panels = [e for e in (rtt, closed) if e is not None]
     if not panels:
         return None
@@ -302,8 +312,10 @@ def latency_spectrum(doc: dict, out: Path) -> Chart | None:
     for ax, exp in zip(axes[0], panels, strict=True):
         size = S.values_of(exp, "size")[0]
         server = S.values_of(exp, "server")[0]
+        conns_values = S.values_of(exp, "conns")
+        conns = 32 if 32 in conns_values else conns_values[0]
         for t in S.values_of(exp, "transport"):
-            runs = S.select(S.ok_runs(exp), server=server, transport=t, size=size)
+            runs = S.select(S.ok_runs(exp), server=server, transport=t, size=size, conns=conns)
             if exp["kind"] == "rtt":
                 values = S.pooled_rtt(runs)
                 if not values:
@@ -330,11 +342,7 @@ def latency_spectrum(doc: dict, out: Path) -> Chart | None:
         _num_axis(ax)
         ax.set_xlabel("percentile")
         ax.set_ylabel("latency (µs)")
-        kind = (
-            "ping-pong, 1 connection"
-            if exp["kind"] == "rtt"
-            else (f"closed loop, {_subtitle(exp, ('conns',))}")
-        )
+        kind = "ping-pong, 1 connection" if exp["kind"] == "rtt" else f"closed loop, {conns} conns"
         ax.set_title(f"{S.fmt_size(size)}, {server}: {kind}", fontsize=10)
         ax.legend(fontsize=7)
         ax.grid(True, alpha=0.3)

@@ -133,3 +133,18 @@ def test_http_section_and_chart_from_http_json(tmp_path: Path) -> None:
     assert "(http-vs-nginx.png)" in report
     assert (tmp_path / "http-vs-nginx.png").stat().st_size > 10_000
     assert "| fastsock/nginx | UNIX | 1 KiB |" in report
+
+
+def test_spectrum_takes_latency_from_a_fastsock_load_experiment() -> None:
+    """A size sweep driven by the C load client has no latency: the closed-loop spectrum panel
+    must come from an experiment `fastsock load` measured (it once came out empty)."""
+    from fastsock.report.plots import _closed_with_latency
+    from tests.bench.conftest import FIXTURE_RESULTS
+
+    doc = json.loads(FIXTURE_RESULTS.read_text())
+    size = next(e for e in doc["experiments"] if e["kind"] == "closed" and e["sweep"] == "size")
+    assert _closed_with_latency(doc) is size
+    size["params"]["client"] = "c"
+    chosen = _closed_with_latency(doc)
+    assert chosen is not None and chosen is not size
+    assert chosen["params"].get("client", "fastsock") == "fastsock"
