@@ -425,6 +425,20 @@ def _cal_depth(doc: dict) -> str:
     return "/".join(str(d) for d in sorted(depths - {None})) or "several"
 
 
+def _c_client_method(doc: dict) -> list[str]:
+    names = [e["name"] for e in doc["experiments"] if e["params"].get("client") == "c"]
+    if not names:
+        return []
+    return [
+        f"- **Closed loop with the C load client** ({', '.join(names)}): the same closed loop "
+        "driven by `bench/peers/c/load_client.c`, which verifies every echoed byte but records "
+        "no latency (hence the empty latency columns). It needs far less CPU per message than "
+        "the servers, so the server sets the pace; `fastsock load` would saturate its own core "
+        "first on this machine. Where even the C client is flagged client-bound, the server "
+        "(the C reference) was faster still."
+    ]
+
+
 def _method(doc: dict) -> list[str]:
     st = doc["settings"]
     places = "; ".join(
@@ -445,6 +459,7 @@ def _method(doc: dict) -> list[str]:
         f"send the next as soon as the echo is back; measures capacity. Each run warms up "
         f"{st['warmup']} s (discarded), then measures {st['duration']} s. Every echoed payload "
         f"is verified.",
+        *_c_client_method(doc),
         "- **Open loop** (`fastsock load --rate`): messages are sent on a fixed schedule; "
         "latency counts from when each message was *due*, so a stalled server is charged for "
         "the queue it causes (no coordinated omission). The rate steps are fractions of the "
