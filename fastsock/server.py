@@ -5,11 +5,11 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import signal
 import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from signal import SIGINT, SIGTERM
 from typing import TextIO
 
 from fastsock.address import (
@@ -92,7 +92,13 @@ class Server:
     :meth:`run` serves until :meth:`shutdown` (or SIGTERM/SIGINT when ``install_signals``).
     """
 
-    def __init__(self, config: ServerConfig, sock: socket.socket | None = None) -> None:
+    def __init__(
+        self,
+        config: ServerConfig,
+        sock: socket.socket | None = None,
+        *,
+        owns_unix_file: bool = True,
+    ) -> None:
         if config.handler_factory is None and config.mode not in MODES:
             raise ValueError(f"unknown mode {config.mode!r}")
         self.config = config
@@ -116,7 +122,8 @@ class Server:
             sock = listen(config.endpoint, config.backlog, config.unix_mode)
         self.endpoint = bound_endpoint(sock, config.endpoint)
         identity = None
-        if self.endpoint.is_unix and not self.endpoint.is_abstract:
+        # Workers share a listener their parent made: only the parent removes the socket file.
+        if owns_unix_file and self.endpoint.is_unix and not self.endpoint.is_abstract:
             identity = unix_file_identity(self.endpoint.path)
         self._listener = _Listener(sock, self.endpoint, identity)
         self.loop.register(sock, EVENT_READ, self._on_acceptable)
@@ -228,8 +235,8 @@ class Server:
             conn.abort()
 
     # -- running and stopping -----------------------------------------------------------------
-    def install_signal_handlers(self) -> None:
-        for signum in (signal.SIGTERM, signal.SIGINT):
+    def install_signal_handlers(self, signals: tuple[int, ...] = (SIGTERM, SIGINT)) -> None:
+        for signum in signals:
             self.loop.add_signal_handler(signum, self._on_signal)
 
     def _on_signal(self, signum: int) -> None:
