@@ -115,6 +115,12 @@ def _parse_mode(text: str | None) -> int | None:
     default="0",
     help="SO_SNDBUF of each connection (0: kernel default; capped by net.core.wmem_max).",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    help="Worker processes sharing the listener (each single-threaded, its own stats line).",
+)
 @click.option("-v", "--verbose", count=True, help="-v: info, -vv: debug logging on stderr.")
 def serve(
     host: str,
@@ -135,6 +141,7 @@ def serve(
     low_water: int,
     backlog: int,
     sndbuf: int,
+    workers: int,
     verbose: int,
 ) -> None:
     """Serve echo/discard/source/http on TCP or a UNIX socket until SIGTERM/SIGINT.
@@ -191,6 +198,14 @@ def serve(
             sndbuf=sndbuf,
             http=http,
         )
+        if workers > 1:
+            from fastsock.workers import serve_workers
+
+            def announce(where: str) -> None:
+                click.echo(f"fastsock: listening on {where}")
+                sys.stdout.flush()
+
+            raise SystemExit(serve_workers(config, workers, announce))
         server = Server(config)
     except (EndpointError, click.BadParameter, OSError) as err:
         click.echo(
