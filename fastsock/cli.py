@@ -65,6 +65,13 @@ def _parse_mode(text: str | None) -> int | None:
     "open per request).",
 )
 @click.option(
+    "--memory-cache",
+    type=SizeType(),
+    default="8M",
+    help="--mode http: also keep open files of up to 32K in memory, this many bytes in all "
+    "(answered with one send each; 0: none).",
+)
+@click.option(
     "--header-timeout",
     type=click.FloatRange(0),
     default=10.0,
@@ -132,6 +139,7 @@ def serve(
     no_sendfile: bool,
     header_timeout: float,
     open_files: int,
+    memory_cache: int,
     max_conns: int,
     idle_timeout: float,
     drain_timeout: float,
@@ -179,7 +187,11 @@ def serve(
     http = None
     if root is not None:
         http = HttpConfig(
-            root=root, list_dirs=list_dirs, header_timeout=header_timeout, open_files=open_files
+            root=root,
+            list_dirs=list_dirs,
+            header_timeout=header_timeout,
+            open_files=open_files,
+            memory_cache=memory_cache,
         )
     try:
         endpoint = endpoint_from_options(host, port, unix)

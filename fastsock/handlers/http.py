@@ -59,7 +59,12 @@ class Site:
         self.config = config
         self.root = Root(config.root)
         self.dates = DateCache()
-        self.files = FileCache(config.open_files, config.open_files_valid)
+        self.files = FileCache(
+            config.open_files,
+            config.open_files_valid,
+            config.memory_cache,
+            config.memory_file_max,
+        )
         self._last_modified: dict[int, str] = {}
 
     def last_modified(self, mtime: int) -> str:
@@ -279,17 +284,31 @@ class HttpHandler(Handler):
             self._fail(505)
             return
         keep_alive = parser.should_keep_alive() and method != b"CONNECT"
+        transport = self.transport
+        entry = None
+        if self._pending or self._body is not None or self._serving or transport is None:
+            pass  # queued below
+        elif self._fields is _NO_FIELDS and method == b"GET" and keep_alive and version == "1.1":
+            # The common request (a plain keep-alive GET with nothing before it): a cached file
+            # in memory is answered here in one write, without a Request or further calls. A
+            # target with a query or in absolute form is no cache key: it misses, goes below.
+            entry = self.site.files.get(self._url, monotonic())
+            if entry is not None and entry.body is not None:
+                date = self.site.dates.now()
+                if entry.head_date is not date:
+                    _plain_head(entry, date)
+                transport.write(entry.response)
+                return
         request = Request(method, self._url, version == "1.0", keep_alive, self._fields)
         if not keep_alive:
             self._dead = True  # answer this one, then close: ignore what follows
-        transport = self.transport
         if self._pending or self._body is not None or self._serving or transport is None:
             self._pending.append(request)
             return
         # Nothing before it waits: answer at once (most requests), skipping the queue.
         self._serving = True
         try:
-            self._respond(transport, request)
+            self._respond(transport, request, entry)
         finally:
             self._serving = False
         if not request.keep_alive:
@@ -372,7 +391,13 @@ class HttpHandler(Handler):
         if completed and not self._serving:
             self._serve()
 
-    def _respond(self, transport: Transport, request: Request) -> None:
+    def _respond(
+        self, transport: Transport, request: Request, entry: OpenFile | None = None
+    ) -> None:
+        """Answer ``request``; ``entry``: its file, already found in the cache."""
+        if entry is not None:
+            self._file(transport, request, entry)
+            return
         if request.status:
             self._error(transport, request, request.status)
             return
@@ -462,11 +487,12 @@ class HttpHandler(Handler):
             # The common case, kept short: the whole file, keep-alive, HTTP/1.1, a head built
             # once per file and second.
             if entry.head_date is not date:
-                fields_200 = f"{entry.fields}Content-Length: {entry.size}\r\n"
-                entry.head = responses.head(200, date, fields_200, True, False)
-                entry.head_date = date
+                _plain_head(entry, date)
             if request.method == b"HEAD" or not entry.size:
                 transport.write(entry.head)
+                return
+            if entry.body is not None:
+                transport.write(entry.response)
                 return
             self._body = entry.acquire()
             transport.sendfile(entry.fd, 0, entry.size, self._body_done, entry.head)
@@ -502,6 +528,9 @@ class HttpHandler(Handler):
         if request.method == b"HEAD" or length == 0:
             transport.write(head)
             return
+        if entry.body is not None:
+            transport.write(head + entry.body[start : start + length])
+            return
         self._body = entry.acquire()
         transport.sendfile(entry.fd, start, length, self._body_done, head)
 
@@ -521,6 +550,16 @@ class HttpHandler(Handler):
         )
         if not keep_alive:
             request.keep_alive = False  # _serve closes after this answer
+
+
+def _plain_head(entry: OpenFile, date: str) -> None:
+    """Set ``entry``'s 200 keep-alive HTTP/1.1 head for ``date`` (and its whole response, when
+    the body is in memory): built once per file and second, not per request."""
+    fields = f"{entry.fields}Content-Length: {entry.size}\r\n"
+    entry.head = responses.head(200, date, fields, True, False)
+    entry.head_date = date
+    if entry.body is not None:
+        entry.response = entry.head + entry.body
 
 
 def _too_long(content_length: bytes, limit: int) -> bool:

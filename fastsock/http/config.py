@@ -24,3 +24,7 @@ class HttpConfig:
     max_pipeline: int = 64  # parsed requests waiting for an answer before we stop reading
     open_files: int = 256  # files kept open between requests (see http/filecache.py); 0: none
     open_files_valid: float = 1.0  # seconds before a cached path is resolved again
+    # Cached files this small are also kept in memory (one send per answer), up to
+    # memory_cache bytes in all; 0: none (see http/filecache.py).
+    memory_cache: int = 8 << 20
+    memory_file_max: int = 32 << 10

@@ -12,6 +12,13 @@ is seen once the entry is ``valid_s`` old, when the path is resolved again from 
 nginx's ``open_file_cache_valid`` (60 s by default there), and the reason for a short default.
 A body that fails (truncated file, client gone) also drops its entry.
 
+Small files (up to ``memory_file_max`` bytes, ``memory_bytes`` in all) are also read into memory
+when they enter the cache, so a hit answers with one ``send`` of head and body from one bytes
+object instead of a send of the head and a ``sendfile`` (two syscalls, and a Python call each):
+that was most of what was left of a 1 KiB request's server time. Such a body follows the same
+freshness rules as the descriptor it was read from (a size change is seen on the next hit,
+anything else within ``valid_s``): it is dropped with its entry.
+
 Descriptors are reference-counted: a body being sent holds its file, and an entry evicted
 meanwhile closes its descriptor only when the last body is done. Open descriptors are bounded
 by ``max_entries`` plus one per connection.
@@ -41,6 +48,8 @@ class OpenFile:
         "opened_at",
         "head",
         "head_date",
+        "body",
+        "response",
     )
 
     def __init__(
@@ -63,6 +72,20 @@ class OpenFile:
         # The handler's cached "200, keep-alive, HTTP/1.1" head and the Date it carries.
         self.head = b""
         self.head_date: str | None = None
+        # The whole file, when the cache keeps it in memory (see load()), and that head + it.
+        self.body: bytes | None = None
+        self.response = b""
+
+    def load(self) -> bool:
+        """Read the whole file into :attr:`body`; False if it is not all there any more."""
+        try:
+            data = os.pread(self.fd, self.size, 0)
+        except OSError:
+            return False
+        if len(data) != self.size:
+            return False  # it changed since fstat: the next hit's size check drops the entry
+        self.body = data
+        return True
 
     def acquire(self) -> OpenFile:
         self.refs += 1
@@ -77,6 +100,8 @@ class OpenFile:
     def discard(self) -> None:
         """Close unless a body holds it (then the last release does)."""
         self.cached = False
+        self.body = None  # sends still queued hold their own reference
+        self.response = b""
         if self.refs <= 0:
             self._close()
 
@@ -89,9 +114,18 @@ class OpenFile:
 class FileCache:
     """Request path -> :class:`OpenFile`, bounded, checked on every hit (see module doc)."""
 
-    def __init__(self, max_entries: int, valid_s: float) -> None:
+    def __init__(
+        self,
+        max_entries: int,
+        valid_s: float,
+        memory_bytes: int = 0,
+        memory_file_max: int = 0,
+    ) -> None:
         self.max_entries = max_entries
         self.valid_s = valid_s
+        self.memory_bytes = memory_bytes  # bound on the bodies held in memory, all together
+        self.memory_file_max = memory_file_max  # larger files are only kept open
+        self.memory_used = 0
         self._entries: dict[bytes, OpenFile] = {}
         self.misses = 0
 
@@ -106,7 +140,7 @@ class FileCache:
                 except OSError:
                     pass
             del self._entries[key]
-            entry.discard()
+            self._forget(entry)
         self.misses += 1
         return None
 
@@ -114,25 +148,38 @@ class FileCache:
         """Forget ``entry`` (its body failed: the file may have changed)."""
         if self._entries.get(entry.key) is entry:
             del self._entries[entry.key]
-            entry.discard()
+            self._forget(entry)
 
     def put(self, key: bytes, entry: OpenFile) -> None:
         if self.max_entries <= 0:
             return
         old = self._entries.pop(key, None)
         if old is not None:
-            old.discard()
+            self._forget(old)
         while len(self._entries) >= self.max_entries:
             # Evict the oldest insertion: cheap, and good enough for a hot set that fits.
             oldest = next(iter(self._entries))
-            self._entries.pop(oldest).discard()
+            self._forget(self._entries.pop(oldest))
         entry.cached = True
         entry.key = key
         self._entries[key] = entry
+        size = entry.size
+        if (
+            0 < size <= self.memory_file_max
+            and self.memory_used + size <= self.memory_bytes
+            and entry.load()
+        ):
+            self.memory_used += size
+
+    def _forget(self, entry: OpenFile) -> None:
+        """An entry leaves the cache: give back its memory, close it unless a body holds it."""
+        if entry.body is not None:
+            self.memory_used -= len(entry.body)
+        entry.discard()
 
     def clear(self) -> None:
         for entry in self._entries.values():
-            entry.discard()
+            self._forget(entry)
         self._entries.clear()
 
     def __len__(self) -> int:

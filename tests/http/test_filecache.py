@@ -111,3 +111,61 @@ def test_a_zero_sized_cache_keeps_nothing(tmp_path):
     cache.put(b"/a", entry)
     assert not entry.cached and len(cache) == 0
     entry.discard()
+
+
+# -- small files kept in memory -------------------------------------------------------------------
+def test_small_files_are_read_into_memory_within_the_bounds(tmp_path):
+    cache = FileCache(8, valid_s=60, memory_bytes=10, memory_file_max=6)
+    sizes = {"a": 4, "b": 6, "big": 7, "c": 4, "empty": 0}
+    entries = {}
+    for name, size in sizes.items():
+        (tmp_path / name).write_bytes(name[0].encode() * size)
+        entries[name] = opened(tmp_path / name)
+        cache.put(name.encode(), entries[name])
+    assert entries["a"].body == b"aaaa" and entries["b"].body == b"bbbbbb"
+    assert entries["big"].body is None, "over memory_file_max: only kept open"
+    assert entries["c"].body is None, "over memory_bytes in all: only kept open"
+    assert entries["empty"].body is None
+    assert cache.memory_used == 10
+    cache.drop(entries["a"])
+    assert entries["a"].body is None and cache.memory_used == 6
+    cache.put(b"c2", opened(tmp_path / "c"))  # room again
+    assert cache.memory_used == 10
+    cache.clear()
+    assert cache.memory_used == 0
+
+
+def test_a_body_in_memory_goes_with_its_entry(tmp_path):
+    path = tmp_path / "a"
+    cache = FileCache(8, valid_s=1.0, memory_bytes=100, memory_file_max=100)
+    path.write_bytes(b"x" * 10)
+    entry = opened(path, now=10.0)
+    cache.put(b"/a", entry)
+    path.write_bytes(b"y" * 11)  # a size change: seen at the next hit
+    assert cache.get(b"/a", 10.1) is None
+    assert entry.body is None and cache.memory_used == 0
+    entry = opened(path, now=10.0)
+    cache.put(b"/a", entry)
+    assert entry.body == b"y" * 11
+    path.write_bytes(b"z" * 11)  # same size: seen once the entry expires, like the rest
+    assert cache.get(b"/a", 10.5) is entry
+    assert cache.get(b"/a", 11.5) is None and cache.memory_used == 0
+
+
+def test_eviction_gives_memory_back(tmp_path):
+    cache = FileCache(2, valid_s=60, memory_bytes=1000, memory_file_max=1000)
+    for name in "abc":
+        (tmp_path / name).write_bytes(name.encode() * 100)
+        cache.put(name.encode(), opened(tmp_path / name))
+    assert len(cache) == 2 and cache.memory_used == 200
+
+
+def test_a_file_shorter_than_its_stat_stays_out_of_memory(tmp_path):
+    path = tmp_path / "a"
+    path.write_bytes(b"x" * 10)
+    entry = opened(path)
+    os.truncate(path, 5)  # changed between fstat and the read
+    cache = FileCache(8, valid_s=60, memory_bytes=100, memory_file_max=100)
+    cache.put(b"/a", entry)
+    assert entry.body is None and cache.memory_used == 0
+    assert cache.get(b"/a", 1.0) is None, "and the size check drops it at the next hit"

@@ -120,6 +120,9 @@ def root(tmp_path: Path) -> Path:
 
 
 def connect(root: Path, transport: FakeTransport | None = None, **config) -> tuple:
+    if transport is not None and transport.hold_bodies:
+        # Bodies only wait in the transport when sent from the file: keep none in memory.
+        config.setdefault("memory_cache", 0)
     handler = HttpHandler(Site(HttpConfig(root=str(root), **config)))
     transport = transport or FakeTransport()
     handler.connection_made(transport)
@@ -385,3 +388,50 @@ def test_content_types_come_from_the_extension(root):
     feed(handler, get("/a.txt") + get("/b.bin"))
     types = [r.getheader("Content-Type") for r, _ in t.responses()]
     assert types == ["text/plain", "application/octet-stream"]
+
+
+class CountingTransport(FakeTransport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+        self.sendfiles = 0
+
+    def write(self, data) -> None:
+        self.writes += 1
+        super().write(data)
+
+    def sendfile(self, *args, **kwargs) -> None:
+        self.sendfiles += 1
+        super().sendfile(*args, **kwargs)
+
+
+def test_a_small_cached_file_is_answered_in_one_write_and_follows_changes(root):
+    handler, t = connect(root, CountingTransport())
+    feed(handler, get("/b.bin") * 3)
+    assert t.sendfiles == 0 and t.writes == 3, "read into memory when first opened"
+    got = t.responses()
+    assert [body for _, body in got] == [(root / "b.bin").read_bytes()] * 3
+    assert got[0][0].getheader("Content-Length") == "1024"
+    (root / "b.bin").write_bytes(b"new")  # another size: noticed at once
+    t.out.clear()
+    feed(handler, get("/b.bin"))
+    assert t.responses()[0][1] == b"new"
+
+
+def test_ranges_and_head_of_a_file_in_memory(root):
+    handler, t = connect(root, CountingTransport())
+    feed(handler, get("/b.bin"))  # now cached, in memory
+    t.out.clear()
+    feed(handler, get("/b.bin", "Range: bytes=10-19") + get("/b.bin", method="HEAD"))
+    assert t.sendfiles == 0
+    (partial, body), (head, head_body) = t.responses(["GET", "HEAD"])
+    assert partial.status == 206 and body == bytes(range(10, 20))
+    assert partial.getheader("Content-Range") == "bytes 10-19/1024"
+    assert head.status == 200 and head_body == b"" and head.getheader("Content-Length") == "1024"
+
+
+def test_files_are_not_kept_in_memory_when_memory_cache_is_0(root):
+    handler, t = connect(root, CountingTransport(), memory_cache=0)
+    feed(handler, get("/b.bin") * 2)
+    assert t.sendfiles == 2
+    assert handler.site.files.memory_used == 0

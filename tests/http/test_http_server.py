@@ -56,6 +56,31 @@ def test_http_client_fetches_every_size_byte_identical(site, http_serve, transpo
     assert stats["errors"] == 0 and stats["accepted"] == 1
 
 
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("memory", ["0", "8M"])
+def test_small_files_from_memory_or_not_and_changes_seen(tmp_path, http_serve, memory):
+    root = tmp_path / "www"
+    root.mkdir()
+    small = root / "small.bin"
+    small.write_bytes(os.urandom(1000))
+    server = http_serve(root, "unix", "--memory-cache", memory)
+    conn = client_for(server)
+    try:
+        for content in (small.read_bytes(), os.urandom(999), os.urandom(32 << 10)):
+            small.write_bytes(content)  # a new size: seen by the very next request
+            for _ in range(3):
+                conn.request("GET", "/small.bin")
+                resp = conn.getresponse()
+                assert resp.status == 200 and resp.read() == content
+            conn.request("GET", "/small.bin", headers={"Range": "bytes=5-9"})
+            resp = conn.getresponse()
+            assert resp.status == 206 and resp.read() == content[5:10]
+    finally:
+        conn.close()
+    assert server.stop() == 0
+    assert parse_stats(server.stderr_text)["errors"] == 0
+
+
 @needs_curl
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("mode", MODES)
