@@ -435,3 +435,23 @@ def test_files_are_not_kept_in_memory_when_memory_cache_is_0(root):
     feed(handler, get("/b.bin") * 2)
     assert t.sendfiles == 2
     assert handler.site.files.memory_used == 0
+
+
+@pytest.mark.parametrize("field", ["Connection", "Proxy-Connection", "connection"])
+def test_kept_alive_http10_gets_its_connection_field_from_a_file_in_memory(root, field):
+    handler, t = connect(root)
+    feed(handler, get("/a.txt"))  # cached and in memory: the short path would answer the next
+    t.out.clear()
+    feed(handler, get("/a.txt", f"{field}: keep-alive", version="1.0") + get("/a.txt"))
+    (resp10, body10), (resp11, body11) = t.responses()
+    assert body10 == body11 == b"alpha\n" and not t.closed
+    assert resp10.getheader("Connection") == "keep-alive" and resp10.version == 11
+    assert resp11.getheader("Connection") is None
+
+
+def test_a_kept_alive_http20_request_is_505_even_for_a_file_in_memory(root):
+    handler, t = connect(root)
+    feed(handler, get("/a.txt"))
+    t.out.clear()
+    feed(handler, get("/a.txt", "Connection: keep-alive", version="2.0"))
+    assert [r.status for r, _ in t.responses()] == [505] and t.closed
