@@ -578,7 +578,9 @@ def _plain_head(entry: OpenFile, date: str) -> None:
     entry.head = responses.head(200, date, fields, True, False)
     entry.head_date = date
     if entry.body is not None:
-        entry.response = entry.head + entry.body
+        # The body lives on as a view into the response: one copy of it in memory, not two.
+        response = entry.response = entry.head + entry.body
+        entry.body = memoryview(response)[len(entry.head) :]
 
 
 def _too_long(content_length: bytes, limit: int) -> bool:

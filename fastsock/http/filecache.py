@@ -72,8 +72,9 @@ class OpenFile:
         # The handler's cached "200, keep-alive, HTTP/1.1" head and the Date it carries.
         self.head = b""
         self.head_date: str | None = None
-        # The whole file, when the cache keeps it in memory (see load()), and that head + it.
-        self.body: bytes | None = None
+        # The whole file, when the cache keeps it in memory (see load()), and that head + it
+        # (the handler then makes body a view into response, so it is held once).
+        self.body: bytes | memoryview | None = None
         self.response = b""
 
     def load(self) -> bool:

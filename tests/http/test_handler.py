@@ -455,3 +455,12 @@ def test_a_kept_alive_http20_request_is_505_even_for_a_file_in_memory(root):
     t.out.clear()
     feed(handler, get("/a.txt", "Connection: keep-alive", version="2.0"))
     assert [r.status for r, _ in t.responses()] == [505] and t.closed
+
+
+def test_a_body_in_memory_is_held_once_inside_its_response(root):
+    handler, t = connect(root)
+    feed(handler, get("/b.bin") * 2)
+    entry = handler.site.files.get(b"/b.bin", 0.0)
+    assert entry is not None and entry.body.obj is entry.response
+    assert entry.response.endswith(entry.body) and len(entry.body) == 1024
+    assert [body for _, body in t.responses()] == [(root / "b.bin").read_bytes()] * 2
