@@ -74,7 +74,10 @@ def _worker(config: ServerConfig, sock, index: int) -> int:  # pragma: no cover 
             server.run()
         finally:
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            print(f"{server.stats.line()} worker={index}", file=sys.stderr, flush=True)
+            # One write() per line: workers share stderr, and print() writes the text and the
+            # newline separately, so two workers' lines could interleave. A pipe write of
+            # less than PIPE_BUF bytes is atomic.
+            os.write(2, f"{server.stats.line()} worker={index}\n".encode())
     except Exception as err:
         print(f"fastsock: worker {index} failed: {err}", file=sys.stderr, flush=True)
         return 1
