@@ -34,8 +34,10 @@ calibrate: $(STAMP)
 	$(PY) -m bench.calibrate_load --out results/calibrate_load.json
 
 # The benchmark matrix (bench/matrix.toml): results/bench.json, pyperf RTT files, PNG charts
-# and results/REPORT.md. bench: the quick profile (~3 min); bench-full: all of it (<30 min).
+# and results/REPORT.md. bench: the quick profile plus a short static-file run against nginx
+# (~3 min; nginx only where installed -- make bench-http installs it); bench-full: all of it.
 bench: $(STAMP)
+	$(PY) -m bench.http_bench --profile short --out results/http.json
 	$(PY) -m bench.run --profile quick --out results
 
 bench-full: $(STAMP) http-tools

@@ -60,6 +60,8 @@ from fastsock.process import ServerProcess
 
 SCHEMA = "fastsock.http_bench/1"
 PROFILES = {
+    # short: the slice `make bench` runs (~30 s): enough for the two targets, not for the tails.
+    "short": {"sizes": "1K,16M", "repeats": 3, "duration": 0.3, "warmup": 0.1},
     "quick": {"sizes": "1K,16M", "repeats": 3, "duration": 2.0, "warmup": 0.5},
     "full": {
         "sizes": "1K,4K,64K,1M,16M,64M,256M",
@@ -434,6 +436,7 @@ def run(args: argparse.Namespace) -> dict:
         "schema": SCHEMA,
         "metadata": meta,
         "parameters": {
+            "profile": args.profile,
             "sizes": sizes,
             "servers": args.servers,
             "transports": args.transports,

@@ -106,8 +106,10 @@ def section(doc: dict, out: Path) -> list[str]:
         "",
         f"![Static files: fastsock vs nginx]({chart})",
         "",
-        f"A separate run (`make bench-http`, {str(m.get('date', '?'))[:10]}): "
-        f"`fastsock serve --mode http` with `os.sendfile` (*fastsock*) and with read+send "
+        f"Measured by `python -m bench.http_bench --profile {p.get('profile', '?')}` "
+        f"({str(m.get('date', '?'))[:10]}; `make bench` runs the short profile, "
+        "`make bench-http` the longer quick one) with "
+        "`fastsock serve --mode http` with `os.sendfile` (*fastsock*) and with read+send "
         f"(*fastsock-copy*) against nginx with one worker and `sendfile on`, "
         f"{p.get('conns', '?')} keep-alive connections, {p.get('repeats', '?')} interleaved "
         "repeats. TCP is driven by wrk, UNIX by a small C client (wrk cannot speak UNIX "
