@@ -37,7 +37,7 @@ calibrate: $(STAMP)
 # and results/REPORT.md. bench: the quick profile plus a short static-file run against nginx
 # (~3 min; nginx only where installed -- make bench-http installs it); bench-full: all of it.
 bench: $(STAMP)
-	$(PY) -m bench.http_bench --profile short --out results/http.json
+	$(PY) -m bench.http_bench --profile short --servers fastsock,nginx --out results/http.json
 	$(PY) -m bench.run --profile quick --out results
 
 bench-full: $(STAMP) http-tools
