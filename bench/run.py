@@ -98,17 +98,7 @@ class Runner:
     def run(self, exp: Experiment) -> dict:
         n, est = plan(exp, self.settings)
         self.progress.begin(exp.name, n, est)
-        doc = {
-            "name": exp.name,
-            "kind": exp.kind,
-            "sweep": exp.sweep,
-            "title": exp.title,
-            "question": exp.question,
-            "params": exp.params,
-            "runs": [],
-            "skipped": exp.skipped,
-            "notes": [],
-        }
+        doc = _empty(exp)
         sock_dir = Path(tempfile.mkdtemp(prefix=f"{exp.name}-", dir=self.tmp))
         with ServerPool(sock_dir) as pool:
             if exp.kind == "rtt":

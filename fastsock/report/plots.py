@@ -157,26 +157,30 @@ def rtt_vs_size(doc: dict, out: Path) -> Chart | None:
     )
 
 
-def throughput_vs_size(doc: dict, out: Path) -> Chart | None:
-    exp = S.find(doc, "closed", "size")
-    if exp is None:
-        return None
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+def _sweep_lines(ax, exp: dict, key: str, metric: str) -> None:
+    """One line per server and transport: ``metric`` (median, min-max) along ``key``."""
     runs = S.ok_runs(exp)
-    sizes = S.values_of(exp, "size")
-    servers = S.values_of(exp, "server")
-    for si, server in enumerate(servers):
+    xs = S.values_of(exp, key)
+    for si, server in enumerate(S.values_of(exp, "server")):
         for t in S.values_of(exp, "transport"):
-            groups = [S.select(runs, server=server, transport=t, size=s) for s in sizes]
+            groups = [S.select(runs, server=server, transport=t, **{key: x}) for x in xs]
             _errorline(
                 ax,
-                sizes,
-                [S.spread(g, "mb_per_s") for g in groups],
+                xs,
+                [S.spread(g, metric) for g in groups],
                 [_any_bound(g) for g in groups],
                 color=COLORS.get(t),
                 ls=LINESTYLES[si % 4],
                 label=f"{S.label(t)}, {server}",
             )
+
+
+def throughput_vs_size(doc: dict, out: Path) -> Chart | None:
+    exp = S.find(doc, "closed", "size")
+    if exp is None:
+        return None
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    _sweep_lines(ax, exp, "size", "mb_per_s")
     _size_axis(ax)
     ax.set_yscale("log")
     _num_axis(ax)
@@ -200,21 +204,7 @@ def msgs_vs_conns(doc: dict, out: Path) -> Chart | None:
     if exp is None:
         return None
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    runs = S.ok_runs(exp)
-    conns = S.values_of(exp, "conns")
-    servers = S.values_of(exp, "server")
-    for si, server in enumerate(servers):
-        for t in S.values_of(exp, "transport"):
-            groups = [S.select(runs, server=server, transport=t, conns=c) for c in conns]
-            _errorline(
-                ax,
-                conns,
-                [S.spread(g, "msgs_per_s") for g in groups],
-                [_any_bound(g) for g in groups],
-                color=COLORS.get(t),
-                ls=LINESTYLES[si % 4],
-                label=f"{S.label(t)}, {server}",
-            )
+    _sweep_lines(ax, exp, "conns", "msgs_per_s")
     ax.set_xscale("log", base=2)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
     ax.set_ylim(bottom=0)
