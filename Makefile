@@ -41,7 +41,7 @@ bench: $(STAMP)
 	$(PY) -m bench.run --profile quick --out results
 
 bench-full: $(STAMP) http-tools
-	$(PY) -m bench.http_bench --out results/http.json
+	$(PY) -m bench.http_bench --profile full --out results/http.json
 	$(PY) -m bench.run --profile full --out results
 
 # Static files: fastsock (sendfile and copy) vs nginx over TCP (wrk) and UNIX (bench/http_load.c).

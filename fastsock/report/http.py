@@ -45,9 +45,13 @@ def draw(doc: dict, out: Path) -> str:
     sizes = sorted({r["size"] for r in rows})
     transports = [t for t in S.TRANSPORT_ORDER if any(r["transport"] == t for r in rows)]
     servers = [s for s in SERVER_ORDER if any(r["server"] == s for r in rows)]
-    fig, axes = plt.subplots(1, len(sizes), figsize=(4.2 * len(sizes), 4.2), squeeze=False)
+    ncols = min(4, len(sizes))  # the full profile has 7 sizes: wrap them into rows
+    nrows = -(-len(sizes) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 4.2 * nrows), squeeze=False)
+    for ax in axes.flat[len(sizes) :]:
+        ax.set_visible(False)
     width = 0.8 / max(1, len(transports))
-    for ax, size in zip(axes[0], sizes, strict=True):
+    for ax, size in zip(axes.flat, sizes, strict=False):
         key, unit = _metric(size)
         for i, t in enumerate(transports):
             xs, meds, errs, bound = [], [], [[], []], []
