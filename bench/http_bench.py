@@ -245,7 +245,9 @@ def verify_servers(
                 endpoint,
                 "/" + path.name,
                 conns=1,
-                duration=0.05,
+                # Long enough for one whole checksummed body (a 256 MiB one takes ~0.2 s at
+                # the C client's hashing speed; 200 MB/s leaves room for a slow machine).
+                duration=0.05 + size / 200e6,
                 warmup=0,
                 length=size,
                 checksum=checksums[size],
