@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint format bench bench-full bench-http plot peers calibrate http-tools clean
+.PHONY: install test test-repeat lint format bench bench-full bench-http plot peers calibrate http-tools clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,14 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The suite N times in a row (default 5); stops at the first failing run and says which.
+N ?= 5
+test-repeat: $(STAMP)
+	@for i in $$(seq 1 $(N)); do \
+	  echo "== test run $$i of $(N)"; \
+	  $(PY) -m pytest -q || { echo "== run $$i of $(N) failed"; exit 1; }; \
+	done; echo "== all $(N) runs passed"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check fastsock bench tests

@@ -1,11 +1,19 @@
 """``fastsock serve --workers N``: N single-threaded servers sharing one listening socket.
 
 The parent binds and listens (so a start-up error is reported once, and ``--port 0`` yields one
-port), forks the workers, and prints the ready line. Each worker runs its own event loop on the
-inherited listener; the kernel hands every new connection to one of them (the others' accept()
-gets EAGAIN). The parent only supervises: SIGTERM/SIGINT are forwarded to the workers as SIGTERM
-(each drains and prints its own stats line, tagged ``worker=I``), the parent waits for all of
-them, removes the UNIX socket file, and exits 0 if every worker did.
+port), forks the workers, waits until every one of them is ready, and prints the ready line. Each
+worker runs its own event loop on the inherited listener; the kernel hands every new connection to
+one of them (the others' accept() gets EAGAIN). The parent only supervises: SIGTERM/SIGINT are
+forwarded to the workers as SIGTERM (each drains and prints its own stats line, tagged
+``worker=I``), the parent waits for all of them, removes the UNIX socket file, and exits 0 if
+every worker did.
+
+Start-up without a lost signal: the parent blocks SIGTERM/SIGINT before it forks, so a signal
+that arrives while the workers start stays *pending* instead of running a default action. A child
+inherits the blocked mask; it installs its handlers, says "ready" over a pipe and only then
+unblocks, so a pending SIGTERM reaches its drain handler. The parent announces after every worker
+said ready, then unblocks and forwards whatever arrived meanwhile. Without this a SIGTERM sent
+right after the ready line killed a worker that had not yet installed its handler (exit 1).
 
 Workers ignore SIGINT: a Ctrl-C reaches the whole process group, and the parent forwards it
 once as SIGTERM -- a second signal would make a draining worker close its connections at once.
@@ -14,19 +22,28 @@ once as SIGTERM -- a second signal would make a draining worker close its connec
 from __future__ import annotations
 
 import os
+import select
 import signal
+import socket
 import sys
+import time
 from collections.abc import Callable
 
 from fastsock.address import bound_endpoint, listen, remove_unix_file, unix_file_identity
 from fastsock.server import Server, ServerConfig
 
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+# A worker that has not said ready by then is taken as failed (it imports nothing new and binds
+# nothing, so a healthy one is ready within milliseconds even on a loaded machine).
+READY_TIMEOUT_S = 30.0
+
 
 def serve_workers(config: ServerConfig, workers: int, announce: Callable[[str], None]) -> int:
     """Run ``workers`` servers on one listener; returns the exit status for the parent.
 
-    ``announce(endpoint_text)`` prints the ready line once every worker is forked. Start-up
-    errors raise :class:`fastsock.address.EndpointError` before anything is forked.
+    ``announce(endpoint_text)`` prints the ready line once every worker has its signal handlers
+    in place. Start-up errors raise :class:`fastsock.address.EndpointError` before anything is
+    forked; a worker that fails to start makes the parent stop the others and return 1.
     """
     sock = listen(config.endpoint, config.backlog, config.unix_mode)
     endpoint = bound_endpoint(sock, config.endpoint)
@@ -34,26 +51,40 @@ def serve_workers(config: ServerConfig, workers: int, announce: Callable[[str], 
     if endpoint.is_unix and not endpoint.is_abstract:
         identity = unix_file_identity(endpoint.path)
     pids: list[int] = []
-    sys.stdout.flush()
-    sys.stderr.flush()
-    for index in range(workers):
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - runs in the child, which os._exit()s
-            os._exit(_worker(config, sock, index))
-        pids.append(pid)
-    sock.close()  # the parent never accepts
 
-    def forward(signum: int, frame: object) -> None:
+    def forward(signum: int = signal.SIGTERM, frame: object = None) -> None:
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
 
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    announce(str(endpoint))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    ready_r, ready_w = os.pipe()
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        for index in range(workers):
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - runs in the child, which os._exit()s
+                os.close(ready_r)
+                os._exit(_worker(config, sock, index, ready_w, old_mask))
+            pids.append(pid)
+        sock.close()  # the parent never accepts
+        os.close(ready_w)
+        signal.signal(signal.SIGTERM, forward)
+        signal.signal(signal.SIGINT, forward)
+        ready = _count_ready(ready_r, workers)
+        if ready == workers:
+            announce(str(endpoint))
+    finally:
+        os.close(ready_r)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)  # pending signals are forwarded now
     status = 0
+    if ready < workers:
+        print(f"fastsock: {workers - ready} of {workers} workers failed to start", file=sys.stderr)
+        forward()
+        status = 1
     for pid in pids:
         _, code = os.waitpid(pid, 0)  # retried after our signal handler runs (PEP 475)
         if os.waitstatus_to_exitcode(code) != 0:
@@ -65,11 +96,34 @@ def serve_workers(config: ServerConfig, workers: int, announce: Callable[[str], 
     return status
 
 
-def _worker(config: ServerConfig, sock, index: int) -> int:  # pragma: no cover - child side
+def _count_ready(ready_r: int, workers: int) -> int:
+    """Read one byte per ready worker until every write end is closed (each worker closes its own
+    after writing, or by exiting) or the time is up."""
+    ready = 0
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while ready < workers:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([ready_r], [], [], left)[0]:
+            break
+        chunk = os.read(ready_r, workers)
+        if not chunk:
+            break
+        ready += len(chunk)
+    return ready
+
+
+def _worker(  # pragma: no cover - child side
+    config: ServerConfig, sock: socket.socket, index: int, ready_w: int, unblock: set[int]
+) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         server = Server(config, sock=sock, owns_unix_file=False)
         server.install_signal_handlers((signal.SIGTERM,))
+        os.write(ready_w, b"r")
+        os.close(ready_w)
+        # Handlers are in place: a SIGTERM that arrived during start-up is delivered now and
+        # starts the drain as soon as the loop runs.
+        signal.pthread_sigmask(signal.SIG_SETMASK, unblock)
         try:
             server.run()
         finally:

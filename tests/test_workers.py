@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 
 import pytest
 
@@ -59,3 +60,24 @@ def test_workers_start_up_error_is_one_line(serve):
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0
     assert "address already in use" in result.stderr
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_right_after_the_ready_line_drains_every_worker(serve, tmp_path, sig):
+    """The ready line means every worker has its handler: a signal sent at once is never fatal.
+
+    Eight workers on two cores make the race likely: before the fix, a worker still starting
+    when the parent forwarded SIGTERM died of it, and the parent exited 1 (issue #9).
+    """
+    rounds = 0
+    deadline = time.monotonic() + 20
+    while rounds < 6 and time.monotonic() < deadline:
+        path = tmp_path / f"r{rounds}.sock"
+        server = serve("--unix", str(path), "--workers", "8")
+        os.kill(server.pid, sig)
+        assert server.stop(sig=sig) == 0, server.stderr_text
+        assert sorted(s["worker"] for s in stats_lines(server.stderr_text)) == list(range(8))
+        assert not path.exists()
+        rounds += 1
+    assert rounds >= 2, "too few rounds within the time bound to say anything"
