@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 
 import click
@@ -224,15 +223,14 @@ def serve(
             f"fastsock: {err.format_message() if hasattr(err, 'format_message') else err}", err=True
         )
         raise SystemExit(2) from None
-    server.install_signal_handlers()
+    # We exit when the loop is done: a late SIGTERM/SIGINT must not turn exit 0 into death by
+    # signal, so the loop leaves them ignored rather than back at their default action.
+    server.install_signal_handlers(ignore_after=True)
     click.echo(f"fastsock: listening on {server.endpoint}")
     sys.stdout.flush()
     try:
         server.run()
     finally:
-        # We are exiting already: a late SIGTERM/SIGINT must not turn exit 0 into death by signal.
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
         server.print_stats()
 
 

@@ -118,9 +118,17 @@ class EventLoop:
         return handle
 
     # -- signals ------------------------------------------------------------------------------
-    def add_signal_handler(self, signum: int, callback: Callable[[int], None]) -> None:
+    def add_signal_handler(
+        self,
+        signum: int,
+        callback: Callable[[int], None],
+        after: signal.Handlers | None = None,
+    ) -> None:
         """Run ``callback(signum)`` from the loop (not from the signal handler) on ``signum``.
 
+        :meth:`close` puts back the handler that was there before, or ``after`` when given: a
+        process that exits once its loop is done passes ``signal.SIG_IGN``, so a late signal
+        between the loop's end and the exit cannot kill it with the default action.
         Only in the main thread, as the ``signal`` module requires.
         """
         if self._old_wakeup_fd is None:
@@ -128,7 +136,8 @@ class EventLoop:
                 self._wake_w.fileno(), warn_on_full_buffer=False
             )
         self._signal_callbacks[signum] = callback
-        self._previous_handlers[signum] = signal.signal(signum, self._record_signal)
+        previous = signal.signal(signum, self._record_signal)
+        self._previous_handlers[signum] = previous if after is None else after
 
     def _record_signal(self, signum: int, frame: object) -> None:
         # Runs between bytecodes in the main thread; the wakeup fd makes select() return.

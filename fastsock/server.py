@@ -9,7 +9,7 @@ import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from signal import SIGINT, SIGTERM
+from signal import SIG_IGN, SIGINT, SIGTERM
 from typing import TextIO
 
 from fastsock.address import (
@@ -235,9 +235,18 @@ class Server:
             conn.abort()
 
     # -- running and stopping -----------------------------------------------------------------
-    def install_signal_handlers(self, signals: tuple[int, ...] = (SIGTERM, SIGINT)) -> None:
+    def install_signal_handlers(
+        self, signals: tuple[int, ...] = (SIGTERM, SIGINT), *, ignore_after: bool = False
+    ) -> None:
+        """Drain on the first of ``signals``, close everything on the second.
+
+        ``ignore_after``: leave the signals ignored once :meth:`run` returns (for a process
+        that exits then): a signal arriving after the drain must not turn exit 0 into death by
+        the default action.
+        """
+        after = SIG_IGN if ignore_after else None
         for signum in signals:
-            self.loop.add_signal_handler(signum, self._on_signal)
+            self.loop.add_signal_handler(signum, self._on_signal, after)
 
     def _on_signal(self, signum: int) -> None:
         if self._draining:

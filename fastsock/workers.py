@@ -118,7 +118,9 @@ def _worker(  # pragma: no cover - child side
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         server = Server(config, sock=sock, owns_unix_file=False)
-        server.install_signal_handlers((signal.SIGTERM,))
+        # ignore_after: a second SIGTERM (the parent forwards each one it gets) arriving after
+        # the loop is done must not kill us with the default action before we print stats.
+        server.install_signal_handlers((signal.SIGTERM,), ignore_after=True)
         os.write(ready_w, b"r")
         os.close(ready_w)
         # Handlers are in place: a SIGTERM that arrived during start-up is delivered now and
@@ -127,7 +129,6 @@ def _worker(  # pragma: no cover - child side
         try:
             server.run()
         finally:
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
             # One write() per line: workers share stderr, and print() writes the text and the
             # newline separately, so two workers' lines could interleave. A pipe write of
             # less than PIPE_BUF bytes is atomic.

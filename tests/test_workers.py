@@ -68,7 +68,9 @@ def test_a_signal_right_after_the_ready_line_drains_every_worker(serve, tmp_path
     """The ready line means every worker has its handler: a signal sent at once is never fatal.
 
     Eight workers on two cores make the race likely: before the fix, a worker still starting
-    when the parent forwarded SIGTERM died of it, and the parent exited 1 (issue #9).
+    when the parent forwarded SIGTERM died of it, and the parent exited 1 (issue #9). The
+    signal goes twice (here and in stop()), as from an impatient user: the second one found a
+    window after a worker's loop ended in which SIGTERM was back at its default action.
     """
     rounds = 0
     deadline = time.monotonic() + 20
