@@ -24,7 +24,14 @@ from bench.peers.registry import LOAD_CLIENT, PEERS, available_peers, peer_env
 from fastsock.address import Endpoint, connect, tcp_endpoint, unix_endpoint
 from fastsock.process import ServerProcess
 
-MY_PEERS = ["asyncio-protocol", "asyncio-streams", "uvloop-protocol", "threaded", "c-epoll"]
+MY_PEERS = [
+    "asyncio-protocol",
+    "asyncio-streams",
+    "uvloop-protocol",
+    "bare-epoll",
+    "threaded",
+    "c-epoll",
+]
 ALL_PEERS = ["fastsock", *MY_PEERS]
 PAYLOAD_SIZES = [1, 64 * 1024, 1024 * 1024]
 IO_TIMEOUT = 15.0

@@ -94,6 +94,11 @@ PEER_LIST: tuple[Peer, ...] = (
         needs_module="uvloop",
     ),
     Peer(
+        "bare-epoll",
+        "40 lines of Python: epoll, dict fd -> method, recv_into + send (no features)",
+        _python("bench.peers.bare_epoll"),
+    ),
+    Peer(
         "threaded",
         "socketserver: a thread per connection, blocking recv_into + sendall",
         _python("bench.peers.threaded"),

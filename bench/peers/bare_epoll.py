@@ -1,0 +1,95 @@
+"""Peer: the bare Python epoll echo loop -- the measuring stick for what fastsock's features cost.
+
+``select.epoll`` + a dict fd -> bound method + ``recv_into`` one shared buffer + ``send`` of a
+memoryview, and nothing else: no watermarks, no idle timeout, no stats, no drain, no partial-send
+queue worth the name (a short send is finished with a blocking ``sendall``, which no real server
+may do). It is the fastest a pure-Python readiness loop gets here; ``fastsock serve`` is measured
+against it (``python -m bench.server_speed``).
+"""
+
+from __future__ import annotations
+
+import select
+import signal
+import socket
+
+import click
+
+from bench.peers.common import announce, listening, server_options, set_nodelay
+
+
+def serve(lsock: socket.socket, mode: str) -> None:
+    ep = select.epoll()
+    buf = bytearray(65536)
+    view = memoryview(buf)
+    handlers = {}
+
+    def on_conn(sock: socket.socket) -> None:
+        recv_into, send, fd = sock.recv_into, sock.send, sock.fileno()
+
+        def on_read(events: int) -> None:
+            try:
+                n = recv_into(buf)
+            except BlockingIOError:
+                return
+            except OSError:
+                n = 0
+            if not n:
+                ep.unregister(fd)
+                del handlers[fd]
+                sock.close()
+            elif mode == "echo":
+                try:
+                    sent = send(view[:n])
+                except BlockingIOError:
+                    sent = 0
+                except OSError:
+                    return  # reset: the next recv reports it and closes
+                if sent < n:  # never taken at 64 B; keeps large echoes correct
+                    sock.setblocking(True)
+                    sock.sendall(view[sent:n])
+                    sock.setblocking(False)
+
+        set_nodelay(sock)
+        sock.setblocking(False)
+        handlers[fd] = on_read
+        ep.register(fd, select.EPOLLIN)
+
+    def on_accept(events: int) -> None:
+        try:
+            on_conn(lsock.accept()[0])
+        except BlockingIOError:
+            pass
+
+    handlers[lsock.fileno()] = on_accept
+    ep.register(lsock.fileno(), select.EPOLLIN)
+    while True:
+        for fd, events in ep.poll():
+            handlers[fd](events)
+
+
+class Stop(Exception):
+    """Raised by the SIGTERM/SIGINT handler: it interrupts poll() (which PEP 475 would retry)."""
+
+
+def stop(signum: int, frame: object) -> None:
+    raise Stop
+
+
+@click.command()
+@server_options
+def main(host: str, port: int | None, unix: str | None, mode: str) -> None:
+    """Bare Python epoll echo/discard loop (a fastsock peer; no features, the speed limit)."""
+    with listening(host, port, unix) as (sock, endpoint):
+        sock.setblocking(False)
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        announce("bare-epoll", endpoint)
+        try:
+            serve(sock, mode)
+        except Stop:
+            pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,210 @@
+"""How close is ``fastsock serve`` to the bare Python loop, uvloop and C? (issue #10)
+
+    python -m bench.server_speed [--rounds 3] [--duration 2] [--points quick|full]
+                                 [--servers uvloop-protocol,fastsock,bare-epoll,c-epoll]
+                                 [--out results/server_speed.json]
+
+Every server echoes for the C load client (``bench/peers/c/load_client.c``: it verifies every
+byte and costs the least CPU per message, so the server sets the pace). For each point
+(transport x size x depth, 32 connections) all servers run side by side; each round runs every
+server once, in an order that rotates from round to round, so a drifting machine favours none.
+The table gives, per point and server, the median msgs/s relative to uvloop *in the same
+round* (median of the per-round ratios, min-max beside it) and the server's CPU per message
+(µs, from its CPU time over the client's whole run divided by the messages of that run,
+warm-up included): on 2 cores the client's share moves msgs/s, CPU per message is the server's
+own figure.
+
+``bare-epoll`` (``bench/peers/bare_epoll.py``) is the measuring stick: 40 lines of epoll +
+recv_into + send with no features. fastsock's target is >= 0.97x uvloop at every point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from bench import metadata
+from bench.peers.registry import LOAD_CLIENT, PEERS, available_peers, peer_env
+from fastsock.address import Endpoint, tcp_endpoint, unix_endpoint
+from fastsock.process import ServerProcess
+
+REFERENCE = "uvloop-protocol"
+DEFAULT_SERVERS = ("uvloop-protocol", "fastsock", "bare-epoll", "c-epoll")
+CONNS = 32
+
+
+@dataclass(frozen=True)
+class Point:
+    transport: str
+    size: int
+    depth: int
+
+    def label(self) -> str:
+        size = f"{self.size // 1024} KiB" if self.size >= 1024 else f"{self.size} B"
+        if self.size >= 1 << 20:
+            size = f"{self.size >> 20} MiB"
+        return f"{self.transport.upper()} {size}, depth {self.depth}"
+
+
+QUICK = tuple(Point(t, 64, d) for t in ("unix", "tcp") for d in (1, 8))
+FULL = (
+    *QUICK,
+    Point("unix", 4096, 1),
+    Point("tcp", 4096, 1),
+    Point("unix", 65536, 1),
+    Point("tcp", 65536, 1),
+    Point("unix", 1 << 20, 1),
+)
+POINTS = {"quick": QUICK, "full": FULL}
+
+
+def run_client(endpoint: Endpoint, point: Point, args: argparse.Namespace, pid: int) -> dict:
+    """One C-client run against the server ``pid``: msgs/s and the server's µs per message."""
+    where = ["--unix", endpoint.path] if endpoint.is_unix else ["--port", str(endpoint.port)]
+    argv = [str(LOAD_CLIENT), *where, "--size", str(point.size), "--conns", str(CONNS)]
+    argv += ["--depth", str(point.depth), "--duration", str(args.duration)]
+    argv += ["--warmup", str(args.warmup)]
+    server = psutil.Process(pid)
+    before = server.cpu_times()
+    proc = subprocess.run(
+        argv, capture_output=True, text=True, timeout=args.duration + args.warmup + 30
+    )
+    after = server.cpu_times()
+    if proc.returncode != 0:
+        raise RuntimeError(f"load_client failed: {proc.stderr.strip() or proc.stdout.strip()}")
+    raw = json.loads(proc.stdout)
+    cpu = (after.user - before.user) + (after.system - before.system)
+    return {
+        "msgs_per_s": raw["msgs_per_s"],
+        "server_cpu_s": round(cpu, 4),
+        "server_us_per_msg": round(cpu / raw["total_messages"] * 1e6, 4),
+        "client_cpu_util": round((raw["cpu_user_s"] + raw["cpu_sys_s"]) / raw["elapsed_s"], 3),
+    }
+
+
+def measure_point(point: Point, servers: list[str], args: argparse.Namespace) -> dict:
+    """Start every server for ``point``, run the interleaved rounds, stop them by PID."""
+    runs: dict[str, list[dict]] = {name: [] for name in servers}
+    with tempfile.TemporaryDirectory(prefix="fastsock-speed-") as tmp:
+        started: dict[str, ServerProcess] = {}
+        try:
+            for name in servers:
+                if point.transport == "unix":
+                    where = unix_endpoint(str(Path(tmp) / f"{name}.sock"))
+                else:
+                    where = tcp_endpoint("127.0.0.1", 0)
+                started[name] = ServerProcess(PEERS[name].argv(where), env=peer_env())
+            for rnd in range(args.rounds):
+                shift = rnd % len(servers)
+                for name in servers[shift:] + servers[:shift]:
+                    server = started[name]
+                    runs[name].append(run_client(server.endpoint, point, args, server.pid))
+        finally:
+            for server in started.values():
+                server.stop()
+    return runs
+
+
+def summarise(point: Point, runs: dict[str, list[dict]]) -> dict:
+    ref = runs.get(REFERENCE)
+    out = {}
+    for name, samples in runs.items():
+        entry = {
+            "msgs_per_s": statistics.median(r["msgs_per_s"] for r in samples),
+            "server_us_per_msg": statistics.median(r["server_us_per_msg"] for r in samples),
+            "client_cpu_util": statistics.median(r["client_cpu_util"] for r in samples),
+            "runs": samples,
+        }
+        if ref:
+            ratios = [s["msgs_per_s"] / r["msgs_per_s"] for s, r in zip(samples, ref, strict=True)]
+            entry["vs_reference"] = {
+                "median": statistics.median(ratios),
+                "min": min(ratios),
+                "max": max(ratios),
+            }
+        out[name] = entry
+    return {"point": point.__dict__ | {"conns": CONNS}, "label": point.label(), "servers": out}
+
+
+def table(results: list[dict], servers: list[str]) -> str:
+    """A Markdown table: ratio to uvloop (min-max) and server µs per message, per server."""
+    head = "| point | " + " | ".join(servers) + " |"
+    lines = [head, "|---" * (len(servers) + 1) + "|"]
+    for res in results:
+        cells = []
+        for name in servers:
+            entry = res["servers"][name]
+            ratio = entry.get("vs_reference")
+            text = (
+                f"{ratio['median']:.2f}× ({ratio['min']:.2f}–{ratio['max']:.2f})" if ratio else ""
+            )
+            text += f" · {entry['server_us_per_msg']:.2f} µs"
+            cells.append(text.strip(" ·"))
+        lines.append(f"| {res['label']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=2.0)
+    parser.add_argument("--warmup", type=float, default=0.5)
+    parser.add_argument("--points", choices=sorted(POINTS), default="full")
+    parser.add_argument("--servers", default=",".join(DEFAULT_SERVERS))
+    parser.add_argument("--out", type=Path, default=None, help="write the results as JSON")
+    args = parser.parse_args(argv)
+    if args.rounds < 1 or args.duration <= 0 or args.warmup < 0:
+        parser.error("need --rounds >= 1, --duration > 0, --warmup >= 0")
+    servers = [s for s in args.servers.split(",") if s]
+    unknown = [s for s in servers if s not in PEERS]
+    if unknown:
+        parser.error(f"unknown server(s): {', '.join(unknown)} (known: {', '.join(PEERS)})")
+    status = available_peers()
+    missing = {s: status[s] for s in servers if status[s] is not None}
+    for name, reason in missing.items():
+        print(f"server_speed: skipping {name}: {reason}", file=sys.stderr)
+    servers = [s for s in servers if s not in missing]
+    if not LOAD_CLIENT.exists():
+        print("server_speed: the C load client is not built (no cc?); nothing to measure")
+        return 0
+    started = time.monotonic()
+    results = []
+    for point in POINTS[args.points]:
+        print(f"server_speed: {point.label()} ...", file=sys.stderr, flush=True)
+        results.append(summarise(point, measure_point(point, servers, args)))
+    print(
+        f"msgs/s vs {REFERENCE} in the same rounds (median, min-max of {args.rounds} rounds) · "
+        "server CPU per message"
+    )
+    print(table(results, servers))
+    if args.out:
+        doc = {
+            "schema": "fastsock.server_speed/1",
+            "reference": REFERENCE,
+            "settings": {
+                "rounds": args.rounds,
+                "duration": args.duration,
+                "warmup": args.warmup,
+                "conns": CONNS,
+                "client": "c-load-client",
+            },
+            "metadata": metadata.collect(sys.argv),
+            "wall_s": round(time.monotonic() - started, 1),
+            "results": results,
+        }
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
