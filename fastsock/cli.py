@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
@@ -10,7 +11,34 @@ from fastsock import __version__
 from fastsock.units import SizeType
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+class LazyGroup(click.Group):
+    """A group whose ``load`` and ``plot`` commands are imported only when asked for.
+
+    Why: ``fastsock.load`` imports numpy, and numpy starts OpenBLAS worker threads. A server
+    process with a second thread pays for it on every message: glibc's malloc and the GIL's
+    mutexes take their multi-threaded (atomic) paths once a process has two threads. Measured
+    with callgrind, 64 B echo over UNIX: see the commit that added this class.
+    """
+
+    lazy: dict[str, str] = {
+        "load": "fastsock.load.cli:load",
+        "plot": "fastsock.report.cli:plot",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy:
+            module, _, attr = self.lazy[cmd_name].partition(":")
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
+)
 @click.version_option(__version__, prog_name="fastsock")
 def main() -> None:
     """UNIX-domain sockets vs TCP loopback, measured.
@@ -232,12 +260,3 @@ def serve(
         server.run()
     finally:
         server.print_stats()
-
-
-from fastsock.load.cli import load  # noqa: E402
-
-main.add_command(load)
-
-from fastsock.report.cli import plot  # noqa: E402
-
-main.add_command(plot)
