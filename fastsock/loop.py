@@ -187,10 +187,11 @@ class EventLoop:
                 ready = ()
             self.now = time.monotonic()
             for fd, events in ready:
-                # A callback may have unregistered a later fd of this batch: skip it then.
-                callback = callbacks.get(fd)
-                if callback is not None:
-                    callback(events)
+                try:
+                    callback = callbacks[fd]
+                except KeyError:
+                    continue  # a callback unregistered a later fd of this batch: skip it
+                callback(events)
             if self._pending_signals:
                 self._dispatch_signals()
             while timers and timers[0].when <= self.now:

@@ -128,7 +128,9 @@ class Server:
         self._listener = _Listener(sock, self.endpoint, identity)
         self.loop.register(sock, EVENT_READ, self._on_acceptable)
         if config.idle_timeout > 0:
-            self.loop.call_every(max(0.05, min(1.0, config.idle_timeout / 4)), self._sweep_idle)
+            # A connection is closed between idle_timeout and idle_timeout + 2 intervals after
+            # its last byte (see _sweep_idle): 1/8 keeps that within 1.25x the timeout.
+            self.loop.call_every(max(0.02, min(1.0, config.idle_timeout / 8)), self._sweep_idle)
 
     @staticmethod
     def _mode_factory(config: ServerConfig) -> Callable[[], Handler]:
@@ -223,14 +225,29 @@ class Server:
     def connection_closed(self, conn: Connection) -> None:
         self.connections.discard(conn)
         self.stats.closed += 1
-        self.stats.bytes_in += conn.bytes_in
-        self.stats.bytes_out += conn.bytes_out
+        self.stats.bytes_in += conn.bytes_in + conn.echoed
+        self.stats.bytes_out += conn.bytes_out + conn.echoed
         if self._draining and not self.connections:
             self.loop.stop()
 
     def _sweep_idle(self) -> None:
-        deadline = self.loop.now - self.config.idle_timeout
-        for conn in [c for c in self.connections if c.last_active < deadline]:
+        """Close connections that moved no byte for ``idle_timeout``.
+
+        Activity is judged by the byte counters, not a clock read per message: a connection
+        whose counters changed since the last sweep was active at some moment since then, and
+        is taken as active *now* -- never early, at most one sweep interval late.
+        """
+        now = self.loop.now
+        deadline = now - self.config.idle_timeout
+        idle = []
+        for conn in self.connections:
+            progress = conn.bytes_in + conn.bytes_out + conn.echoed
+            if progress != conn.progress_seen:
+                conn.progress_seen = progress
+                conn.progress_at = now
+            elif conn.progress_at < deadline:
+                idle.append(conn)
+        for conn in idle:
             self.stats.idle_closed += 1
             conn.abort()
 
