@@ -177,15 +177,16 @@ class EventLoop:
         poll = self._epoll.poll if self._epoll is not None else self._poll_selector
         callbacks = self._callbacks
         timers = self._timers
+        monotonic = time.monotonic
+        self.now = monotonic()
         while self._running:
-            timeout = -1.0
-            if timers:
-                timeout = max(0.0, timers[0].when - time.monotonic())
             try:
-                ready = poll(timeout)
+                # The timeout counts from the clock read after the previous poll: a timer fires
+                # late by at most one batch's work, and a wake-up reads the clock once.
+                ready = poll(max(0.0, timers[0].when - self.now)) if timers else poll()
             except InterruptedError:
                 ready = ()
-            self.now = time.monotonic()
+            self.now = monotonic()
             for fd, events in ready:
                 try:
                     callback = callbacks[fd]
@@ -199,7 +200,7 @@ class EventLoop:
                 if not timer.cancelled:
                     timer.callback()
 
-    def _poll_selector(self, timeout: float) -> list[tuple[int, int]]:
+    def _poll_selector(self, timeout: float = -1.0) -> list[tuple[int, int]]:
         """The portable path: selector.select(), masks translated to epoll-style bits."""
         ready = self.selector.select(None if timeout < 0 else timeout)
         return [
