@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -76,7 +77,11 @@ def run_client(endpoint: Endpoint, point: Point, args: argparse.Namespace, pid: 
     server = psutil.Process(pid)
     before = server.cpu_times()
     proc = subprocess.run(
-        argv, capture_output=True, text=True, timeout=args.duration + args.warmup + 30
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=args.duration + args.warmup + 30,
+        preexec_fn=(lambda: os.sched_setaffinity(0, {1})) if args.pin else None,
     )
     after = server.cpu_times()
     if proc.returncode != 0:
@@ -102,7 +107,11 @@ def measure_point(point: Point, servers: list[str], args: argparse.Namespace) ->
                     where = unix_endpoint(str(Path(tmp) / f"{name}.sock"))
                 else:
                     where = tcp_endpoint("127.0.0.1", 0)
-                started[name] = ServerProcess(PEERS[name].argv(where), env=peer_env())
+                started[name] = ServerProcess(
+                    PEERS[name].argv(where),
+                    env=peer_env(),
+                    cpu_affinity={0} if args.pin else None,
+                )
             for rnd in range(args.rounds):
                 shift = rnd % len(servers)
                 for name in servers[shift:] + servers[:shift]:
@@ -160,6 +169,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=0.5)
     parser.add_argument("--points", choices=sorted(POINTS), default="full")
     parser.add_argument("--servers", default=",".join(DEFAULT_SERVERS))
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="server on CPU 0, client on CPU 1 (no migrations: less spread between rounds)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON")
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.duration <= 0 or args.warmup < 0:
@@ -196,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
                 "warmup": args.warmup,
                 "conns": CONNS,
                 "client": "c-load-client",
+                "pinned": args.pin,
             },
             "metadata": metadata.collect(sys.argv),
             "wall_s": round(time.monotonic() - started, 1),

@@ -311,7 +311,8 @@ def test_registry_lists_every_peer_and_builds_argv(tmp_path: Path) -> None:
     assert list(PEERS) == ALL_PEERS
     sock_path = str(tmp_path / "x.sock")
     assert PEERS["fastsock"].argv(unix_endpoint(sock_path)) == [
-        sys.executable, "-m", "fastsock", "serve", "--unix", sock_path, "--mode", "echo",
+        sys.executable, "-m", "fastsock", "serve", "--idle-timeout", "300",
+        "--unix", sock_path, "--mode", "echo",
     ]  # fmt: skip
     assert PEERS["c-epoll"].argv(tcp_endpoint("::1", 0), mode="discard") == [
         str(registry.BIN_DIR / "echo_server"), "--host", "::1", "--port", "0", "--mode", "discard",

@@ -74,7 +74,8 @@ PEER_LIST: tuple[Peer, ...] = (
     Peer(
         "fastsock",
         "fastsock serve: selectors, recv_into a preallocated buffer, optimistic writes",
-        (sys.executable, "-m", "fastsock", "serve"),
+        # All features on, as a user would run it: the idle timeout's sweep timer included.
+        (sys.executable, "-m", "fastsock", "serve", "--idle-timeout", "300"),
         modes=("echo", "discard", "source"),
     ),
     Peer(
