@@ -414,17 +414,18 @@ def servers(doc: dict, out: Path) -> Chart | None:
     if exp is None:
         return None
     runs = S.ok_runs(exp)
-    sizes = S.values_of(exp, "size")
     names = S.values_of(exp, "server")
     transports = S.values_of(exp, "transport")
+    # One panel per message size and depth (messages in flight per connection).
+    panels = [(s, d) for s in S.values_of(exp, "size") for d in S.values_of(exp, "depth")]
     fig, axes = plt.subplots(
-        1, len(sizes), figsize=(max(7.5, 5.5 * len(sizes)), 4.8), squeeze=False
+        1, len(panels), figsize=(max(7.5, 5.5 * len(panels)), 4.8), squeeze=False
     )
     width = 0.8 / len(transports)
-    for ax, size in zip(axes[0], sizes, strict=True):
+    for ax, (size, depth) in zip(axes[0], panels, strict=True):
         x = np.arange(len(names))
         for ti, t in enumerate(transports):
-            groups = [S.select(runs, server=n, transport=t, size=size) for n in names]
+            groups = [S.select(runs, server=n, transport=t, size=size, depth=depth) for n in names]
             spreads = [S.spread(g, "msgs_per_s") for g in groups]
             med = [s.median if s else 0 for s in spreads]
             err = [
@@ -447,7 +448,11 @@ def servers(doc: dict, out: Path) -> Chart | None:
         ax.set_xticklabels(names, rotation=25, ha="right", fontsize=8)
         ax.set_ylabel("messages/s echoed")
         _num_axis(ax)
-        ax.set_title(f"{S.fmt_size(size)} messages, {_subtitle(exp, ('conns',))}", fontsize=10)
+        where = _subtitle(exp, ("conns",))
+        if len(panels) > len(S.values_of(exp, "size")):  # several depths: say which one
+            conns = S.values_of(exp, "conns")
+            where = f"{conns[0]} conns × {depth} in flight" if len(conns) == 1 else where
+        ax.set_title(f"{S.fmt_size(size)} messages, {where}", fontsize=10)
         ax.grid(True, axis="y", alpha=0.3)
         ax.legend(fontsize=8)
     c_client = exp["params"].get("client") == "c"

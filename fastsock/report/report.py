@@ -146,35 +146,40 @@ def _server_findings(exp: dict) -> list[str]:
     names = S.values_of(exp, "server")
     if "fastsock" not in names or len(names) < 2:
         return out
-    for size in S.values_of(exp, "size"):
-        for t in S.values_of(exp, "transport"):
-            med = {
-                n: S.spread(S.select(runs, server=n, size=size, transport=t), "msgs_per_s")
-                for n in names
-            }
-            med = {n: s for n, s in med.items() if s is not None}
-            if "fastsock" not in med or len(med) < 2:
-                continue
-            ranked = sorted(med, key=lambda n: -med[n].median)
-            best_peer = next(n for n in ranked if n != "fastsock")
-            share = med["fastsock"].median / med[best_peer].median
-            bound = [
-                n
-                for n in ("fastsock", best_peer)
-                if any(S.client_bound(r) for r in S.select(runs, server=n, size=size, transport=t))
-            ]
-            note = (
-                f" Client-bound runs for {' and '.join(bound)}: the load generator, not the "
-                "server, set that pace, so the server may be faster than shown."
-                if bound
-                else ""
-            )
-            out.append(
-                f"{S.fmt_size(size)} over {S.label(t)}: fastsock ranked "
-                f"{ranked.index('fastsock') + 1} of {len(ranked)} servers with "
-                f"{S.fmt_num(med['fastsock'].median)} msgs/s, {share:.0%} of the fastest "
-                f"peer ({best_peer}, {S.fmt_num(med[best_peer].median)}).{note}"
-            )
+    depths = S.values_of(exp, "depth")
+    points = [
+        (size, depth, t)
+        for size in S.values_of(exp, "size")
+        for depth in depths
+        for t in S.values_of(exp, "transport")
+    ]
+    for size, depth, t in points:
+        where = {"size": size, "depth": depth, "transport": t}
+        med = {n: S.spread(S.select(runs, server=n, **where), "msgs_per_s") for n in names}
+        med = {n: s for n, s in med.items() if s is not None}
+        if "fastsock" not in med or len(med) < 2:
+            continue
+        ranked = sorted(med, key=lambda n: -med[n].median)
+        best_peer = next(n for n in ranked if n != "fastsock")
+        share = med["fastsock"].median / med[best_peer].median
+        bound = [
+            n
+            for n in ("fastsock", best_peer)
+            if any(S.client_bound(r) for r in S.select(runs, server=n, **where))
+        ]
+        note = (
+            f" Client-bound runs for {' and '.join(bound)}: the load generator, not the "
+            "server, set that pace, so the server may be faster than shown."
+            if bound
+            else ""
+        )
+        in_flight = f", {depth} in flight per connection" if len(depths) > 1 else ""
+        out.append(
+            f"{S.fmt_size(size)} over {S.label(t)}{in_flight}: fastsock ranked "
+            f"{ranked.index('fastsock') + 1} of {len(ranked)} servers with "
+            f"{S.fmt_num(med['fastsock'].median)} msgs/s, {share:.0%} of the fastest "
+            f"peer ({best_peer}, {S.fmt_num(med[best_peer].median)}).{note}"
+        )
     return out
 
 
