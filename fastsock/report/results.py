@@ -7,8 +7,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
+
 from fastsock.report import SCHEMA_ID
-from fastsock.report.validate import validate
+
+# A message quotes the offending value: keep a large object from filling the screen.
+MAX_MESSAGE = 200
 
 
 class ResultsError(Exception):
@@ -19,6 +24,32 @@ def schema() -> dict:
     """The JSON Schema of a results file (``fastsock/report/schema.json``)."""
     text = resources.files("fastsock.report").joinpath("schema.json").read_text(encoding="utf-8")
     return json.loads(text)
+
+
+def validate(instance: Any, schema: dict) -> list[str]:
+    """Every violation of ``schema`` (JSON Schema 2020-12) in ``instance``, as ``path: message``
+    strings with the path written ``$.key[index]``, in document order."""
+    validator = Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(instance), key=lambda e: [str(p) for p in e.path])
+    return [f"{_path(err.absolute_path)}: {_message(err)}" for err in errors]
+
+
+def _path(parts: Any) -> str:
+    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
+
+
+def _message(err: Any) -> str:
+    """jsonschema's message, one line and short. For anyOf, what the closest form says is wrong
+    (a null-or-object that is a broken object should say what is wrong inside the object)."""
+    if err.validator == "anyOf" and err.context:
+        depth = len(err.absolute_path)
+        # A form whose type matched fails deeper in, or on another keyword than "type".
+        typed = [e for e in err.context if e.validator != "type" or len(e.absolute_path) > depth]
+        inner = best_match(typed or err.context)
+        where = _path(inner.absolute_path)
+        return f"matches none of the allowed forms; {where}: {_message(inner)}"
+    text = " ".join(err.message.split())
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
 
 
 def check(doc: Any) -> list[str]:

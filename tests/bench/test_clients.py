@@ -82,8 +82,7 @@ def test_c_load_client_result_fits_the_load_schema() -> None:
     from bench.loadrun import c_result_as_load
     from bench.matrix import Variant
     from fastsock.address import unix_endpoint
-    from fastsock.report.results import schema
-    from fastsock.report.validate import validate
+    from fastsock.report.results import schema, validate
 
     raw = {
         "msgs_per_s": 900000.0,
