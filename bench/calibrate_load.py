@@ -32,8 +32,8 @@ from pathlib import Path
 import psutil
 
 from bench.peers.registry import LOAD_CLIENT, PEERS, build_c_peers, peer_env
+from fastsock import metadata
 from fastsock.address import Endpoint, tcp_endpoint, unix_endpoint
-from fastsock.load import metadata
 from fastsock.process import ServerProcess
 
 REPO = Path(__file__).resolve().parent.parent
@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         "schema": "fastsock.calibrate_load/1",
         "params": {k: v for k, v in vars(args).items() if k != "out"},
         "results": results,
-        "metadata": metadata.collect(),
+        "metadata": metadata.for_load(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n")

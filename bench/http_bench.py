@@ -43,7 +43,6 @@ from pathlib import Path
 
 import psutil
 
-from bench import metadata
 from bench.http_clients import (
     HTTP_LOAD,
     build_http_load,
@@ -54,7 +53,7 @@ from bench.http_clients import (
     wrk_warmup,
 )
 from bench.nginx import Nginx, NginxError, nginx_binary
-from fastsock import units
+from fastsock import metadata, units
 from fastsock.address import Endpoint, tcp_endpoint, unix_endpoint
 from fastsock.process import ServerProcess
 
@@ -433,7 +432,7 @@ def run(args: argparse.Namespace) -> dict:
             "some runs were client-bound (client >= 90% of a core): there the client, not the "
             "server, set the pace, which squeezes ratios towards 1 (see the [...] marks)"
         )
-    meta = metadata.collect()
+    meta = metadata.for_bench()
     meta["duration_s"] = round(time.monotonic() - started, 1)
     return {
         "schema": SCHEMA,

@@ -24,7 +24,6 @@ from pathlib import Path
 import click
 
 from bench import loadrun, runrtt
-from bench import metadata as md
 from bench import placement as pl
 from bench.matrix import (
     MATRIX_FILE,
@@ -37,6 +36,7 @@ from bench.matrix import (
 )
 from bench.progress import Progress
 from bench.servers import ServerPool, tcp6_available
+from fastsock import metadata as md
 from fastsock.process import ServerStartError
 from fastsock.report import SCHEMA_ID
 from fastsock.report.results import check
@@ -319,7 +319,7 @@ def main(
     """Run the benchmark matrix: UNIX vs TCP loopback, fastsock vs its peers."""
     started = time.monotonic()
     _interrupt_on_sigterm()
-    meta = md.collect()
+    meta = md.for_bench()
     try:
         from bench.peers.registry import PEERS, available_peers
 

@@ -33,8 +33,8 @@ from pathlib import Path
 
 import psutil
 
-from bench import metadata
 from bench.peers.registry import LOAD_CLIENT, PEERS, available_peers, peer_env
+from fastsock import metadata
 from fastsock.address import Endpoint, tcp_endpoint, unix_endpoint
 from fastsock.process import ServerProcess
 
@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
                 "client": "c-load-client",
                 "pinned": args.pin,
             },
-            "metadata": metadata.collect(sys.argv),
+            "metadata": metadata.for_bench(),
             "wall_s": round(time.monotonic() - started, 1),
             "results": results,
         }

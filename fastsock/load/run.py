@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 import psutil
 
-from fastsock.load import metadata, report
+from fastsock import metadata
+from fastsock.load import report
 from fastsock.load.config import ConfigError, LoadConfig
 from fastsock.load.conn import ConnectError, connect_many, ensure_fd_limit
 from fastsock.load.engine import Engine, Plan
@@ -81,7 +82,7 @@ def run_load(config: LoadConfig) -> dict:
         # of the run must have (and a clean exit 2 for a 404 instead of a run of errors).
         http = probe(config.endpoint, config.path, config.connect_timeout)
         config = dataclasses.replace(config, size=http.length)
-    meta = metadata.collect(config.command_line)
+    meta = metadata.for_load(config.command_line)
     progress = None
     if config.progress:
         progress = report.ProgressLine(sys.stderr, config.warmup + config.duration)
