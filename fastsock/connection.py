@@ -22,13 +22,11 @@ import select
 import socket
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
 from fastsock.handlers.base import Buffer, Handler
-from fastsock.loop import EVENT_READ, EVENT_WRITE, READABLE, WRITABLE, Timer
-
-if TYPE_CHECKING:
-    from fastsock.server import Server
+from fastsock.loop import EVENT_READ, EVENT_WRITE, READABLE, WRITABLE, EventLoop, Timer
+from fastsock.stats import ServerStats
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +67,52 @@ class FileBody:
         self.copy = copy  # read+send through the server's copy buffer instead of os.sendfile
 
 
+class CopyBuffer:
+    """The read+send fallback's buffer (``--no-sendfile``), one per server like the read buffer,
+    and which body's bytes it holds (see :meth:`Connection._copy_file`). Allocated on first
+    use: most modes never send files."""
+
+    __slots__ = ("_view", "owner", "offset", "length")
+
+    def __init__(self) -> None:
+        self._view: memoryview | None = None
+        self.owner: FileBody | None = None
+        self.offset = 0
+        self.length = 0
+
+    @property
+    def view(self) -> memoryview:
+        if self._view is None:
+            self._view = memoryview(bytearray(COPY_CHUNK))
+        return self._view
+
+
+@dataclass(eq=False)
+class ConnectionContext:
+    """All a connection needs from the server that owns it, shared by all its connections: the
+    loop, the read buffer, the watermarks, how file bodies go out, the stats it counts into, the
+    copy buffer, and whom to tell when it has closed. The server makes one; this module never
+    imports the server."""
+
+    loop: EventLoop
+    read_buffer: bytearray
+    high_water: int
+    low_water: int
+    sendfile: bool
+    stats: ServerStats
+    on_closed: Callable[[Connection], None]
+    read_view: memoryview = field(init=False)
+    copy: CopyBuffer = field(default_factory=CopyBuffer)
+
+    def __post_init__(self) -> None:
+        self.read_view = memoryview(self.read_buffer)
+
+
 class Connection:
     """Carries one handler over one non-blocking stream socket; implements ``Transport``."""
 
     __slots__ = (
-        "server",
+        "ctx",
         "loop",
         "sock",
         "fd",
@@ -105,9 +144,11 @@ class Connection:
         "_copy_bodies",
     )
 
-    def __init__(self, server: Server, sock: socket.socket, handler: Handler, peer: str) -> None:
-        self.server = server
-        self.loop = server.loop
+    def __init__(
+        self, ctx: ConnectionContext, sock: socket.socket, handler: Handler, peer: str
+    ) -> None:
+        self.ctx = ctx
+        self.loop = ctx.loop
         self.sock = sock
         self.fd = sock.fileno()
         self.handler = handler
@@ -115,7 +156,7 @@ class Connection:
         # Idle detection without a clock read per message: the server's sweep compares the byte
         # counters with what it saw last time (see Server._sweep_idle).
         self.progress_seen = 0
-        self.progress_at = server.loop.now
+        self.progress_at = ctx.loop.now
         self.bytes_in = 0
         self.bytes_out = 0
         # Bytes the echo fast path received and sent back whole: in *and* out, counted once
@@ -132,14 +173,14 @@ class Connection:
         # Bound methods looked up once: the hot path calls them for every message.
         self._send = sock.send
         self._recv_into = sock.recv_into
-        self._read_buffer = server.read_buffer
-        self._read_view = server.read_view
+        self._read_buffer = ctx.read_buffer
+        self._read_view = ctx.read_view
         self._data_received = handler.data_received
         self._read_callback = self._read_common
-        self._high = server.config.high_water
-        self._low = server.config.low_water
+        self._high = ctx.high_water
+        self._low = ctx.low_water
         # One read must fit under the high-water mark too: an unsent remainder is queued.
-        self._read_max = min(server.read_size, self._high)
+        self._read_max = min(len(ctx.read_buffer), self._high)
         # What the common state reads into: a buffer of exactly _read_max bytes, so recv_into
         # takes one argument (parsing a second one cost ~5% of a 64 B echo's instructions).
         self._read_into = (
@@ -147,7 +188,7 @@ class Connection:
             if self._read_max == len(self._read_buffer)
             else self._read_view[: self._read_max]
         )
-        self._copy_bodies = not server.config.sendfile
+        self._copy_bodies = not ctx.sendfile
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -211,7 +252,7 @@ class Connection:
 
     def _handler_failed(self) -> None:
         # A bug in a handler must cost one connection, never the server.
-        self.server.stats.errors += 1
+        self.ctx.stats.errors += 1
         log.exception("connection %s: unexpected error; closing it", self.peer)
         self.abort()
 
@@ -346,7 +387,7 @@ class Connection:
             view = memoryview(bytes(memoryview(data)[start:]))
         self._queue.append(view)
         self._queued_bytes += len(view)
-        stats = self.server.stats
+        stats = self.ctx.stats
         if self._queued_bytes > stats.peak_buffered:
             stats.peak_buffered = self._queued_bytes
         if self._queued_bytes >= self._high:
@@ -436,7 +477,7 @@ class Connection:
         on_done: Callable[[bool], None] | None,
     ) -> None:
         """Copy mode, nothing queued: head and body into the copy buffer, one send."""
-        view = self.server.copy_view
+        view = self.ctx.copy.view
         h = len(head)
         view[:h] = head
         try:
@@ -448,7 +489,7 @@ class Connection:
             if n >= 0:
                 self._file_truncated()
             else:
-                self.server.stats.errors += 1
+                self.ctx.stats.errors += 1
                 self.abort()
             if on_done is not None:
                 on_done(False)
@@ -577,24 +618,24 @@ class Connection:
         remainder: the server remembers which body's bytes its buffer holds and resends from
         there if the same body comes back first, and reads them again otherwise.
         """
-        server = self.server
-        view = server.copy_view
+        copy = self.ctx.copy
+        view = copy.view
         while body.remaining:
-            start = body.offset - server.copy_offset
-            if server.copy_owner is body and 0 <= start < server.copy_len:
-                chunk = view[start : server.copy_len]
+            start = body.offset - copy.offset
+            if copy.owner is body and 0 <= start < copy.length:
+                chunk = view[start : copy.length]
             else:
                 try:
                     n = os.preadv(body.fd, [view[: min(body.remaining, len(view))]], body.offset)
                 except OSError as err:
-                    server.copy_owner = None
+                    copy.owner = None
                     self._fail(err)
                     return False
                 if n == 0:
-                    server.copy_owner = None
+                    copy.owner = None
                     self._file_truncated()
                     return False
-                server.copy_owner, server.copy_offset, server.copy_len = body, body.offset, n
+                copy.owner, copy.offset, copy.length = body, body.offset, n
                 chunk = view[:n]
             try:
                 sent = self._send(chunk)
@@ -608,27 +649,27 @@ class Connection:
             self.bytes_out += sent
             if sent < len(chunk):
                 return False  # the socket is full; a chunk never reaches past the body's end
-        server.copy_owner = None
+        copy.owner = None
         return True
 
     def _file_truncated(self) -> None:
         # The file shrank under us: the promised length cannot be delivered, and the client
         # can only tell from a short body and a closed connection. This costs one connection.
-        self.server.stats.errors += 1
+        self.ctx.stats.errors += 1
         log.warning("connection %s: file truncated while sending; closing", self.peer)
         self.abort()
 
     def _pause_reading(self) -> None:
         if not self._paused:
             self._paused = True
-            self.server.stats.read_pauses += 1
+            self.ctx.stats.read_pauses += 1
             self._update_events()
 
     def _fail(self, err: OSError) -> None:
         if err.errno in _RESET_ERRNOS:
-            self.server.stats.resets += 1
+            self.ctx.stats.resets += 1
         else:
-            self.server.stats.errors += 1
+            self.ctx.stats.errors += 1
             log.warning("connection %s: %s", self.peer, err)
         self.abort()
 
@@ -643,7 +684,7 @@ class Connection:
         if self._queue:
             self._drop_queue()
         self.handler.connection_lost()
-        self.server.connection_closed(self)
+        self.ctx.on_closed(self)
 
     def _drop_queue(self) -> None:
         """Forget what was not sent; tell every file body's owner (it closes the file)."""
@@ -651,11 +692,11 @@ class Connection:
         self._queue.clear()
         self._queued_bytes = 0
         for body in bodies:
-            if self.server.copy_owner is body:
-                self.server.copy_owner = None
+            if self.ctx.copy.owner is body:
+                self.ctx.copy.owner = None
             if body.on_done is not None:
                 try:
                     body.on_done(False)
                 except Exception:
-                    self.server.stats.errors += 1
+                    self.ctx.stats.errors += 1
                     log.exception("connection %s: releasing a file body failed", self.peer)

@@ -19,10 +19,11 @@ from fastsock.address import (
     remove_unix_file,
     unix_file_identity,
 )
-from fastsock.connection import COPY_CHUNK, Connection, FileBody
+from fastsock.connection import Connection, ConnectionContext
 from fastsock.handlers import MODES, Handler
 from fastsock.http.config import HttpConfig
 from fastsock.loop import EVENT_READ, EventLoop, Timer
+from fastsock.stats import ServerStats
 
 log = logging.getLogger(__name__)
 
@@ -58,26 +59,6 @@ class ServerConfig:
 
 
 @dataclass
-class ServerStats:
-    accepted: int = 0
-    rejected: int = 0  # over --max-conns: accepted and closed at once
-    closed: int = 0
-    bytes_in: int = 0
-    bytes_out: int = 0
-    resets: int = 0
-    errors: int = 0
-    idle_closed: int = 0
-    accept_errors: int = 0
-    read_pauses: int = 0
-    peak_conns: int = 0
-    peak_buffered: int = 0  # the most bytes one connection ever had queued
-
-    def line(self) -> str:
-        fields = " ".join(f"{k}={v}" for k, v in self.__dict__.items())
-        return f"fastsock: stats {fields}"
-
-
-@dataclass
 class _Listener:
     sock: socket.socket
     endpoint: Endpoint
@@ -105,16 +86,18 @@ class Server:
         self.loop = EventLoop()
         self.stats = ServerStats()
         self.connections: set[Connection] = set()
-        self.read_size = config.read_size
-        self.read_buffer = bytearray(config.read_size)
-        self.read_view = memoryview(self.read_buffer)
         self._handler_factory = config.handler_factory or self._mode_factory(config)
-        # The read+send fallback for file bodies: one buffer, and which body's bytes it holds
-        # (see Connection._copy_file). Allocated on first use: most modes never send files.
-        self._copy_view: memoryview | None = None
-        self.copy_owner: FileBody | None = None
-        self.copy_offset = 0
-        self.copy_len = 0
+        # What every connection shares and needs from us, handed over once (connection.py
+        # does not know this module: the dependency runs one way).
+        self.context = ConnectionContext(
+            loop=self.loop,
+            read_buffer=bytearray(config.read_size),
+            high_water=config.high_water,
+            low_water=config.low_water,
+            sendfile=config.sendfile,
+            stats=self.stats,
+            on_closed=self.connection_closed,
+        )
         self._draining = False
         self._drain_timer: Timer | None = None
         self._reserve_fd: int | None = self._open_reserve_fd()
@@ -141,12 +124,6 @@ class Server:
 
             return http_handler_factory(config.http)
         return MODES[config.mode]
-
-    @property
-    def copy_view(self) -> memoryview:
-        if self._copy_view is None:
-            self._copy_view = memoryview(bytearray(COPY_CHUNK))
-        return self._copy_view
 
     # -- accepting ----------------------------------------------------------------------------
     @staticmethod
@@ -180,7 +157,7 @@ class Server:
             if sndbuf:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
             peer = f"{addr[0]}:{addr[1]}" if is_tcp else "unix"
-            conn = Connection(self, sock, self._handler_factory(), peer)
+            conn = Connection(self.context, sock, self._handler_factory(), peer)
             self.connections.add(conn)
             if len(self.connections) > self.stats.peak_conns:
                 self.stats.peak_conns = len(self.connections)
