@@ -409,6 +409,32 @@ def latency_vs_load(doc: dict, out: Path) -> Chart | None:
     )
 
 
+def _grouped_bars(ax, x, series: list[tuple[str, str, list[list[dict]]]], metric: str) -> None:
+    """One bar per group and series side by side around each ``x``: the median of the group's
+    runs, whiskers min-max, hatched where a run was client-bound. ``series`` holds
+    (label, colour, groups of runs, one group per x)."""
+    width = 0.8 / len(series)
+    for i, (label, color, groups) in enumerate(series):
+        spreads = [S.spread(g, metric) for g in groups]
+        med = [s.median if s else 0 for s in spreads]
+        err = [
+            [s.median - s.lo if s else 0 for s in spreads],
+            [s.hi - s.median if s else 0 for s in spreads],
+        ]
+        bars = ax.bar(
+            x + (i - (len(series) - 1) / 2) * width,
+            med,
+            width,
+            yerr=err,
+            capsize=3,
+            color=color,
+            label=label,
+        )
+        for bar, g in zip(bars, groups, strict=True):
+            if _any_bound(g):
+                bar.set_hatch("//")
+
+
 def servers(doc: dict, out: Path) -> Chart | None:
     exp = S.find(doc, "closed", "server")
     if exp is None:
@@ -421,29 +447,17 @@ def servers(doc: dict, out: Path) -> Chart | None:
     fig, axes = plt.subplots(
         1, len(panels), figsize=(max(7.5, 5.5 * len(panels)), 4.8), squeeze=False
     )
-    width = 0.8 / len(transports)
     for ax, (size, depth) in zip(axes[0], panels, strict=True):
         x = np.arange(len(names))
-        for ti, t in enumerate(transports):
-            groups = [S.select(runs, server=n, transport=t, size=size, depth=depth) for n in names]
-            spreads = [S.spread(g, "msgs_per_s") for g in groups]
-            med = [s.median if s else 0 for s in spreads]
-            err = [
-                [s.median - s.lo if s else 0 for s in spreads],
-                [s.hi - s.median if s else 0 for s in spreads],
-            ]
-            bars = ax.bar(
-                x + (ti - (len(transports) - 1) / 2) * width,
-                med,
-                width,
-                yerr=err,
-                capsize=3,
-                color=COLORS.get(t),
-                label=S.label(t),
+        series = [
+            (
+                S.label(t),
+                COLORS.get(t),
+                [S.select(runs, server=n, transport=t, size=size, depth=depth) for n in names],
             )
-            for bar, g in zip(bars, groups, strict=True):
-                if _any_bound(g):
-                    bar.set_hatch("//")
+            for t in transports
+        ]
+        _grouped_bars(ax, x, series, "msgs_per_s")
         ax.set_xticks(x)
         ax.set_xticklabels(names, rotation=25, ha="right", fontsize=8)
         ax.set_ylabel("messages/s echoed")
@@ -491,29 +505,17 @@ def placement(doc: dict, out: Path) -> Chart | None:
     fig, axes = plt.subplots(
         1, len(sizes), figsize=(max(7.5, 5.5 * len(sizes)), 4.8), squeeze=False
     )
-    width = 0.8 / len(places)
     x = np.arange(len(transports))
     for ax, size in zip(axes[0], sizes, strict=True):
-        for pi, place in enumerate(places):
-            groups = [S.select(runs, placement=place, transport=t, size=size) for t in transports]
-            spreads = [S.spread(g, metric) for g in groups]
-            med = [s.median if s else 0 for s in spreads]
-            err = [
-                [s.median - s.lo if s else 0 for s in spreads],
-                [s.hi - s.median if s else 0 for s in spreads],
-            ]
-            bars = ax.bar(
-                x + (pi - (len(places) - 1) / 2) * width,
-                med,
-                width,
-                yerr=err,
-                capsize=3,
-                color=PLACEMENT_COLORS[pi % 4],
-                label=_placement_label(doc, place),
+        series = [
+            (
+                _placement_label(doc, place),
+                PLACEMENT_COLORS[pi % 4],
+                [S.select(runs, placement=place, transport=t, size=size) for t in transports],
             )
-            for bar, g in zip(bars, groups, strict=True):
-                if _any_bound(g):
-                    bar.set_hatch("//")
+            for pi, place in enumerate(places)
+        ]
+        _grouped_bars(ax, x, series, metric)
         ax.set_xticks(x)
         ax.set_xticklabels([S.label(t) for t in transports])
         ax.set_ylabel("round-trip time p50 (µs)" if metric == "p50_us" else "messages/s")
