@@ -19,6 +19,14 @@ from dataclasses import dataclass
 # sockaddr_un.sun_path is 108 bytes on Linux and a path needs its terminating NUL.
 UNIX_PATH_MAX = 107
 
+# ``--type``: the socket type. stream (TCP or UNIX), seqpacket (UNIX only: connections like a
+# stream, message boundaries like datagrams), dgram (UDP or UNIX: no connections).
+SOCK_TYPES = {
+    "stream": socket.SOCK_STREAM,
+    "seqpacket": socket.SOCK_SEQPACKET,
+    "dgram": socket.SOCK_DGRAM,
+}
+
 
 class EndpointError(Exception):
     """A user-facing problem with an endpoint; ``str()`` is a one-line message."""
@@ -107,13 +115,22 @@ def parse_endpoint(text: str) -> Endpoint:
     """Parse ``tcp://HOST:PORT``, ``tcp://[V6]:PORT``, ``unix:PATH`` or ``unix:@NAME``."""
     if text.startswith("unix:"):
         return unix_endpoint(text[len("unix:") :])
-    if text.startswith("tcp://"):
-        rest = text[len("tcp://") :]
-        host, sep, port = rest.rpartition(":")
-        if not sep or not port.isdigit():
-            raise EndpointError(f"endpoint {text!r} needs a port: tcp://HOST:PORT")
-        return tcp_endpoint(host, int(port))
-    raise EndpointError(f"endpoint {text!r} must start with tcp:// or unix:")
+    for scheme in ("tcp://", "udp://"):  # the same address; the socket type is not in it
+        if text.startswith(scheme):
+            host, sep, port = text[len(scheme) :].rpartition(":")
+            if not sep or not port.isdigit():
+                raise EndpointError(f"endpoint {text!r} needs a port: {scheme}HOST:PORT")
+            return tcp_endpoint(host, int(port))
+    raise EndpointError(f"endpoint {text!r} must start with tcp://, udp:// or unix:")
+
+
+def endpoint_text(endpoint: Endpoint, sock_type: int = socket.SOCK_STREAM) -> str:
+    """How the ready line names an endpoint: ``udp://`` for an IP datagram socket, else as
+    ``str(endpoint)`` (a UNIX name does not say its type: the client is told by ``--type``)."""
+    text = str(endpoint)
+    if sock_type == socket.SOCK_DGRAM and not endpoint.is_unix:
+        return "udp://" + text[len("tcp://") :]
+    return text
 
 
 def endpoint_from_options(host: str, port: int | None, unix: str | None) -> Endpoint:
@@ -131,7 +148,7 @@ def _describe(err: OSError) -> str:
     return os.strerror(err.errno).lower() if err.errno else str(err)
 
 
-def _check_unix_path(path: str) -> None:
+def _check_unix_path(path: str, sock_type: int = socket.SOCK_STREAM) -> None:
     """Make ``path`` free to bind: refuse anything that is not a stale socket of ours to take."""
     directory = os.path.dirname(path) or "."
     if not os.path.isdir(directory):
@@ -142,7 +159,9 @@ def _check_unix_path(path: str) -> None:
         return
     if not stat.S_ISSOCK(st.st_mode):
         raise EndpointError(f"refusing to replace unix:{path}: it exists and is not a socket")
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    # Probe with the type we will bind: connecting a stream socket to a live datagram socket
+    # fails with EPROTOTYPE, not with the refusal that marks a stale file.
+    probe = socket.socket(socket.AF_UNIX, sock_type)
     probe.settimeout(1.0)
     try:
         probe.connect(path)
@@ -151,23 +170,36 @@ def _check_unix_path(path: str) -> None:
         os.unlink(path)
         return
     except OSError as err:
+        if err.errno == errno.EPROTOTYPE:
+            raise EndpointError(
+                f"unix:{path} is in use by a socket of another type (see --type)"
+            ) from None
         raise EndpointError(f"cannot check existing socket unix:{path}: {_describe(err)}") from None
     finally:
         probe.close()
     raise EndpointError(f"unix:{path} is in use: another server answers on it")
 
 
-def listen(endpoint: Endpoint, backlog: int = 1024, unix_mode: int | None = None) -> socket.socket:
-    """A non-blocking listening socket bound to ``endpoint``.
+def listen(
+    endpoint: Endpoint,
+    backlog: int = 1024,
+    unix_mode: int | None = None,
+    sock_type: int = socket.SOCK_STREAM,
+) -> socket.socket:
+    """A non-blocking socket bound to ``endpoint``: listening for stream and seqpacket, bound
+    only for dgram (a datagram socket has no connections to accept).
 
     Raises :class:`EndpointError` with a one-line message for every user-caused failure.
     """
+    if sock_type == socket.SOCK_SEQPACKET and not endpoint.is_unix:
+        raise EndpointError("--type seqpacket needs a UNIX socket (--unix PATH): TCP has none")
     if endpoint.is_unix and not endpoint.is_abstract:
-        _check_unix_path(endpoint.path)
-    sock = socket.socket(endpoint.family, socket.SOCK_STREAM)
+        _check_unix_path(endpoint.path, sock_type)
+    sock = socket.socket(endpoint.family, sock_type)
     try:
-        if not endpoint.is_unix:
+        if not endpoint.is_unix and sock_type == socket.SOCK_STREAM:
             # Restarting a server must not wait out TIME_WAIT of the previous one's connections.
+            # (Not for UDP: there it would let a second server bind the same port.)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if endpoint.family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
@@ -175,7 +207,8 @@ def listen(endpoint: Endpoint, backlog: int = 1024, unix_mode: int | None = None
         if unix_mode is not None and endpoint.is_unix and not endpoint.is_abstract:
             # Before listen(): nobody can connect yet, so there is no window with wrong permissions.
             os.chmod(endpoint.path, unix_mode)
-        sock.listen(backlog)
+        if sock_type != socket.SOCK_DGRAM:
+            sock.listen(backlog)
         sock.setblocking(False)
     except OSError as err:
         sock.close()
@@ -185,7 +218,8 @@ def listen(endpoint: Endpoint, backlog: int = 1024, unix_mode: int | None = None
             reason = "address not available on this machine"
         else:
             reason = _describe(err)
-        raise EndpointError(f"cannot listen on {endpoint}: {reason}") from None
+        where = endpoint_text(endpoint, sock_type)
+        raise EndpointError(f"cannot listen on {where}: {reason}") from None
     return sock
 
 
@@ -196,13 +230,19 @@ def bound_endpoint(sock: socket.socket, requested: Endpoint) -> Endpoint:
     return Endpoint(requested.family, host=requested.host, port=sock.getsockname()[1])
 
 
-def connect(endpoint: Endpoint, timeout: float | None = 5.0) -> socket.socket:
-    """A connected, blocking socket (TCP_NODELAY on TCP). Raises ``OSError`` on failure."""
-    sock = socket.socket(endpoint.family, socket.SOCK_STREAM)
+def connect(
+    endpoint: Endpoint, timeout: float | None = 5.0, sock_type: int = socket.SOCK_STREAM
+) -> socket.socket:
+    """A connected, blocking socket (TCP_NODELAY on TCP). Raises ``OSError`` on failure.
+
+    A UNIX datagram client is bound to an abstract name first, so a server can reply to it."""
+    sock = socket.socket(endpoint.family, sock_type)
     try:
         sock.settimeout(timeout)
+        if endpoint.is_unix and sock_type == socket.SOCK_DGRAM:
+            sock.bind(b"")  # autobind: the kernel picks a unique abstract name
         sock.connect(endpoint.sockaddr)
-        if not endpoint.is_unix:
+        if not endpoint.is_unix and sock_type == socket.SOCK_STREAM:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except BaseException:
         sock.close()

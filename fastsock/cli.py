@@ -74,6 +74,15 @@ def _parse_mode(text: str | None) -> int | None:
     "http: static files from --root.",
 )
 @click.option(
+    "--type",
+    "sock_type",
+    type=click.Choice(["stream", "seqpacket", "dgram"]),
+    default="stream",
+    help="Socket type. stream: TCP or UNIX; seqpacket: UNIX connections that keep message "
+    "boundaries; dgram: UDP (ready line udp://...) or UNIX datagrams, each answered on its own "
+    "(echo to the sender, source: a datagram of the length asked for).",
+)
+@click.option(
     "--root",
     type=click.Path(file_okay=False, dir_okay=True, exists=True),
     help="--mode http: the directory to serve (nothing outside it is ever served).",
@@ -161,6 +170,7 @@ def serve(
     port: int | None,
     unix: str | None,
     mode: str,
+    sock_type: str,
     root: str | None,
     list_dirs: bool,
     no_sendfile: bool,
@@ -194,10 +204,12 @@ def serve(
       fastsock serve --unix ./fastsock.sock       # UNIX socket file
       fastsock serve --unix @fastsock --mode discard   # abstract namespace
       fastsock serve --port 8080 --mode http --root ./public   # static files
+      fastsock serve --port 9000 --type dgram     # UDP echo: ready line udp://127.0.0.1:9000
+      fastsock serve --unix ./dg.sock --type dgram   # UNIX datagram echo
     """
     import logging
 
-    from fastsock.address import EndpointError, endpoint_from_options
+    from fastsock.address import SOCK_TYPES, EndpointError, endpoint_from_options, endpoint_text
     from fastsock.http.config import HttpConfig
     from fastsock.server import Server, ServerConfig
 
@@ -211,6 +223,9 @@ def serve(
         raise click.UsageError("need 1 <= --read-size, and --low-water <= --high-water")
     if (mode == "http") != (root is not None):
         raise click.UsageError("--mode http needs --root DIR, and --root needs --mode http")
+    if mode == "http" and sock_type != "stream":
+        click.echo(f"fastsock: --mode http needs --type stream, not {sock_type}", err=True)
+        raise SystemExit(2)
     http = None
     if root is not None:
         http = HttpConfig(
@@ -236,6 +251,7 @@ def serve(
             sendfile=not no_sendfile,
             sndbuf=sndbuf,
             http=http,
+            sock_type=SOCK_TYPES[sock_type],
         )
         if workers > 1:
             from fastsock.workers import serve_workers
@@ -254,7 +270,7 @@ def serve(
     # We exit when the loop is done: a late SIGTERM/SIGINT must not turn exit 0 into death by
     # signal, so the loop leaves them ignored rather than back at their default action.
     server.install_signal_handlers(ignore_after=True)
-    click.echo(f"fastsock: listening on {server.endpoint}")
+    click.echo(f"fastsock: listening on {endpoint_text(server.endpoint, config.sock_type)}")
     sys.stdout.flush()
     try:
         server.run()

@@ -39,6 +39,7 @@ _RESET_ERRNOS = {errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED, errno.ETIMED
 # os.sendfile() refusing this file/socket pair (not a transient error): copy instead.
 _NO_SENDFILE_ERRNOS = {errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV}
 _MSG_MORE = getattr(socket, "MSG_MORE", 0)
+_MSG_TRUNC = getattr(socket, "MSG_TRUNC", 0)
 _EPOLLOUT = getattr(select, "EPOLLOUT", 4)  # the loop passes epoll-style bits (see loop.py)
 
 
@@ -138,6 +139,7 @@ class Connection:
         "_read_view",
         "_data_received",
         "_read_callback",
+        "_messages",
         "_high",
         "_low",
         "_read_max",
@@ -177,6 +179,8 @@ class Connection:
         self._read_view = ctx.read_view
         self._data_received = handler.data_received
         self._read_callback = self._read_common
+        # SOCK_SEQPACKET: every recv returns one whole message, or cuts it (see _message_common).
+        self._messages = sock.type == socket.SOCK_SEQPACKET
         self._high = ctx.high_water
         self._low = ctx.low_water
         # One read must fit under the high-water mark too: an unsent remainder is queued.
@@ -195,7 +199,9 @@ class Connection:
         self.handler.connection_made(self)
         # Looked up after connection_made: a handler may bind data_received to the transport.
         self._data_received = self.handler.data_received
-        if self._data_received == self.write:
+        if self._messages:
+            self._read_callback = self._message_common
+        elif self._data_received == self.write:
             self._read_callback = self._echo_common  # echo: recv and send in one step
         if not self._closed:
             self._set_events(EVENT_READ | (EVENT_WRITE if self.handler.wants_write else 0))
@@ -262,10 +268,14 @@ class Connection:
         if self._queued_bytes:
             # Never read more than the queue has room for: this is what bounds memory.
             nbytes = min(self._read_max, self._high - self._queued_bytes)
-            if nbytes <= 0:
+            if nbytes <= 0 or (self._messages and nbytes < self._read_max):
+                # (A message must be read whole: a shorter read would cut it.)
                 self._pause_reading()
                 return
-        self._read_common(mask, nbytes)
+        if self._messages:
+            self._message_common(mask)
+        else:
+            self._read_common(mask, nbytes)
 
     # -- the common state ---------------------------------------------------------------------
     # A connection registered for EVENT_READ alone is in the common state: nothing is queued,
@@ -289,6 +299,38 @@ class Connection:
             return
         except OSError as err:
             self._fail(err)
+            return
+        try:
+            if n:
+                self.bytes_in += n
+                self._data_received(self._read_view[:n])
+            else:
+                self._on_eof()
+        except Exception:
+            self._handler_failed()
+
+    def _message_common(self, mask: int = 0) -> None:
+        """``_read_common`` for SOCK_SEQPACKET: one recv is one message. With MSG_TRUNC the
+        kernel returns a message's real length even when it cut it to fit the buffer, so a
+        message longer than ``_read_max`` is an error that closes the connection, never a
+        silently shortened echo."""
+        try:
+            n = self._recv_into(self._read_into, 0, _MSG_TRUNC)
+        except BlockingIOError:
+            return
+        except OSError as err:
+            self._fail(err)
+            return
+        if n > self._read_max:
+            self.ctx.stats.errors += 1
+            log.warning(
+                "connection %s: a %d-byte message is longer than --read-size/--high-water "
+                "allow (%d); closing",
+                self.peer,
+                n,
+                self._read_max,
+            )
+            self.abort()
             return
         try:
             if n:

@@ -20,7 +20,9 @@ from fastsock.address import (
     unix_file_identity,
 )
 from fastsock.connection import Connection, ConnectionContext
+from fastsock.datagram import DatagramEndpoint
 from fastsock.handlers import MODES, Handler
+from fastsock.handlers.source import MessageSourceHandler
 from fastsock.http.config import HttpConfig
 from fastsock.loop import EVENT_READ, EventLoop, Timer
 from fastsock.stats import ServerStats
@@ -56,6 +58,9 @@ class ServerConfig:
     sndbuf: int = 0
     # Settings of ``--mode http`` (root, limits, timeouts); required for that mode.
     http: HttpConfig | None = None
+    # --type: SOCK_STREAM, SOCK_SEQPACKET (UNIX; connections, messages kept whole) or
+    # SOCK_DGRAM (UDP or UNIX; no connections: see fastsock/datagram.py).
+    sock_type: int = socket.SOCK_STREAM
 
 
 @dataclass
@@ -102,14 +107,19 @@ class Server:
         self._drain_timer: Timer | None = None
         self._reserve_fd: int | None = self._open_reserve_fd()
         if sock is None:
-            sock = listen(config.endpoint, config.backlog, config.unix_mode)
+            sock = listen(config.endpoint, config.backlog, config.unix_mode, config.sock_type)
         self.endpoint = bound_endpoint(sock, config.endpoint)
         identity = None
         # Workers share a listener their parent made: only the parent removes the socket file.
         if owns_unix_file and self.endpoint.is_unix and not self.endpoint.is_abstract:
             identity = unix_file_identity(self.endpoint.path)
         self._listener = _Listener(sock, self.endpoint, identity)
-        self.loop.register(sock, EVENT_READ, self._on_acceptable)
+        if config.sock_type == socket.SOCK_DGRAM:
+            # No connections to accept: the bound socket itself is served.
+            datagrams = DatagramEndpoint(sock, config.mode, self.context.read_buffer, self.stats)
+            self.loop.register(sock, EVENT_READ, datagrams.on_readable)
+        else:
+            self.loop.register(sock, EVENT_READ, self._on_acceptable)
         if config.idle_timeout > 0:
             # A connection is closed between idle_timeout and idle_timeout + 2 intervals after
             # its last byte (see _sweep_idle): 1/8 keeps that within 1.25x the timeout.
@@ -123,6 +133,8 @@ class Server:
             from fastsock.handlers.http import http_handler_factory
 
             return http_handler_factory(config.http)
+        if config.mode == "source" and config.sock_type == socket.SOCK_SEQPACKET:
+            return MessageSourceHandler
         return MODES[config.mode]
 
     # -- accepting ----------------------------------------------------------------------------

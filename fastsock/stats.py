@@ -3,7 +3,10 @@ its connections update, so neither imports the other for it)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
+
+# Counters only a datagram server (--type dgram) has: its stats line carries them, others not.
+DATAGRAM_FIELDS = ("datagrams_in", "datagrams_out", "unreplyable", "dropped", "truncated")
 
 
 @dataclass
@@ -20,7 +23,17 @@ class ServerStats:
     read_pauses: int = 0
     peak_conns: int = 0
     peak_buffered: int = 0  # the most bytes one connection ever had queued
+    # --type dgram only (see DATAGRAM_FIELDS):
+    datagrams_in: int = 0
+    datagrams_out: int = 0
+    unreplyable: int = 0  # from an unnamed UNIX sender: there is no address to answer
+    dropped: int = 0  # a reply the socket had no room for (a datagram is never queued)
+    truncated: int = 0  # longer than the read buffer: cut by the kernel, so not answered
+    datagram: bool = field(default=False, repr=False)
 
     def line(self) -> str:
-        fields = " ".join(f"{k}={v}" for k, v in self.__dict__.items())
-        return f"fastsock: stats {fields}"
+        names = [f.name for f in fields(self) if f.name != "datagram"]
+        if not self.datagram:
+            names = [n for n in names if n not in DATAGRAM_FIELDS]
+        text = " ".join(f"{n}={getattr(self, n)}" for n in names)
+        return f"fastsock: stats {text}"

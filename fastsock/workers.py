@@ -29,7 +29,13 @@ import sys
 import time
 from collections.abc import Callable
 
-from fastsock.address import bound_endpoint, listen, remove_unix_file, unix_file_identity
+from fastsock.address import (
+    bound_endpoint,
+    endpoint_text,
+    listen,
+    remove_unix_file,
+    unix_file_identity,
+)
 from fastsock.server import Server, ServerConfig
 
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
@@ -45,7 +51,7 @@ def serve_workers(config: ServerConfig, workers: int, announce: Callable[[str], 
     in place. Start-up errors raise :class:`fastsock.address.EndpointError` before anything is
     forked; a worker that fails to start makes the parent stop the others and return 1.
     """
-    sock = listen(config.endpoint, config.backlog, config.unix_mode)
+    sock = listen(config.endpoint, config.backlog, config.unix_mode, config.sock_type)
     endpoint = bound_endpoint(sock, config.endpoint)
     identity = None
     if endpoint.is_unix and not endpoint.is_abstract:
@@ -76,7 +82,7 @@ def serve_workers(config: ServerConfig, workers: int, announce: Callable[[str], 
         signal.signal(signal.SIGINT, forward)
         ready = _count_ready(ready_r, workers)
         if ready == workers:
-            announce(str(endpoint))
+            announce(endpoint_text(endpoint, config.sock_type))
     finally:
         os.close(ready_r)
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)  # pending signals are forwarded now

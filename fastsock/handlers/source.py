@@ -22,6 +22,15 @@ def expected_stream(offset: int, length: int) -> bytes:
 
 class SourceHandler(Handler):
     wants_write = True
+    # What one write sends. A multiple of 256 bytes, so the stream stays k % 256 across writes.
+    message = PATTERN
 
     def writable(self) -> None:
-        self.transport.write(PATTERN)  # type: ignore[union-attr]
+        self.transport.write(self.message)  # type: ignore[union-attr]
+
+
+class MessageSourceHandler(SourceHandler):
+    """source over SOCK_SEQPACKET: 64 KiB messages. A message must fit the socket's send buffer
+    whole (one 256 KiB write fails with EMSGSIZE there), and each arrives whole."""
+
+    message = PATTERN[: 64 * 1024]
