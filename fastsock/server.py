@@ -116,7 +116,9 @@ class Server:
         self._listener = _Listener(sock, self.endpoint, identity)
         if config.sock_type == socket.SOCK_DGRAM:
             # No connections to accept: the bound socket itself is served.
-            datagrams = DatagramEndpoint(sock, config.mode, self.context.read_buffer, self.stats)
+            datagrams = DatagramEndpoint(
+                sock, config.mode, self.context.read_buffer, self.stats, self.loop
+            )
             self.loop.register(sock, EVENT_READ, datagrams.on_readable)
         else:
             self.loop.register(sock, EVENT_READ, self._on_acceptable)

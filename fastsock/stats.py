@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 # Counters only a datagram server (--type dgram) has: its stats line carries them, others not.
-DATAGRAM_FIELDS = ("datagrams_in", "datagrams_out", "unreplyable", "dropped", "truncated")
+DATAGRAM_FIELDS = ("datagrams_in", "datagrams_out", "unreplyable", "send_waits", "truncated")
 
 
 @dataclass
@@ -26,8 +26,8 @@ class ServerStats:
     # --type dgram only (see DATAGRAM_FIELDS):
     datagrams_in: int = 0
     datagrams_out: int = 0
-    unreplyable: int = 0  # from an unnamed UNIX sender: there is no address to answer
-    dropped: int = 0  # a reply the socket had no room for (a datagram is never queued)
+    unreplyable: int = 0  # an unnamed UNIX sender, or one gone: there is no address to answer
+    send_waits: int = 0  # replies that found no room at once and waited (never dropped)
     truncated: int = 0  # longer than the read buffer: cut by the kernel, so not answered
     datagram: bool = field(default=False, repr=False)
 

@@ -100,6 +100,16 @@ def _endpoint(host: str, port: int | None, unix: str | None) -> Endpoint:
     "checked). CRC-32 runs at ~3 GB/s on one core: with big files it can make the client the "
     "limit (see cpu.client_bound).",
 )
+@click.option(
+    "--type",
+    "sock_type",
+    type=click.Choice(["stream", "seqpacket", "dgram"]),
+    default="stream",
+    help="Socket type (as `fastsock serve --type`). seqpacket: UNIX message connections. "
+    "dgram: UDP or UNIX datagrams with sequence numbers; lost, duplicated, reordered and "
+    "corrupted datagrams are counted (a loss is a result over UDP, an error over UNIX), and a "
+    "datagram unanswered for 0.2 s counts as lost so the window moves on.",
+)
 @click.option("--server-pid", type=int, default=None, help="Also measure this server's CPU time.")
 @click.option("--json", "json_out", metavar="FILE|-", default=None, help="Write the JSON result.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary and no progress line.")
@@ -118,6 +128,7 @@ def load(
     workload: str,
     http_path: str | None,
     verify_every: int,
+    sock_type: str,
     server_pid: int | None,
     json_out: str | None,
     quiet: bool,
@@ -155,6 +166,7 @@ def load(
         server_pid=server_pid,
         path=http_path,
         verify_every=verify_every,
+        sock_type=sock_type,
         progress=not quiet and sys.stderr.isatty(),
         command_line=shlex.join(sys.argv),
     )

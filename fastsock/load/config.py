@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fastsock.address import Endpoint
+from fastsock.address import SOCK_TYPES, Endpoint, endpoint_text
 from fastsock.load.http import path_problem
 from fastsock.units import format_size, parse_size
 
@@ -48,6 +48,14 @@ class LoadConfig:
     command_line: str | None = None
     path: str | None = None
     verify_every: int = 1
+    # --type: stream (TCP/UNIX), seqpacket (UNIX; the stream engine over message sockets) or
+    # dgram (UDP/UNIX; fastsock/load/datagram.py, loss counted).
+    sock_type: str = "stream"
+
+    @property
+    def socket_type(self) -> int:
+        """``sock_type`` as the socket module's constant."""
+        return SOCK_TYPES[self.sock_type]
 
     @property
     def loop(self) -> str:
@@ -89,7 +97,37 @@ class LoadConfig:
                 raise ConfigError("--rate makes no sense with --workload recv: the server sends")
         if self.connect_timeout <= 0:
             raise ConfigError("connect timeout must be > 0")
+        if self.sock_type != "stream":
+            self._validate_type()
         return self
+
+    def _validate_type(self) -> None:
+        if self.sock_type not in ("seqpacket", "dgram"):
+            raise ConfigError(f"--type must be stream, seqpacket or dgram, not {self.sock_type}")
+        if self.sock_type == "seqpacket" and not self.endpoint.is_unix:
+            raise ConfigError("--type seqpacket needs a UNIX socket (--unix PATH)")
+        if self.sock_type == "seqpacket" and self.workload not in ("echo", "recv"):
+            raise ConfigError(f"--type seqpacket serves echo and recv, not {self.workload}")
+        if self.sock_type != "dgram":
+            return
+        from fastsock.load.datagram import MIN_SIZE, max_size
+
+        if self.workload != "echo":
+            raise ConfigError(f"--type dgram measures echo, not {self.workload}")
+        if self.procs != 1:
+            raise ConfigError("--type dgram runs in one process (--procs 1)")
+        limit = max_size(self.endpoint)
+        if not MIN_SIZE <= self.size <= limit:
+            what = (
+                "UDP's limit"
+                if not self.endpoint.is_unix
+                else "what a UNIX datagram socket's send buffer takes here "
+                "(SO_SNDBUF, capped by net.core.wmem_max)"
+            )
+            raise ConfigError(
+                f"--size {self.size} does not fit one datagram: {MIN_SIZE} B (the sequence "
+                f"header) to {limit} B, {what}"
+            )
 
     def _validate_http(self) -> None:
         if self.path is None:
@@ -105,9 +143,12 @@ class LoadConfig:
     def params(self) -> dict:
         """The ``params`` object of the JSON result (``path`` and ``verify_every`` only for
         http, whose ``size`` is the body length)."""
+        transport = self.endpoint.transport
+        if self.sock_type == "dgram" and not self.endpoint.is_unix:
+            transport = transport.replace("tcp", "udp")
         params = {
-            "endpoint": str(self.endpoint),
-            "transport": self.endpoint.transport,
+            "endpoint": endpoint_text(self.endpoint, self.socket_type),
+            "transport": transport,
             "workload": self.workload,
             "size": self.size,
             "conns": self.conns,
@@ -121,4 +162,6 @@ class LoadConfig:
         if self.workload == "http":
             params["path"] = self.path
             params["verify_every"] = self.verify_every
+        if self.sock_type != "stream":
+            params["type"] = self.sock_type
         return params

@@ -49,7 +49,9 @@ def ensure_fd_limit(needed: int) -> None:
         )
 
 
-def connect_many(endpoint: Endpoint, count: int, timeout: float) -> list[socket.socket]:
+def connect_many(
+    endpoint: Endpoint, count: int, timeout: float, sock_type: int = socket.SOCK_STREAM
+) -> list[socket.socket]:
     """``count`` connected non-blocking sockets (TCP_NODELAY on TCP), or :class:`ConnectError`.
 
     TCP connects return EINPROGRESS and finish when the socket turns writable; a UNIX connect
@@ -65,7 +67,7 @@ def connect_many(endpoint: Endpoint, count: int, timeout: float) -> list[socket.
         while len(ready) < count:
             backlog_full = False
             while len(ready) + len(pending) < count and len(pending) < MAX_INFLIGHT:
-                sock = socket.socket(endpoint.family, socket.SOCK_STREAM)
+                sock = socket.socket(endpoint.family, sock_type)
                 sock.setblocking(False)
                 err = sock.connect_ex(addr)
                 if err == 0:

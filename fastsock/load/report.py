@@ -63,6 +63,11 @@ def build(config: LoadConfig, workers: list[dict], metadata: dict) -> dict:
         "server_cpu_util": round(server_util, 3) if server_util is not None else None,
     }
     samples = [s for w in workers for s in w["error_samples"]][:10]
+    extra = {}
+    if "datagrams" in workers[0]:
+        extra["datagrams"] = {
+            k: sum(w["datagrams"][k] for w in workers) for k in workers[0]["datagrams"]
+        }
     return {
         "schema": SCHEMA,
         "params": config.params(),
@@ -78,6 +83,7 @@ def build(config: LoadConfig, workers: list[dict], metadata: dict) -> dict:
         "latency_spectrum": spectrum,
         "histogram": histogram,
         "cpu": cpu,
+        **extra,
         "metadata": metadata,
     }
 
@@ -116,6 +122,14 @@ def summary(result: dict) -> str:
         f"({result['messages']:,} {'responses' if http else 'messages'} in "
         f"{result['elapsed_s']:.2f} s)",
     ]
+    dg = result.get("datagrams")
+    if dg:
+        lost = dg["lost"] / dg["sent"] if dg["sent"] else 0.0
+        lines.append(
+            f"  datagrams   sent {dg['sent']:,}, answered {dg['answered']:,}, lost {dg['lost']:,} "
+            f"({lost:.2%}), late {dg['late']:,}, duplicated {dg['duplicated']:,}, reordered "
+            f"{dg['reordered']:,}, corrupted {dg['corrupted']:,}"
+        )
     lat = result["latency_us"]
     if lat and lat["count"]:
         parts = [f"{k} {_num(lat[k])}" for k in ("min", "p50", "p90", "p99", "p999", "p9999")]

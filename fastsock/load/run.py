@@ -27,6 +27,7 @@ from fastsock import metadata
 from fastsock.load import report
 from fastsock.load.config import ConfigError, LoadConfig
 from fastsock.load.conn import ConnectError, connect_many, ensure_fd_limit
+from fastsock.load.datagram import run_datagram
 from fastsock.load.engine import Engine, Plan
 from fastsock.load.http import HttpTarget, probe
 from fastsock.load.http_engine import HttpEngine
@@ -87,7 +88,9 @@ def run_load(config: LoadConfig) -> dict:
     if config.progress:
         progress = report.ProgressLine(sys.stderr, config.warmup + config.duration)
     try:
-        if config.procs == 1:
+        if config.sock_type == "dgram":
+            workers = [run_datagram(config)]
+        elif config.procs == 1:
             workers = [_run_here(config, http, progress)]
         else:
             workers = _run_forked(config, http, progress)
@@ -117,7 +120,7 @@ def _run_here(
 ) -> dict:
     ((plan, count),) = plans_for(config, http)
     ensure_fd_limit(count + 64)
-    sockets = connect_many(config.endpoint, count, config.connect_timeout)
+    sockets = connect_many(config.endpoint, count, config.connect_timeout, config.socket_type)
     engine = make_engine(plan, sockets, progress.update if progress else None)
     return engine.run(time.monotonic_ns())
 
@@ -142,7 +145,7 @@ def _child_main(config: LoadConfig, plan: Plan, count: int, results: int, go: in
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles ^C and stops us
     try:
         ensure_fd_limit(count + 64)
-        sockets = connect_many(config.endpoint, count, config.connect_timeout)
+        sockets = connect_many(config.endpoint, count, config.connect_timeout, config.socket_type)
     except ConnectError as err:
         send({"fatal": err.kind, "message": str(err)})
         return 2

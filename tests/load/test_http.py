@@ -274,9 +274,17 @@ def check_clean_http(result: dict, size: int, path: str) -> None:
         assert result["latency_us"]["count"] == result["messages"]
     lat = result["latency_us"]
     assert 0 < lat["min"] <= lat["p50"] <= lat["p99"] <= lat["max"]
-    assert result["msgs_per_s"] == pytest.approx(result["messages"] / result["elapsed_s"], rel=0.01)
+    msgs_per_s = result["messages"] / result["elapsed_s"]
     mb_per_s = result["bytes"] / result["elapsed_s"] / 1e6
-    assert result["mb_per_s"] == pytest.approx(mb_per_s, rel=0.01, abs=0.001)  # rounded to 1 kB
+    if params["procs"] == 1:
+        assert result["msgs_per_s"] == pytest.approx(msgs_per_s, rel=0.01)
+        assert result["mb_per_s"] == pytest.approx(mb_per_s, rel=0.01, abs=0.001)  # 1 kB steps
+    else:
+        # Rates add over processes, each over its own window, and elapsed_s is the longest
+        # window: on a loaded machine a worker can see its window edges late, so the sum is
+        # at least total/longest, not equal to it (this flaked as equality: 10035.6 vs 8859.9).
+        assert result["msgs_per_s"] >= msgs_per_s * 0.999
+        assert result["mb_per_s"] >= mb_per_s * 0.999 - 0.001
     assert result["conns_alive"] == params["conns"]
 
 
