@@ -32,8 +32,14 @@ def load_matrix(path: Path = MATRIX) -> dict:
 
 def app_runners() -> dict[str, Callable[[dict, int, Callable[[str], None]], list[dict]]]:
     from bench.apps.proxy import run_proxy
+    from bench.apps.veth import run_container
 
-    return {"redis": run_redis, "postgres": run_postgres, "proxy": run_proxy}
+    return {
+        "redis": run_redis,
+        "postgres": run_postgres,
+        "proxy": run_proxy,
+        "container": run_container,
+    }
 
 
 def run(profile: str, apps: list[str], quiet: bool = False) -> dict:
@@ -70,18 +76,20 @@ def run(profile: str, apps: list[str], quiet: bool = False) -> dict:
         "notes": notes,
         "runs": rows,
         "summary": summarize(rows),
-        "ratios": paired_ratios(rows),
+        # UNIX / TCP for every app; veth / TCP (loopback) for the container path.
+        "ratios": paired_ratios(rows) + paired_ratios(rows, "veth", "tcp"),
     }
 
 
 def print_report(doc: dict) -> None:
-    print("\nUNIX / TCP (median of per-repeat ratios, min-max):")
+    print("\nratios (median of per-repeat ratios, min-max):")
     for r in doc["ratios"]:
         bound = ", ".join(
             f"{k} client-bound {v}/{r['n']}" for k, v in r["client_bound"].items() if v
         )
         print(
-            f"  {r['app']:8} {r['case']:18} {r['median']:.2f}x ({r['min']:.2f}-{r['max']:.2f})"
+            f"  {r['ratio']:9} {r['app']:9} {r['case']:20} "
+            f"{r['median']:.2f}x ({r['min']:.2f}-{r['max']:.2f})"
             + (f"  [{bound}]" if bound else "")
         )
     for line in doc["skipped"]:
@@ -95,7 +103,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m bench.apps", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--profile", default="quick", help="a profile of bench/apps/matrix.toml")
-    parser.add_argument("--apps", default="redis,postgres,proxy", help="comma-separated subset")
+    parser.add_argument(
+        "--apps", default="redis,postgres,proxy,container", help="comma-separated subset"
+    )
     parser.add_argument("--out", required=True, help="JSON results file")
     parser.add_argument("-q", "--quiet", action="store_true")
     args = parser.parse_args(argv)
