@@ -150,6 +150,15 @@ def _findings(doc: dict, bench: dict | None) -> list[str]:
     return lines
 
 
+def _load_text(meta: dict) -> str:
+    """The machine's load when the run ended (other work on a 2-core machine widens ranges)."""
+    load, cpus = meta.get("load_average"), meta.get("cpu_count")
+    if not load or not cpus:
+        return ""
+    busy = " -- other work shared the machine" if load[0] > cpus else ""
+    return f"Load average at the end of the run: {load[0]:.2f} on {cpus} CPUs{busy}."
+
+
 def _container_advice(doc: dict) -> str:
     veth = [r for r in doc["ratios"] if r["ratio"] == "veth/tcp"]
     if not veth:
@@ -198,8 +207,8 @@ def section(doc: dict, bench: dict | None, out: Path) -> list[str]:
         "a large part; a PostgreSQL transaction parses, plans and executes SQL (TPC-B-like also "
         "writes), so it is a smaller part and the ratio should sit nearer 1. The proxy pays the "
         "upstream hop once per request next to nginx's and fastsock's HTTP work on both sides. "
-        "Wide min–max ranges here mean the machine was busy (see the caveats): read the "
-        "medians of the clear cases, not single repeats.",
+        "Wide min–max ranges mean the repeats disagreed: read the medians, not single "
+        "repeats. " + _load_text(m),
         "",
         "Recommendation: when the client and the server share a host, point Redis and "
         "PostgreSQL clients at the UNIX socket (`-s`/`unixsocket`, `host=/run/postgresql`) "
