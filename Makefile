@@ -67,7 +67,8 @@ http-tools:
 	  echo "bench-http: could not install nginx/wrk (needs root and apt-get); running without them"
 
 # Real servers over UNIX vs TCP: Redis (redis-benchmark), PostgreSQL (pgbench) and nginx proxying
-# to fastsock serve --mode http (wrk), each started in a temp dir and stopped by PID (~3 min).
+# to fastsock serve --mode http (wrk) and the veth container path, each started in a temp dir and
+# stopped by PID (~4 min).
 # results/apps.json gets its chart and REPORT.md section (make plot redraws them).
 bench-apps: $(STAMP) app-tools
 	$(PY) -m bench.apps --profile quick --out results/apps.json

@@ -1,8 +1,9 @@
 """Real servers over UNIX vs TCP: ``python -m bench.apps --out results/apps.json``.
 
 Runs every app of the profile in bench/apps/matrix.toml that is installed here (Redis,
-PostgreSQL, the nginx -> fastsock proxy); an app whose package is missing, or that cannot start,
-is skipped with the reason in the results' ``skipped`` list and on stderr.
+PostgreSQL, the nginx -> fastsock proxy, the veth container path); an app whose package is
+missing, or that cannot start, is skipped with the reason in the results' ``skipped`` list and
+on stderr.
 """
 
 from __future__ import annotations
@@ -104,7 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--profile", default="quick", help="a profile of bench/apps/matrix.toml")
     parser.add_argument(
-        "--apps", default="redis,postgres,proxy,container", help="comma-separated subset"
+        "--apps",
+        default="redis,postgres,proxy,container",
+        help="comma-separated subset of redis,postgres,proxy,container",
     )
     parser.add_argument("--out", required=True, help="JSON results file")
     parser.add_argument("-q", "--quiet", action="store_true")

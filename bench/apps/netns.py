@@ -1,12 +1,12 @@
 """Two network namespaces joined by a veth pair: the path a container's TCP takes to its host.
 
-:func:`veth_pair` creates ``<prefix><id>s`` (the server side, 198.18.0.1/30) and
-``<prefix><id>c`` (the client side, 198.18.0.2/30) and deletes them when the block ends, also on
+:func:`veth_pair` creates ``<prefix><pid>s`` (the server side, 198.18.0.1/30) and
+``<prefix><pid>c`` (the client side, 198.18.0.2/30) and deletes them when the block ends, also on
 an exception. Addresses are from the RFC 2544 benchmarking range 198.18.0.0/15 and the
 namespaces have no route anywhere else, so no packet can leave them. Processes started inside
 are the caller's to stop; :func:`cleanup` also kills (by PID) any process still inside one of
 our namespaces, then deletes every namespace and link whose name starts with ``PREFIX`` — the
-leftovers of a run that was killed before its ``finally``.
+leftovers of a run that was killed before its ``finally`` (a run still alive keeps its own).
 """
 
 from __future__ import annotations
@@ -73,15 +73,33 @@ def our_links() -> list[str]:
     return names
 
 
+def _owner_alive(name: str) -> bool:
+    """Is the run that made ``name`` (its tag is that run's PID) another live process?"""
+    tag = name[len(PREFIX) : -1]
+    if not tag.isdigit() or int(tag) == os.getpid():
+        return False
+    try:
+        os.kill(int(tag), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def cleanup() -> None:
-    """Stop what runs inside our namespaces (SIGKILL by PID), delete them and our links."""
+    """Stop what runs inside our namespaces (SIGKILL by PID), delete them and our links --
+    except those of another run that is still alive (two runs at once leave each other be)."""
     for ns in our_namespaces():
+        if _owner_alive(ns):
+            continue
         for pid in _ip("netns", "pids", ns, check=False).stdout.split():
             with contextlib.suppress(ProcessLookupError, ValueError):
                 os.kill(int(pid), signal.SIGKILL)
         _ip("netns", "delete", ns, check=False)
     for link in our_links():  # deleting one end of a veth pair deletes both
-        _ip("link", "delete", link, check=False)
+        if not _owner_alive(link):
+            _ip("link", "delete", link, check=False)
 
 
 @contextlib.contextmanager
@@ -90,7 +108,7 @@ def veth_pair(tag: str | None = None) -> Iterator[VethPair]:
     reason = available()
     if reason:
         raise NetnsError(reason)
-    tag = tag or format(os.getpid() % 0xFFFFF, "x")
+    tag = tag or str(os.getpid())  # <= 7 digits: names stay within IFNAMSIZ (15)
     pair = VethPair(f"{PREFIX}{tag}s", f"{PREFIX}{tag}c", f"{PREFIX}{tag}s", f"{PREFIX}{tag}c")
     try:
         _ip("netns", "add", pair.server_ns)

@@ -139,23 +139,10 @@ def _smoke(name: str) -> list[dict]:
     from bench.apps.__main__ import app_runners
 
     spec = load_matrix()["smoke"]
-    before = _own_temp_dirs()
     rows = app_runners()[name](spec[name], 1, lambda line: None)
-    assert _own_temp_dirs() == before, "a temp dir was left behind"
     assert {r["transport"] for r in rows} == {"unix", "tcp"}
     assert all(r["value"] > 0 for r in rows)
     return rows
-
-
-def _own_temp_dirs() -> set[str]:
-    import tempfile
-
-    root = Path(tempfile.gettempdir())
-    return (
-        {p.name for p in root.glob("fastsock-redis-*")}
-        | {p.name for p in root.glob("fastsock-pg-*")}
-        | {p.name for p in root.glob("fastsock-proxy-*")}
-    )
 
 
 @pytest.mark.skipif(
@@ -196,3 +183,17 @@ def test_redis_server_is_stopped_by_pid_even_when_the_body_fails():
     assert redis.proc.poll() is not None
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+    assert not redis.workdir.exists()
+
+
+@pytest.mark.skipif(
+    servers.pg_bindir() is None, reason="postgresql (initdb, pgbench) not installed"
+)
+@pytest.mark.timeout(120)
+def test_postgres_cluster_is_stopped_by_pid_and_its_dir_removed():
+    with servers.PostgresCluster() as pg:
+        pid, workdir = pg.pid, pg.workdir
+        assert (workdir / "data" / "postmaster.pid").exists()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert not workdir.exists()

@@ -117,3 +117,23 @@ def test_container_smoke_measures_three_paths_and_leaves_nothing():
         }  # fmt: skip
     assert netns.our_namespaces() == []
     assert netns.our_links() == []
+
+
+@needs_netns
+@pytest.mark.timeout(60)
+def test_cleanup_leaves_the_namespaces_of_a_run_still_alive():
+    owner = subprocess.Popen(["sleep", "300"])  # stands in for another live run
+    name = f"{netns.PREFIX}{owner.pid}s"
+    try:
+        subprocess.run(["ip", "netns", "add", name], check=True, timeout=10)
+        netns.cleanup()
+        assert name in netns.our_namespaces()
+        owner.kill()
+        owner.wait(timeout=10)
+        netns.cleanup()
+        assert name not in netns.our_namespaces()
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+            owner.wait(timeout=10)
+        subprocess.run(["ip", "netns", "delete", name], capture_output=True, timeout=10)
