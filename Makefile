@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-repeat lint format bench bench-full bench-http plot peers calibrate http-tools clean
+.PHONY: install test test-repeat lint format bench bench-full bench-http bench-apps plot peers calibrate http-tools app-tools clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,8 +48,9 @@ bench: $(STAMP)
 	$(PY) -m bench.http_bench --profile short --servers fastsock,nginx --out results/http.json
 	$(PY) -m bench.run --profile quick --out results
 
-bench-full: $(STAMP) http-tools
+bench-full: $(STAMP) http-tools app-tools
 	$(PY) -m bench.http_bench --profile full --out results/http.json
+	$(PY) -m bench.apps --profile full --out results/apps.json
 	$(PY) -m bench.run --profile full --out results
 
 # Static files: fastsock (sendfile and copy) vs nginx over TCP (wrk) and UNIX (bench/http_load.c).
@@ -64,6 +65,22 @@ http-tools:
 	  { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
 	    apt-get update -qq && apt-get install -y -qq nginx wrk >/dev/null; } || \
 	  echo "bench-http: could not install nginx/wrk (needs root and apt-get); running without them"
+
+# Real servers over UNIX vs TCP: Redis (redis-benchmark), PostgreSQL (pgbench) and nginx proxying
+# to fastsock serve --mode http (wrk) and the veth container path, each started in a temp dir and
+# stopped by PID (~4 min).
+# results/apps.json gets its chart and REPORT.md section (make plot redraws them).
+bench-apps: $(STAMP) app-tools
+	$(PY) -m bench.apps --profile quick --out results/apps.json
+	$(VENV)/bin/fastsock plot results/bench.json
+
+# Debian packages of the real servers; an app that stays missing is skipped with the reason.
+app-tools: http-tools
+	@{ command -v redis-server && command -v redis-benchmark && \
+	   ls /usr/lib/postgresql/*/bin/pgbench; } >/dev/null 2>&1 || \
+	  { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	    apt-get update -qq && apt-get install -y -qq redis-server redis-tools postgresql >/dev/null; } || \
+	  echo "bench-apps: could not install redis/postgresql (needs root and apt-get); running without them"
 
 # Redraw every chart and REPORT.md from results/bench.json without running anything.
 plot: $(STAMP)

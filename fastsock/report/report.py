@@ -621,14 +621,17 @@ def _experiment_section(exp: dict, charts: list[Chart]) -> list[str]:
 def write_report(
     doc: dict, charts: list[Chart], out: Path, results_name: str, results_dir: Path | None = None
 ) -> Path:
-    """Write ``out/REPORT.md``; return its path. With ``http.json`` (``make bench-http``) in
-    ``results_dir``, its chart and section are added."""
-    from fastsock.report import http
+    """Write ``out/REPORT.md``; return its path. With ``http.json`` (``make bench-http``) or
+    ``apps.json`` (``make bench-apps``) in ``results_dir``, their charts and sections are added."""
+    from fastsock.report import apps, http
 
-    extra = None
+    extra: list[str] = []
     http_doc = http.load_beside((results_dir or out) / results_name)
     if http_doc is not None:
-        extra = http.section(http_doc, out)
+        extra += http.section(http_doc, out)
+    apps_doc = apps.load_beside((results_dir or out) / results_name)
+    if apps_doc is not None:
+        extra += apps.section(apps_doc, doc, out)
     path = out / "REPORT.md"
-    path.write_text(render(doc, charts, results_name, extra), encoding="utf-8")
+    path.write_text(render(doc, charts, results_name, extra or None), encoding="utf-8")
     return path
