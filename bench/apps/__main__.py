@@ -16,11 +16,11 @@ import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import metadata
 from bench.apps.parsers import ParseError
 from bench.apps.redis_pg import run_postgres, run_redis
 from bench.apps.servers import AppError
 from bench.apps.stats import paired_ratios, summarize
+from fastsock import metadata
 
 SCHEMA = "fastsock.apps_bench/1"
 MATRIX = Path(__file__).with_name("matrix.toml")
@@ -61,7 +61,7 @@ def run(profile: str, apps: list[str], quiet: bool = False) -> dict:
         except (AppError, ParseError) as err:
             skipped.append(f"{name}: {err}")
             log(f"skipped {name}: {err}")
-    meta = metadata.collect()
+    meta = metadata.for_bench()
     meta["duration_s"] = round(time.monotonic() - started, 1)
     notes = []
     if any(r["client_bound"] for r in rows):
