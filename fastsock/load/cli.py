@@ -17,6 +17,7 @@ from click.core import ParameterSource
 from fastsock.address import Endpoint, EndpointError, endpoint_from_options
 from fastsock.load import report
 from fastsock.load.config import (
+    ENGINES,
     MAX_CONNS,
     MAX_DEPTH,
     MAX_PROCS,
@@ -100,6 +101,14 @@ def _endpoint(host: str, port: int | None, unix: str | None) -> Endpoint:
     "checked). CRC-32 runs at ~3 GB/s on one core: with big files it can make the client the "
     "limit (see cpu.client_bound).",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    default="auto",
+    help="native: the hot loop in C (echo, send, recv), built by the install; python: the "
+    "pure-Python loop; auto: native when it was built (else Python, with a note on stderr). "
+    "The JSON records which ran (params.engine).",
+)
 @click.option("--server-pid", type=int, default=None, help="Also measure this server's CPU time.")
 @click.option("--json", "json_out", metavar="FILE|-", default=None, help="Write the JSON result.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary and no progress line.")
@@ -118,6 +127,7 @@ def load(
     workload: str,
     http_path: str | None,
     verify_every: int,
+    engine: str,
     server_pid: int | None,
     json_out: str | None,
     quiet: bool,
@@ -155,6 +165,7 @@ def load(
         server_pid=server_pid,
         path=http_path,
         verify_every=verify_every,
+        engine=engine,
         progress=not quiet and sys.stderr.isatty(),
         command_line=shlex.join(sys.argv),
     )

@@ -15,6 +15,7 @@ MAX_DEPTH = 1024
 MAX_PROCS = 64
 MAX_VERIFY_EVERY = 1_000_000
 WORKLOADS = ("echo", "send", "recv", "http")
+ENGINES = ("auto", "native", "python")
 
 __all__ = ["ConfigError", "LoadConfig", "format_size", "parse_size"]
 
@@ -48,6 +49,7 @@ class LoadConfig:
     command_line: str | None = None
     path: str | None = None
     verify_every: int = 1
+    engine: str = "auto"  # run_load replaces auto with the engine that runs
 
     @property
     def loop(self) -> str:
@@ -87,6 +89,10 @@ class LoadConfig:
                 )
             if self.workload == "recv":
                 raise ConfigError("--rate makes no sense with --workload recv: the server sends")
+        if self.engine not in ENGINES:
+            raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}")
+        if self.engine == "native" and self.workload == "http":
+            raise ConfigError("--engine native has no http workload; use --engine python")
         if self.connect_timeout <= 0:
             raise ConfigError("connect timeout must be > 0")
         return self
@@ -117,6 +123,7 @@ class LoadConfig:
             "rate": self.rate,
             "loop": self.loop,
             "procs": self.procs,
+            "engine": self.engine,
         }
         if self.workload == "http":
             params["path"] = self.path

@@ -72,6 +72,7 @@ class Plan:
     server_pid: int | None = None  # measure this server's CPU over the window
     http: HttpTarget | None = None  # workload http: the request and what its answer must be
     verify_every: int = 1  # workload http: checksum the body of every k-th response
+    engine: str = "python"  # python or native (fastsock.load.native_engine)
 
 
 class Conn:
