@@ -182,7 +182,25 @@ done:
     return result;
 }
 
+/* The counts index loadcore records a latency at: lets the tests compare the C arithmetic
+ * with HdrHistogram's own, value by value. */
+static PyObject *hist_index(PyObject *self, PyObject *args)
+{
+    (void)self;
+    long long value, lowest, highest;
+    int half_magnitude;
+    if (!PyArg_ParseTuple(args, "LiLL", &value, &half_magnitude, &lowest, &highest))
+        return NULL;
+    if (lowest < 1 || highest < lowest || half_magnitude < 1 || half_magnitude > 30) {
+        PyErr_SetString(PyExc_ValueError, "bad histogram layout");
+        return NULL;
+    }
+    return PyLong_FromSize_t(lc_hist_index(value, half_magnitude, lowest, highest));
+}
+
 static PyMethodDef methods[] = {
+    {"hist_index", hist_index, METH_VARARGS,
+     "hist_index(value, half_magnitude, lowest, highest) -> int: the HDR counts index."},
     {"run", (PyCFunction)(void (*)(void))run, METH_VARARGS | METH_KEYWORDS,
      "run(fds, *, workload, size, depth, rate, t0_ns, warm_end_ns, end_ns, first_index, "
      "pattern, period, counts, half_magnitude, lowest, highest, progress) -> dict\n\n"

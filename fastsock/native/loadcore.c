@@ -201,22 +201,11 @@ static int64_t pop_time(struct conn *c)
     return t;
 }
 
-/* HdrHistogram's counts index of a value (see fastsock/load/histogram.py, LatencyRecorder). */
 static inline void record(const struct lc_params *p, int64_t value)
 {
     if (!p->hist_counts)
         return;
-    if (value < p->hist_lowest)
-        value = p->hist_lowest;
-    if (value > p->hist_highest)
-        value = p->hist_highest;
-    int bit_length = 64 - __builtin_clzll((unsigned long long)value);
-    int bucket = bit_length - (p->hist_half_magnitude + 1);
-    if (bucket < 0)
-        bucket = 0;
-    int64_t half = 1LL << p->hist_half_magnitude;
-    size_t index = (size_t)(((int64_t)(bucket + 1) << p->hist_half_magnitude) +
-                            (value >> bucket) - half);
+    size_t index = lc_hist_index(value, p->hist_half_magnitude, p->hist_lowest, p->hist_highest);
     if (index < p->hist_len)
         p->hist_counts[index]++;
 }

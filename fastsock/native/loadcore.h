@@ -64,6 +64,24 @@ struct lc_result {
     char fatal[LC_SAMPLE_LEN]; /* non-empty: the run could not start (out of memory, epoll) */
 };
 
+/* HdrHistogram's counts index of a latency (see fastsock/load/histogram.py, LatencyRecorder):
+ * a value of bit length L > half_magnitude + 1 shares a bucket with the values that agree in
+ * its top half_magnitude + 1 bits. Values are clamped into [lowest, highest] first. */
+static inline size_t lc_hist_index(int64_t value, int half_magnitude, int64_t lowest,
+                                   int64_t highest)
+{
+    if (value < lowest)
+        value = lowest;
+    if (value > highest)
+        value = highest;
+    int bit_length = 64 - __builtin_clzll((unsigned long long)value);
+    int bucket = bit_length - (half_magnitude + 1);
+    if (bucket < 0)
+        bucket = 0;
+    return (size_t)(((int64_t)(bucket + 1) << half_magnitude) + (value >> bucket) -
+                    (1LL << half_magnitude));
+}
+
 /* Run the plan on fds[0..nconns); 0 on success, -1 with result->fatal set. */
 int lc_run(const struct lc_params *params, const int *fds, int nconns, struct lc_result *result);
 

@@ -88,6 +88,8 @@ def test_no_such_socket_is_exit_2(tmp_path) -> None:
         ([], "--port"),
         (["--port", "1", "--workload", "ping"], "--workload"),
         (["--port", "1", "--host", "example.com"], "IPv4 or IPv6"),
+        (["--port", "1", "--engine", "turbo"], "--engine"),
+        (["--port", "1", "--engine", "native", "--http", "/f"], "--engine native"),
     ],
 )
 def test_nonsense_is_a_usage_error(args: list[str], text: str) -> None:
