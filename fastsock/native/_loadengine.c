@@ -158,6 +158,7 @@ static PyObject *run(PyObject *self, PyObject *args, PyObject *kwargs)
     p.hist_highest = highest;
     p.progress = progress.buf;
     p.interrupted = interrupted;
+    p.verify = 1;
 
     int status;
     Py_BEGIN_ALLOW_THREADS

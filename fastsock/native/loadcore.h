@@ -39,10 +39,12 @@ struct lc_params {
     const unsigned char *pattern; /* period + span bytes, pattern[i] == pattern[i % period] */
     uint64_t period;
     uint64_t span;           /* no send or check is longer than this */
-    int64_t *hist_counts;    /* echo: HDR counts array (hist_len), or NULL: no latency */
+    int64_t *hist_counts;    /* echo: HDR counts array (hist_len), or NULL: no latency (and
+                              * no clock read per message in the closed loop) */
     size_t hist_len;
     int hist_half_magnitude; /* HdrHistogram sub_bucket_half_count_magnitude */
     int64_t hist_lowest, hist_highest; /* values are clamped into this range */
+    int verify;              /* 0: do not compare echoed bytes (a baseline for the cost) */
     volatile int64_t *progress; /* if set: messages done so far, updated every tick */
     /* Called (with no lock held) when a wait was interrupted by a signal; non-zero stops the
      * run (the CPython caller checks for ^C there). */
