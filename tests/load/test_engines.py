@@ -83,3 +83,12 @@ def test_native_bucket_index_is_hdrhistograms() -> None:
     assert module.hist_index(HIGHEST_NS * 5, recorder.half_magnitude, LOWEST_NS, HIGHEST_NS) == (
         hist._counts_index_for(HIGHEST_NS)
     )
+
+
+def test_progress_line_on_both_engines(fastsock_server, capsys, engine: str) -> None:
+    # The native engine runs with the GIL released; its progress comes from a sampler thread.
+    server = fastsock_server("echo", "unix")
+    result = run_load(quick_config(server.endpoint, duration=0.8, progress=True, engine=engine))
+    assert result["errors"]["total"] == 0
+    err = capsys.readouterr().err
+    assert "measuring" in err and "msgs/s" in err
