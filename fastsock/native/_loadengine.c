@@ -11,8 +11,8 @@
 static const char *const ERROR_NAMES[LC_NERR] = {"mismatch", "short_read", "reset",
                                                   "refused",  "closed",     "other"};
 
-/* Called by loadcore, without the GIL, when a wait returned EINTR: run Python's signal
- * handlers (^C raises KeyboardInterrupt) and stop if one raised. */
+/* Called by loadcore, without the GIL, when a wait returned EINTR and every 250 ms: run
+ * Python's signal handlers (^C raises KeyboardInterrupt) and stop if one raised. */
 static int interrupted(void *arg)
 {
     (void)arg;

@@ -431,6 +431,11 @@ static void loop(struct run *run)
             if (p->progress)
                 *p->progress = (int64_t)(echo ? run->completed : run->completed / p->size);
             next_tick = now + TICK_NS;
+            /* A signal that arrived outside epoll_wait gave no EINTR: ask at every tick too. */
+            if (p->interrupted && p->interrupted(p->interrupted_arg)) {
+                r->stopped = 1;
+                return;
+            }
         }
         int64_t until = next_phase < next_tick ? next_phase : next_tick;
         if (open_loop) {

@@ -46,8 +46,9 @@ struct lc_params {
     int64_t hist_lowest, hist_highest; /* values are clamped into this range */
     int verify;              /* 0: do not compare echoed bytes (a baseline for the cost) */
     volatile int64_t *progress; /* if set: messages done so far, updated every tick */
-    /* Called (with no lock held) when a wait was interrupted by a signal; non-zero stops the
-     * run (the CPython caller checks for ^C there). */
+    /* Called (with no lock held) when a wait was interrupted by a signal, and every tick (a
+     * signal can arrive outside the wait); non-zero stops the run (the CPython caller checks
+     * for ^C there). */
     int (*interrupted)(void *);
     void *interrupted_arg;
 };
