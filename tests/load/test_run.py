@@ -83,8 +83,15 @@ def check_clean_echo(result: dict, size: int) -> None:
     lat = result["latency_us"]
     assert 0 < lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["p999"] <= lat["max"]
     rate = result["messages"] / result["elapsed_s"]
-    assert result["msgs_per_s"] == pytest.approx(rate, rel=0.01)
-    assert result["mb_per_s"] == pytest.approx(rate * size / 1e6, rel=0.01)
+    if result["params"]["procs"] == 1:
+        assert result["msgs_per_s"] == pytest.approx(rate, rel=0.01)
+        assert result["mb_per_s"] == pytest.approx(rate * size / 1e6, rel=0.01)
+    else:
+        # A sum of per-process rates, each over its own window, while elapsed_s is the longest
+        # window: on a busy machine a worker's window can end several ms late, so the sum is
+        # at least messages / elapsed_s, not equal to it (SCHEMA.md).
+        assert rate * 0.999 <= result["msgs_per_s"] <= rate * 1.5
+        assert result["mb_per_s"] == pytest.approx(result["msgs_per_s"] * size / 1e6, rel=0.01)
 
 
 @pytest.mark.parametrize("transport", ["tcp", "unix"])
