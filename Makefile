@@ -6,7 +6,8 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: install test test-repeat lint format bench bench-full bench-http bench-apps plot peers calibrate http-tools app-tools clean
 
-$(STAMP): pyproject.toml
+# The native load engine (fastsock/native/*.c) is compiled by the install: rebuild when it changes.
+$(STAMP): pyproject.toml $(wildcard fastsock/native/*.c fastsock/native/*.h)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev,bench]'

@@ -1,16 +1,23 @@
-"""Calibrate ``fastsock load`` against the C load client on the same C epoll echo server.
+"""Calibrate ``fastsock load``'s two engines against a bare C client on the same C echo server.
 
     python -m bench.calibrate_load --out results/calibrate_load.json      (make calibrate)
 
-For each transport (UNIX, TCP) one C echo server runs; the clients take turns against it,
-interleaved (C, fastsock, fastsock --procs 2, then the next repeat in the opposite order, so
-neither a slow start nor a drifting machine favours one side), each run a fresh process. The
-report gives, per client, the median and min-max msgs/s, the ratio of medians fastsock/C, and
-the median of the per-repeat ratios (pairs run seconds apart share the machine's mood).
+Clients (``--clients``, the first one is the baseline every ratio divides by):
+``c-plain`` the C load client with ``--no-verify`` (same loop as the native engine, but no
+byte compare and no clock read per message: the bare epoll client); ``c-client`` the C load
+client as the harness runs it (verifies, no latencies); ``native-p1`` ``fastsock load --engine
+native`` (verifies, records every latency); ``python-p1`` / ``python-p2`` the Python engine with
+one or two processes.
 
-The targets from the load generator's issue: fastsock load >= 0.9x the C client's msgs/s at
-64 B x 32 connections, and with ``--procs 2`` it drives the C server at least as hard as the C
-client does. The script measures and reports; it does not decide.
+For each transport (UNIX, TCP) and depth one C echo server runs; the clients take turns against
+it, interleaved (then the next repeat in the opposite order, so neither a slow start nor a
+drifting machine favours one side), each run a fresh process. The report gives, per client, the
+median and min-max msgs/s, the ratio of medians to the baseline, and the median of the
+per-repeat ratios (pairs run seconds apart share the machine's mood).
+
+The targets from issue 11: native >= 0.95x c-plain at 64 B x 32 connections, depth 1 and 8,
+UNIX and TCP (timestamps + verification cost under 5%). The script measures and reports; it
+does not decide.
 
 With ``--pin`` the server runs on the first usable CPU and single-process clients on the second
 (``--procs 2`` stays unpinned: two workers need two CPUs). Without a C compiler (and no binaries
@@ -39,16 +46,23 @@ from fastsock.process import ServerProcess
 REPO = Path(__file__).resolve().parent.parent
 
 
-def client_argv(name: str, endpoint: Endpoint, args: argparse.Namespace, server_pid: int) -> list:
+CLIENTS = ("c-plain", "c-client", "native-p1", "python-p1", "python-p2")
+
+
+def client_argv(
+    name: str, endpoint: Endpoint, args: argparse.Namespace, depth: int, server_pid: int
+) -> list:
     if endpoint.is_unix:
         where = ["--unix", endpoint.path]
     else:
         where = ["--host", endpoint.host, "--port", str(endpoint.port)]
-    common = ["--size", str(args.size), "--conns", str(args.conns), "--depth", str(args.depth)]
+    common = ["--size", str(args.size), "--conns", str(args.conns), "--depth", str(depth)]
     timing = ["--duration", str(args.duration), "--warmup", str(args.warmup)]
     if name == "c-client":
         return [str(LOAD_CLIENT), *where, *common, *timing]
-    procs = "2" if name == "fastsock-p2" else "1"
+    if name == "c-plain":
+        return [str(LOAD_CLIENT), *where, *common, *timing, "--no-verify"]
+    engine, procs = name.split("-p")
     return [
         sys.executable,
         "-m",
@@ -57,6 +71,8 @@ def client_argv(name: str, endpoint: Endpoint, args: argparse.Namespace, server_
         *where,
         *common,
         *timing,
+        "--engine",
+        engine,
         "--procs",
         procs,
         "--server-pid",
@@ -72,11 +88,13 @@ def server_cpu_s(proc: psutil.Process) -> float:
     return t.user + t.system
 
 
-def one_run(name: str, endpoint: Endpoint, server: ServerProcess, args: argparse.Namespace) -> dict:
+def one_run(
+    name: str, endpoint: Endpoint, server: ServerProcess, args: argparse.Namespace, depth: int
+) -> dict:
     """Run one client to completion; its JSON plus the server's CPU use over the whole run."""
-    argv = client_argv(name, endpoint, args, server.pid)
+    argv = client_argv(name, endpoint, args, depth, server.pid)
     preexec = None
-    if args.pin and name != "fastsock-p2":
+    if args.pin and not name.endswith("-p2"):
         cpu = args.client_cpu
 
         def preexec() -> None:
@@ -100,13 +118,14 @@ def one_run(name: str, endpoint: Endpoint, server: ServerProcess, args: argparse
     errors = out["errors"]["total"] if isinstance(out["errors"], dict) else out["errors"]
     if errors:
         raise RuntimeError(f"{name} counted {errors} errors")
-    if name == "c-client":
+    if name.startswith("c-"):
         client_util = (out["cpu_user_s"] + out["cpu_sys_s"]) / out["elapsed_s"]
     else:
         client_util = out["cpu"]["client_cpu_util"]
     return {
         "client": name,
         "msgs_per_s": out["msgs_per_s"],
+        "p50_us": None if name.startswith("c-") else out["latency_us"]["p50"],
         "client_cpu_util": round(client_util, 3),
         "server_cpu_util_whole_run": round(server_busy, 3),
         "argv": argv,
@@ -122,26 +141,28 @@ def spread(values: list[float]) -> dict:
     }
 
 
-def calibrate_transport(transport: str, args: argparse.Namespace, tmp: str) -> dict:
+def calibrate_transport(transport: str, depth: int, args: argparse.Namespace, tmp: str) -> dict:
     if transport == "unix":
-        endpoint = unix_endpoint(os.path.join(tmp, "c-echo.sock"))
+        endpoint = unix_endpoint(os.path.join(tmp, "echo.sock"))
     else:
         endpoint = tcp_endpoint("127.0.0.1", 0)
     affinity = {args.server_cpu} if args.pin else None
-    peer = PEERS["c-epoll"]
+    peer = PEERS[args.server]
     runs: list[dict] = []
     with ServerProcess(peer.argv(endpoint), env=peer_env(), cpu_affinity=affinity) as server:
         endpoint = server.endpoint
         order = list(args.clients)
         for repeat in range(args.repeats):
             for name in order if repeat % 2 == 0 else reversed(order):
-                run = one_run(name, endpoint, server, args)
+                run = one_run(name, endpoint, server, args, depth)
                 run["repeat"] = repeat
                 runs.append(run)
                 print(
-                    f"  {transport:4} #{repeat} {name:12} {run['msgs_per_s']:>11,.0f} msgs/s  "
+                    f"  {transport:4} d{depth} #{repeat} {name:10} "
+                    f"{run['msgs_per_s']:>11,.0f} msgs/s  "
                     f"client {run['client_cpu_util']:.2f} cores  "
-                    f"server {run['server_cpu_util_whole_run']:.2f} cores",
+                    f"server {run['server_cpu_util_whole_run']:.2f} cores"
+                    + (f"  p50 {run['p50_us']:,.0f} us" if run["p50_us"] is not None else ""),
                     flush=True,
                 )
     summary = {}
@@ -152,31 +173,39 @@ def calibrate_transport(transport: str, args: argparse.Namespace, tmp: str) -> d
             "client_cpu_util": spread([r["client_cpu_util"] for r in mine]),
             "server_cpu_util": spread([r["server_cpu_util_whole_run"] for r in mine]),
         }
+        if mine[0]["p50_us"] is not None:
+            summary[name]["p50_us"] = spread([r["p50_us"] for r in mine])
     ratios = {}
-    if "c-client" in args.clients:
-        c_median = summary["c-client"]["msgs_per_s"]["median"]
-        for name in args.clients:
-            if name == "c-client":
-                continue
-            paired = []
-            for repeat in range(args.repeats):
-                mine = [r for r in runs if r["repeat"] == repeat]
-                a = next(r["msgs_per_s"] for r in mine if r["client"] == name)
-                c = next(r["msgs_per_s"] for r in mine if r["client"] == "c-client")
-                paired.append(a / c)
-            ratios[name] = {
-                "ratio_of_medians": summary[name]["msgs_per_s"]["median"] / c_median,
-                "paired_ratios": spread(paired),
-            }
-    return {"transport": transport, "runs": runs, "summary": summary, "ratios_vs_c": ratios}
+    base = args.clients[0]
+    base_median = summary[base]["msgs_per_s"]["median"]
+    for name in args.clients[1:]:
+        paired = []
+        for repeat in range(args.repeats):
+            mine = [r for r in runs if r["repeat"] == repeat]
+            a = next(r["msgs_per_s"] for r in mine if r["client"] == name)
+            b = next(r["msgs_per_s"] for r in mine if r["client"] == base)
+            paired.append(a / b)
+        ratios[name] = {
+            "ratio_of_medians": summary[name]["msgs_per_s"]["median"] / base_median,
+            "paired_ratios": spread(paired),
+        }
+    return {
+        "transport": transport,
+        "depth": depth,
+        "baseline": base,
+        "runs": runs,
+        "summary": summary,
+        "ratios_vs_baseline": ratios,
+    }
 
 
 def report(results: list[dict]) -> str:
-    lines = ["", "client         transport   median msgs/s        min-max        fastsock/C"]
+    base = results[0]["baseline"] if results else "?"
+    lines = ["", f"client      transport depth  median msgs/s        min-max        x {base}"]
     for res in results:
         for name, s in res["summary"].items():
             m = s["msgs_per_s"]
-            ratio = res["ratios_vs_c"].get(name)
+            ratio = res["ratios_vs_baseline"].get(name)
             rtext = ""
             if ratio:
                 p = ratio["paired_ratios"]
@@ -184,9 +213,11 @@ def report(results: list[dict]) -> str:
                     f"{ratio['ratio_of_medians']:.2f}x "
                     f"(paired {p['median']:.2f}, {p['min']:.2f}-{p['max']:.2f})"
                 )
+            p50 = s.get("p50_us")
+            ptext = f"  p50 {p50['median']:,.0f} us" if p50 else ""
             lines.append(
-                f"{name:14} {res['transport']:9} {m['median']:>12,.0f}  "
-                f"{m['min']:>9,.0f}-{m['max']:<9,.0f}  {rtext}"
+                f"{name:11} {res['transport']:9} {res['depth']:>5} {m['median']:>12,.0f}  "
+                f"{m['min']:>9,.0f}-{m['max']:<9,.0f}  {rtext}{ptext}"
             )
     return "\n".join(lines)
 
@@ -199,15 +230,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--conns", type=int, default=32)
-    parser.add_argument("--depth", type=int, default=1, help="Messages in flight per connection.")
+    parser.add_argument("--depths", default="1,8", help="Messages in flight per connection.")
     parser.add_argument("--transports", default="unix,tcp")
-    parser.add_argument("--clients", default="c-client,fastsock-p1,fastsock-p2")
+    parser.add_argument(
+        "--server",
+        default="c-epoll",
+        choices=sorted(PEERS),
+        help="The echo server (another peer checks that the engines agree where neither is "
+        "client-bound, e.g. asyncio-protocol).",
+    )
+    parser.add_argument(
+        "--clients",
+        default="c-plain,native-p1,c-client,python-p1",
+        help=f"Comma-separated, the first is the baseline; of {', '.join(CLIENTS)}.",
+    )
     parser.add_argument("--pin", action="store_true", help="Server on one CPU, client on another.")
     args = parser.parse_args(argv)
     args.clients = [c.strip() for c in args.clients.split(",") if c.strip()]
-    unknown = set(args.clients) - {"c-client", "fastsock-p1", "fastsock-p2"}
-    if unknown or args.repeats < 1:
-        parser.error(f"unknown clients {sorted(unknown)} or --repeats < 1")
+    unknown = set(args.clients) - set(CLIENTS)
+    if unknown or args.repeats < 1 or not args.clients:
+        parser.error(f"unknown clients {sorted(unknown)}, no client or --repeats < 1")
+    try:
+        args.depths = [int(d) for d in args.depths.split(",")]
+    except ValueError:
+        parser.error(f"--depths: comma-separated integers, not {args.depths!r}")
     if args.pin:
         cpus = sorted(os.sched_getaffinity(0))
         if len(cpus) < 2:
@@ -222,17 +268,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     print(
-        f"calibrate: {args.size} B x {args.conns} conns, {args.duration:g} s (+{args.warmup:g} s "
-        f"warm-up) x {args.repeats} repeats, {'pinned' if args.pin else 'unpinned'}",
+        f"calibrate: {args.server} server, {args.size} B x {args.conns} conns, "
+        f"{args.duration:g} s (+{args.warmup:g} s warm-up) x {args.repeats} repeats, "
+        f"{'pinned' if args.pin else 'unpinned'}",
         flush=True,
     )
     results = []
     with tempfile.TemporaryDirectory(prefix="fastsock-cal-") as tmp:
         for transport in args.transports.split(","):
-            results.append(calibrate_transport(transport.strip(), args, tmp))
+            for depth in args.depths:
+                results.append(calibrate_transport(transport.strip(), depth, args, tmp))
     print(report(results))
     out = {
-        "schema": "fastsock.calibrate_load/1",
+        "schema": "fastsock.calibrate_load/2",
         "params": {k: v for k, v in vars(args).items() if k != "out"},
         "results": results,
         "metadata": metadata.for_load(),

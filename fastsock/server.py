@@ -151,6 +151,10 @@ class Server:
         lsock = self._listener.sock
         is_tcp = not self.endpoint.is_unix
         sndbuf = self.config.sndbuf
+        if not sndbuf and self.config.sock_type == socket.SOCK_SEQPACKET:
+            # An echoed message must fit the send buffer whole (EMSGSIZE otherwise); the kernel
+            # caps this at net.core.wmem_max.
+            sndbuf = 4 << 20
         for _ in range(ACCEPT_BATCH):
             try:
                 sock, addr = lsock.accept()

@@ -514,7 +514,8 @@ def close_after_4k(offset: int, data: bytes) -> bytes:
 
 
 FAULTY = {
-    "flipped byte": (echo_with(flip_one_byte), f"differ from sent at stream offset {FLIP_AT}"),
+    # The byte at FLIP_AT belongs to message FLIP_AT // 64 (the engine of fastsock load).
+    "flipped byte": (echo_with(flip_one_byte), f"message(s) {FLIP_AT // 64}..{FLIP_AT // 64} "),
     "duplicated chunk": (echo_with(lambda _o, data: data + data), ""),
     "early close": (echo_with(close_after_4k), "closed"),
 }
@@ -570,3 +571,14 @@ def test_load_client_refused_and_bad_options(load_client: Path, tmp_path: Path) 
         assert len(err.strip().splitlines()) == 1, err
     result = subprocess.run([str(load_client)], capture_output=True, text=True, timeout=10)
     assert result.returncode == 2 and "--port" in result.stderr
+
+
+def test_load_client_no_verify_is_the_bare_baseline(load_client: Path, tmp_path: Path) -> None:
+    """--no-verify skips the byte compare (the baseline for what verification costs): the same
+    flipped byte that fails a verifying run goes unnoticed, and the JSON says so."""
+    with thread_server(tmp_path / "flip.sock", echo_with(flip_one_byte)) as endpoint:
+        args = ("--size", "64", "--duration", "0.3", "--warmup", "0.1")
+        code, report, err = run_client(load_client, endpoint, *args, "--no-verify")
+    assert code == 0, err
+    assert report is not None and report["errors"] == 0 and report["messages"] > 0
+    assert report["verify"] is False

@@ -29,13 +29,20 @@ PEERS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PEERS_DIR.parent.parent
 C_DIR = PEERS_DIR / "c"
 BIN_DIR = PEERS_DIR / "bin"
-CFLAGS = ("-O2", "-Wall", "-Wextra")
+# The native load engine of fastsock load: load_client is a main() over its loop.
+NATIVE_DIR = REPO_ROOT / "fastsock" / "native"
+CFLAGS = ("-O2", "-Wall", "-Wextra", f"-I{NATIVE_DIR}")
 
-# C programs: binary name -> its sources (the first one is compiled; headers only trigger
-# rebuilds).
-C_PROGRAMS: dict[str, tuple[str, ...]] = {
+# C programs: binary name -> its sources, relative to C_DIR or absolute (the .c files are
+# compiled together; headers only trigger rebuilds).
+C_PROGRAMS: dict[str, tuple[str | Path, ...]] = {
     "echo_server": ("echo_server.c", "common.h"),
-    "load_client": ("load_client.c", "common.h"),
+    "load_client": (
+        "load_client.c",
+        "common.h",
+        NATIVE_DIR / "loadcore.c",
+        NATIVE_DIR / "loadcore.h",
+    ),
 }
 LOAD_CLIENT = BIN_DIR / "load_client"
 
@@ -139,7 +146,7 @@ def _compile(name: str, sources: Sequence[Path], cc: str) -> str | None:
     os.close(fd)
     try:
         result = subprocess.run(
-            [cc, *CFLAGS, "-o", tmp, str(sources[0])],
+            [cc, *CFLAGS, "-o", tmp, *(str(s) for s in sources if s.suffix == ".c")],
             capture_output=True,
             text=True,
             timeout=120,

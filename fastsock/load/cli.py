@@ -17,6 +17,7 @@ from click.core import ParameterSource
 from fastsock.address import Endpoint, EndpointError, endpoint_from_options
 from fastsock.load import report
 from fastsock.load.config import (
+    ENGINES,
     MAX_CONNS,
     MAX_DEPTH,
     MAX_PROCS,
@@ -110,6 +111,14 @@ def _endpoint(host: str, port: int | None, unix: str | None) -> Endpoint:
     "corrupted datagrams are counted (a loss is a result over UDP, an error over UNIX), and a "
     "datagram unanswered for 0.2 s counts as lost so the window moves on.",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    default="auto",
+    help="native: the hot loop in C (echo, send, recv), built by the install; python: the "
+    "pure-Python loop; auto: native when it was built (else Python, with a note on stderr). "
+    "The JSON records which ran (params.engine).",
+)
 @click.option("--server-pid", type=int, default=None, help="Also measure this server's CPU time.")
 @click.option("--json", "json_out", metavar="FILE|-", default=None, help="Write the JSON result.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary and no progress line.")
@@ -129,6 +138,7 @@ def load(
     http_path: str | None,
     verify_every: int,
     sock_type: str,
+    engine: str,
     server_pid: int | None,
     json_out: str | None,
     quiet: bool,
@@ -167,6 +177,7 @@ def load(
         path=http_path,
         verify_every=verify_every,
         sock_type=sock_type,
+        engine=engine,
         progress=not quiet and sys.stderr.isatty(),
         command_line=shlex.join(sys.argv),
     )

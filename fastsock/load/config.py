@@ -15,6 +15,7 @@ MAX_DEPTH = 1024
 MAX_PROCS = 64
 MAX_VERIFY_EVERY = 1_000_000
 WORKLOADS = ("echo", "send", "recv", "http")
+ENGINES = ("auto", "native", "python")
 
 __all__ = ["ConfigError", "LoadConfig", "format_size", "parse_size"]
 
@@ -48,6 +49,7 @@ class LoadConfig:
     command_line: str | None = None
     path: str | None = None
     verify_every: int = 1
+    engine: str = "auto"  # run_load replaces auto with the engine that runs
     # --type: stream (TCP/UNIX), seqpacket (UNIX; the stream engine over message sockets) or
     # dgram (UDP/UNIX; fastsock/load/datagram.py, loss counted).
     sock_type: str = "stream"
@@ -95,6 +97,12 @@ class LoadConfig:
                 )
             if self.workload == "recv":
                 raise ConfigError("--rate makes no sense with --workload recv: the server sends")
+        if self.engine not in ENGINES:
+            raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}")
+        if self.engine == "native" and self.workload == "http":
+            raise ConfigError("--engine native has no http workload; use --engine python")
+        if self.engine == "native" and self.sock_type != "stream":
+            raise ConfigError(f"--engine native is for streams, not {self.sock_type}")
         if self.connect_timeout <= 0:
             raise ConfigError("connect timeout must be > 0")
         if self.sock_type != "stream":
@@ -108,7 +116,16 @@ class LoadConfig:
             raise ConfigError("--type seqpacket needs a UNIX socket (--unix PATH)")
         if self.sock_type == "seqpacket" and self.workload not in ("echo", "recv"):
             raise ConfigError(f"--type seqpacket serves echo and recv, not {self.workload}")
-        if self.sock_type != "dgram":
+        if self.sock_type == "seqpacket":
+            from fastsock.load.datagram import max_size
+
+            limit = max_size(self.endpoint, SOCK_TYPES["seqpacket"])
+            if self.size > limit:
+                raise ConfigError(
+                    f"--size {self.size} does not fit one message: up to {limit} B, what a "
+                    "UNIX seqpacket socket's send buffer takes here (SO_SNDBUF, capped by "
+                    "net.core.wmem_max); the server's --read-size must hold it too"
+                )
             return
         from fastsock.load.datagram import MIN_SIZE, max_size
 
@@ -158,6 +175,7 @@ class LoadConfig:
             "rate": self.rate,
             "loop": self.loop,
             "procs": self.procs,
+            "engine": self.engine,
         }
         if self.workload == "http":
             params["path"] = self.path

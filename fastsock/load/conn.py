@@ -68,6 +68,9 @@ def connect_many(
             backlog_full = False
             while len(ready) + len(pending) < count and len(pending) < MAX_INFLIGHT:
                 sock = socket.socket(endpoint.family, sock_type)
+                if sock_type == socket.SOCK_SEQPACKET:
+                    # A message must fit the send buffer whole (EMSGSIZE otherwise).
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
                 sock.setblocking(False)
                 err = sock.connect_ex(addr)
                 if err == 0:

@@ -72,6 +72,10 @@ class Plan:
     server_pid: int | None = None  # measure this server's CPU over the window
     http: HttpTarget | None = None  # workload http: the request and what its answer must be
     verify_every: int = 1  # workload http: checksum the body of every k-th response
+    engine: str = "python"  # python or native (fastsock.load.native_engine)
+    # One send writes at most this much. SOCK_SEQPACKET: the message size, so that every send
+    # is one message (a send there is a message, whatever its length).
+    tx_chunk: int = TX_CHUNK
 
 
 class Conn:
@@ -217,10 +221,11 @@ class Engine:
         period = self.pattern.period
         tx = c.tx_pos
         target = c.tx_target
+        chunk = self.plan.tx_chunk
         for _ in range(MAX_CHUNKS):
             if tx >= target:
                 break
-            n = min(target - tx, TX_CHUNK)
+            n = min(target - tx, chunk)
             off = (c.seed + tx) % period
             try:
                 sent = c.send(view[off : off + n])
@@ -325,6 +330,7 @@ class Engine:
         monotonic_ns = time.monotonic_ns
         record = self.recorder.values.append
         flush = self._flush
+        tx_chunk = plan.tx_chunk
         conns = self.conns
         nconns = len(conns)
         interval = 1e9 / plan.rate if open_loop else 0.0
@@ -420,7 +426,7 @@ class Engine:
                     continue  # EPOLLOUT will flush
                 tx = c.tx_pos
                 n = target - tx
-                if n > TX_CHUNK:
+                if n > tx_chunk:
                     flush(c)
                     continue
                 # Inlined _flush for the common case: one send of a pattern slice.

@@ -57,6 +57,18 @@ class LatencyRecorder:
         del raw, values  # release the buffer export before resizing the array
         del self.values[:]
 
+    @property
+    def counts(self) -> np.ndarray:
+        """The bucket counts in HdrHistogram's counts layout (int64, writable): the native
+        engine counts into it directly."""
+        return self._counts
+
+    @property
+    def half_magnitude(self) -> int:
+        """``sub_bucket_half_count_magnitude`` of the layout (the native engine's index
+        arithmetic needs it)."""
+        return self._half_magnitude
+
     def reset(self) -> None:
         """Forget everything (end of warm-up)."""
         del self.values[:]

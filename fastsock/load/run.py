@@ -28,9 +28,11 @@ from fastsock.load import report
 from fastsock.load.config import ConfigError, LoadConfig
 from fastsock.load.conn import ConnectError, connect_many, ensure_fd_limit
 from fastsock.load.datagram import run_datagram
-from fastsock.load.engine import Engine, Plan
+from fastsock.load.engine import TX_CHUNK, Engine, Plan
 from fastsock.load.http import HttpTarget, probe
 from fastsock.load.http_engine import HttpEngine
+from fastsock.load.native_engine import NATIVE_WORKLOADS, NativeEngine
+from fastsock.native import load_engine_module
 
 START_DELAY_NS = 50_000_000  # time from "all ready" to t0, so every worker is waiting for it
 RESULT_SLACK_S = 60.0  # beyond warm-up + duration, how long to wait for a worker's result
@@ -57,6 +59,8 @@ def plans_for(config: LoadConfig, http: HttpTarget | None = None) -> list[tuple[
             server_pid=config.server_pid if i == 0 else None,
             http=http,
             verify_every=config.verify_every,
+            engine=config.engine,
+            tx_chunk=config.size if config.sock_type == "seqpacket" else TX_CHUNK,
         )
         plans.append((plan, count))
         first += count
@@ -74,6 +78,7 @@ def run_load(config: LoadConfig) -> dict:
     ``result["errors"]``.
     """
     config.validate()
+    config = dataclasses.replace(config, engine=resolve_engine(config))
     if config.server_pid is not None:
         _check_server_pid(config.server_pid)
     http = None
@@ -100,6 +105,25 @@ def run_load(config: LoadConfig) -> dict:
     return report.build(config, workers, meta)
 
 
+def resolve_engine(config: LoadConfig) -> str:
+    """The engine that runs: ``native`` or ``python``. ``auto`` takes native when it was built
+    and says once on stderr when it falls back; ``native`` without the module is a usage error.
+    http has no native loop: auto runs it in Python without a note (nothing fell back)."""
+    if config.engine == "python" or config.workload not in NATIVE_WORKLOADS:
+        return "python"
+    if config.sock_type != "stream":
+        # Datagrams have their own loop (fastsock/load/datagram.py); seqpacket needs every send
+        # to be one message, which only the Python loop does (Plan.tx_chunk).
+        return "python"
+    module, why = load_engine_module()
+    if module is not None:
+        return "native"
+    if config.engine == "native":
+        raise ConfigError(f"--engine native: {why}")
+    print(f"fastsock load: {why}; using the Python engine", file=sys.stderr, flush=True)
+    return "python"
+
+
 def _check_server_pid(pid: int) -> None:
     try:
         psutil.Process(pid).cpu_times()
@@ -109,10 +133,18 @@ def _check_server_pid(pid: int) -> None:
         raise ConfigError(f"--server-pid {pid}: cannot read its CPU times ({err})") from None
 
 
-def make_engine(plan: Plan, sockets: list, progress: Callable[[bool, int], None] | None) -> Engine:
-    """The engine that runs ``plan.workload``."""
-    cls = HttpEngine if plan.workload == "http" else Engine
-    return cls(plan, sockets, progress)
+def make_engine(
+    plan: Plan, sockets: list, progress: Callable[[bool, int], None] | None
+) -> Engine | NativeEngine:
+    """The engine that runs ``plan.workload`` on ``plan.engine``."""
+    if plan.workload == "http":
+        return HttpEngine(plan, sockets, progress)
+    if plan.engine == "native":
+        module, why = load_engine_module()
+        if module is None:  # resolve_engine checked; a forked worker sees the same modules
+            raise ConfigError(f"--engine native: {why}")
+        return NativeEngine(plan, sockets, progress, module)
+    return Engine(plan, sockets, progress)
 
 
 def _run_here(

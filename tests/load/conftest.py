@@ -150,3 +150,11 @@ def free_tcp_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture(params=["python", "native"])
+def engine(request) -> str:
+    """Each run_load test runs on both engines. native must be built here (``make install``
+    builds it; .ci/run installs a compiler): without it these runs fail with a usage error,
+    they are not skipped."""
+    return request.param

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 
+import psutil
 import pytest
 
 from tests.load.conftest import free_tcp_port
@@ -88,8 +91,33 @@ def test_no_such_socket_is_exit_2(tmp_path) -> None:
         ([], "--port"),
         (["--port", "1", "--workload", "ping"], "--workload"),
         (["--port", "1", "--host", "example.com"], "IPv4 or IPv6"),
+        (["--port", "1", "--engine", "turbo"], "--engine"),
+        (["--port", "1", "--engine", "native", "--http", "/f"], "--engine native"),
     ],
 )
 def test_nonsense_is_a_usage_error(args: list[str], text: str) -> None:
     proc = run(*args, "--duration", "0.1")
     assert_one_line_error(proc, 2, text)
+
+
+@pytest.mark.timeout(60)
+def test_interrupt_stops_a_long_run(fastsock_server, engine: str) -> None:
+    # ^C during the measurement (the native engine runs in C with the GIL released) stops the
+    # run at once with exit status 130, not after --duration.
+    server = fastsock_server("echo", "unix")
+    argv = [*LOAD, "--unix", server.endpoint.path, "--conns", "2", "--duration", "40"]
+    proc = subprocess.Popen([*argv, "--engine", engine], stderr=subprocess.PIPE, text=True)
+    try:
+        me = psutil.Process(proc.pid)
+        deadline = time.monotonic() + 20
+        # Connected means the run has started (or is about to): then interrupt it.
+        while len(me.net_connections(kind="unix")) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err

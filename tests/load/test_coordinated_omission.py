@@ -42,12 +42,19 @@ def pause_later(pid: int, delay: float) -> tuple[threading.Thread, threading.Eve
     return thread, paused
 
 
-def run_with_pause(server, **overrides) -> dict:
+def run_with_pause(server, engine: str, **overrides) -> dict:
     # Pause 0.7 s after start: after the warm-up, well before the end of the window.
     thread, paused = pause_later(server.pid, WARMUP + 0.5)
     try:
         result = run_load(
-            quick_config(server.endpoint, conns=4, warmup=WARMUP, duration=DURATION, **overrides)
+            quick_config(
+                server.endpoint,
+                conns=4,
+                warmup=WARMUP,
+                duration=DURATION,
+                **overrides,
+                engine=engine,
+            )
         )
     finally:
         thread.join(timeout=10)
@@ -59,10 +66,12 @@ def run_with_pause(server, **overrides) -> dict:
 
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("transport", ["unix", "tcp"])
-def test_open_loop_shows_the_pause_closed_loop_hides_it(fastsock_server, transport) -> None:
+def test_open_loop_shows_the_pause_closed_loop_hides_it(
+    fastsock_server, transport, engine: str
+) -> None:
     server = fastsock_server("echo", transport)
-    open_lat = run_with_pause(server, rate=1000.0)["latency_us"]
-    closed_lat = run_with_pause(server)["latency_us"]
+    open_lat = run_with_pause(server, engine, rate=1000.0)["latency_us"]
+    closed_lat = run_with_pause(server, engine)["latency_us"]
     pause_us = PAUSE * 1e6
 
     # Open loop: the first message due after SIGSTOP waits the whole pause...
@@ -78,14 +87,21 @@ def test_open_loop_shows_the_pause_closed_loop_hides_it(fastsock_server, transpo
 
 
 @pytest.mark.timeout(60)
-def test_a_stall_at_the_end_is_not_lost(fastsock_server) -> None:
+def test_a_stall_at_the_end_is_not_lost(fastsock_server, engine: str) -> None:
     # The server stops 0.3 s before the window closes: the messages due since then never come
     # back in time, and are recorded with their age at the end instead of being dropped.
     server = fastsock_server("echo", "unix")
     thread, paused = pause_later(server.pid, WARMUP + DURATION - 0.3)
     try:
         result = run_load(
-            quick_config(server.endpoint, conns=4, warmup=WARMUP, duration=DURATION, rate=1000.0)
+            quick_config(
+                server.endpoint,
+                conns=4,
+                warmup=WARMUP,
+                duration=DURATION,
+                rate=1000.0,
+                engine=engine,
+            )
         )
     finally:
         thread.join(timeout=10)
