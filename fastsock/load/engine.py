@@ -52,6 +52,8 @@ ERROR_KINDS = ("mismatch", "short_read", "reset", "refused", "closed", "other")
 # stream bytes (``completed`` counts bytes) and record no latency.
 LATENCY_WORKLOADS = ("echo", "http")
 MAX_ERROR_SAMPLES = 10
+# After a run, how long to wait for the server's EOF on each connection (see _close_cleanly).
+CLOSE_TIMEOUT_NS = 2_000_000_000
 
 # progress(measuring, messages since the start): called every TICK_NS or so.
 ProgressFn = Callable[[bool, int], None]
@@ -283,14 +285,59 @@ class Engine:
         delay = t0 - time.monotonic_ns()
         if delay > 0:
             time.sleep(delay / 1e9)
+        finished = False
         try:
             self._run_workload(t0)
+            finished = True
         finally:
+            if finished:
+                self._close_cleanly(time.monotonic_ns() + CLOSE_TIMEOUT_NS)
             for c in self.conns:
                 if c.alive:
                     c.sock.close()
             self.ep.close()
         return self._result()
+
+    def _close_cleanly(self, deadline: int) -> None:
+        """End every live connection the way a well-behaved client does: shut our write side,
+        read (and discard) what the server still sends until its EOF, then close.
+
+        Closing a socket with unread bytes in its receive buffer makes the kernel send a RST,
+        and the server counts a reset: after a normal run the echoes in flight would do exactly
+        that. Counts were taken when the window closed, so nothing read here is measured.
+        """
+        open_fds: dict[int, Conn] = {}
+        for c in self.conns:
+            if not c.alive:
+                continue
+            try:
+                c.sock.shutdown(socket.SHUT_WR)
+                self.ep.modify(c.fd, EPOLLIN)
+            except OSError:
+                continue  # already reset: close() below is all that is left
+            open_fds[c.fd] = c
+        rxbuf = self.rxbuf
+        while open_fds:
+            left = deadline - time.monotonic_ns()
+            if left <= 0:
+                break
+            for fd, _ in self.ep.poll(left / 1e9):
+                c = open_fds.get(fd)
+                if c is None:
+                    continue
+                try:
+                    if c.recv_into(rxbuf):
+                        continue
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    pass
+                # Closed here, not by _drop: the result's conns_alive counts the connections
+                # that lasted the run, and these did.
+                del open_fds[fd]
+                self.ep.unregister(fd)
+                c.sock.close()
+                c.alive = False
 
     def _run_workload(self, t0: int) -> None:
         workload = self.plan.workload
