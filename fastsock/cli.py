@@ -62,6 +62,27 @@ def _parse_mode(text: str | None) -> int | None:
     return mode
 
 
+def _parse_ids(text: str | None, kind: str) -> frozenset[int]:
+    """``UID[,UID...]`` (or GIDs): numbers or user/group names, resolved once at start-up."""
+    if not text:
+        return frozenset()
+    import grp
+    import pwd
+
+    ids = set()
+    for item in text.split(","):
+        item = item.strip()
+        if item.isdigit():
+            ids.add(int(item))
+            continue
+        try:
+            ids.add(pwd.getpwnam(item).pw_uid if kind == "uid" else grp.getgrnam(item).gr_gid)
+        except KeyError:
+            what = "user" if kind == "uid" else "group"
+            raise click.BadParameter(f"{item!r} is neither a number nor a known {what}") from None
+    return frozenset(ids)
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", help="IP address to listen on (::1 for IPv6).")
 @click.option("--port", type=click.IntRange(0, 65535), help="TCP port; 0 picks a free one.")
@@ -125,6 +146,18 @@ def _parse_mode(text: str | None) -> int | None:
 )
 @click.option("--unix-mode", metavar="OCTAL", help="Permissions of the socket file, e.g. 660.")
 @click.option(
+    "--allow-uid",
+    metavar="UID[,UID...]",
+    help="UNIX listeners: let in only peers running as these users (numbers or names; checked "
+    "by SO_PEERCRED at accept, others closed at once and counted as rejected_peer).",
+)
+@click.option(
+    "--allow-gid",
+    metavar="GID[,GID...]",
+    help="UNIX listeners: let in only peers whose primary group is one of these (with "
+    "--allow-uid: a peer matching either is let in).",
+)
+@click.option(
     "--read-size",
     type=SizeType(),
     default="256K",
@@ -171,6 +204,8 @@ def serve(
     idle_timeout: float,
     drain_timeout: float,
     unix_mode: str | None,
+    allow_uid: str | None,
+    allow_gid: str | None,
     read_size: int,
     high_water: int,
     low_water: int,
@@ -209,6 +244,8 @@ def serve(
         raise click.UsageError("give --port N (0 picks a free port) or --unix PATH")
     if read_size < 1 or high_water < 1 or low_water > high_water:
         raise click.UsageError("need 1 <= --read-size, and --low-water <= --high-water")
+    if (allow_uid or allow_gid) and unix is None:
+        raise click.UsageError("--allow-uid/--allow-gid need a UNIX listener (--unix PATH)")
     if (mode == "http") != (root is not None):
         raise click.UsageError("--mode http needs --root DIR, and --root needs --mode http")
     http = None
@@ -236,6 +273,8 @@ def serve(
             sendfile=not no_sendfile,
             sndbuf=sndbuf,
             http=http,
+            allow_uids=_parse_ids(allow_uid, "uid"),
+            allow_gids=_parse_ids(allow_gid, "gid"),
         )
         if workers > 1:
             from fastsock.workers import serve_workers
