@@ -188,6 +188,12 @@ def _parse_ids(text: str | None, kind: str) -> frozenset[int]:
     default=1,
     help="Worker processes sharing the listener (each single-threaded, its own stats line).",
 )
+@click.option(
+    "--systemd",
+    is_flag=True,
+    help="Serve the listening socket systemd passed (socket activation: LISTEN_FDS, fd 3). "
+    "Automatic when LISTEN_PID is this process and neither --port nor --unix is given.",
+)
 @click.option("-v", "--verbose", count=True, help="-v: info, -vv: debug logging on stderr.")
 def serve(
     host: str,
@@ -212,6 +218,7 @@ def serve(
     backlog: int,
     sndbuf: int,
     workers: int,
+    systemd: bool,
     verbose: int,
 ) -> None:
     """Serve echo/discard/source/http on TCP or a UNIX socket until SIGTERM/SIGINT.
@@ -229,23 +236,27 @@ def serve(
       fastsock serve --unix ./fastsock.sock       # UNIX socket file
       fastsock serve --unix @fastsock --mode discard   # abstract namespace
       fastsock serve --port 8080 --mode http --root ./public   # static files
+      fastsock serve --systemd --allow-uid www-data   # socket from a systemd .socket unit
     """
     import logging
 
     from fastsock.address import EndpointError, endpoint_from_options
     from fastsock.http.config import HttpConfig
     from fastsock.server import Server, ServerConfig
+    from fastsock.systemd import activated, inherited_listener
 
     logging.basicConfig(
         level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)],
         format="fastsock: %(levelname)s %(message)s",
     )
-    if port is None and unix is None:
+    if not systemd and port is None and unix is None and activated():
+        systemd = True  # started by a systemd .socket unit: take its socket
+    if systemd and (port is not None or unix is not None or unix_mode is not None):
+        raise click.UsageError("--systemd takes systemd's socket: no --port, --unix, --unix-mode")
+    if not systemd and port is None and unix is None:
         raise click.UsageError("give --port N (0 picks a free port) or --unix PATH")
     if read_size < 1 or high_water < 1 or low_water > high_water:
         raise click.UsageError("need 1 <= --read-size, and --low-water <= --high-water")
-    if (allow_uid or allow_gid) and unix is None:
-        raise click.UsageError("--allow-uid/--allow-gid need a UNIX listener (--unix PATH)")
     if (mode == "http") != (root is not None):
         raise click.UsageError("--mode http needs --root DIR, and --root needs --mode http")
     http = None
@@ -257,8 +268,14 @@ def serve(
             open_files=open_files,
             memory_cache=memory_cache,
         )
+    sock = None
     try:
-        endpoint = endpoint_from_options(host, port, unix)
+        if systemd:
+            sock, endpoint = inherited_listener()
+        else:
+            endpoint = endpoint_from_options(host, port, unix)
+        if (allow_uid or allow_gid) and not endpoint.is_unix:
+            raise click.UsageError("--allow-uid/--allow-gid need a UNIX listener")
         config = ServerConfig(
             endpoint=endpoint,
             mode=mode,
@@ -283,8 +300,9 @@ def serve(
                 click.echo(f"fastsock: listening on {where}")
                 sys.stdout.flush()
 
-            raise SystemExit(serve_workers(config, workers, announce))
-        server = Server(config)
+            raise SystemExit(serve_workers(config, workers, announce, sock))
+        # systemd made the socket file and removes it: it is not ours to delete.
+        server = Server(config, sock, owns_unix_file=sock is None)
     except (EndpointError, click.BadParameter, OSError) as err:
         click.echo(
             f"fastsock: {err.format_message() if hasattr(err, 'format_message') else err}", err=True

@@ -38,17 +38,25 @@ STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 READY_TIMEOUT_S = 30.0
 
 
-def serve_workers(config: ServerConfig, workers: int, announce: Callable[[str], None]) -> int:
+def serve_workers(
+    config: ServerConfig,
+    workers: int,
+    announce: Callable[[str], None],
+    sock: socket.socket | None = None,
+) -> int:
     """Run ``workers`` servers on one listener; returns the exit status for the parent.
 
     ``announce(endpoint_text)`` prints the ready line once every worker has its signal handlers
     in place. Start-up errors raise :class:`fastsock.address.EndpointError` before anything is
     forked; a worker that fails to start makes the parent stop the others and return 1.
+    ``sock``: a listener made elsewhere (systemd's); its socket file is then not ours to remove.
     """
-    sock = listen(config.endpoint, config.backlog, config.unix_mode)
+    owned = sock is None
+    if sock is None:
+        sock = listen(config.endpoint, config.backlog, config.unix_mode)
     endpoint = bound_endpoint(sock, config.endpoint)
     identity = None
-    if endpoint.is_unix and not endpoint.is_abstract:
+    if owned and endpoint.is_unix and not endpoint.is_abstract:
         identity = unix_file_identity(endpoint.path)
     pids: list[int] = []
 
