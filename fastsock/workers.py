@@ -15,6 +15,10 @@ unblocks, so a pending SIGTERM reaches its drain handler. The parent announces a
 said ready, then unblocks and forwards whatever arrived meanwhile. Without this a SIGTERM sent
 right after the ready line killed a worker that had not yet installed its handler (exit 1).
 
+A worker gets SIGTERM when its parent dies (PR_SET_PDEATHSIG), so a SIGKILLed parent's workers
+drain and exit instead of serving on: the socket file they leave is stale, and the next server on
+that path replaces it.
+
 Workers ignore SIGINT: a Ctrl-C reaches the whole process group, and the parent forwards it
 once as SIGTERM -- a second signal would make a draining worker close its connections at once.
 """
@@ -33,6 +37,7 @@ from fastsock.address import bound_endpoint, listen, remove_unix_file, unix_file
 from fastsock.server import Server, ServerConfig
 
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 # A worker that has not said ready by then is taken as failed (it imports nothing new and binds
 # nothing, so a healthy one is ready within milliseconds even on a loaded machine).
 READY_TIMEOUT_S = 30.0
@@ -70,13 +75,14 @@ def serve_workers(
     sys.stdout.flush()
     sys.stderr.flush()
     ready_r, ready_w = os.pipe()
+    parent = os.getpid()
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         for index in range(workers):
             pid = os.fork()
             if pid == 0:  # pragma: no cover - runs in the child, which os._exit()s
                 os.close(ready_r)
-                os._exit(_worker(config, sock, index, ready_w, old_mask))
+                os._exit(_worker(config, sock, index, ready_w, old_mask, parent))
             pids.append(pid)
         sock.close()  # the parent never accepts
         os.close(ready_w)
@@ -120,10 +126,28 @@ def _count_ready(ready_r: int, workers: int) -> int:
     return ready
 
 
+def _die_with(parent: int) -> bool:
+    """Ask the kernel for SIGTERM when our parent dies (PR_SET_PDEATHSIG); False if it is dead
+    already. Without it a SIGKILLed parent left its workers serving on a socket file nobody
+    would remove, and the next server on that path found it in use."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    return os.getppid() == parent  # the parent may have died before prctl()
+
+
 def _worker(  # pragma: no cover - child side
-    config: ServerConfig, sock: socket.socket, index: int, ready_w: int, unblock: set[int]
+    config: ServerConfig,
+    sock: socket.socket,
+    index: int,
+    ready_w: int,
+    unblock: set[int],
+    parent: int,
 ) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if not _die_with(parent):
+        return 1
     try:
         server = Server(config, sock=sock, owns_unix_file=False)
         # ignore_after: a second SIGTERM (the parent forwards each one it gets) arriving after
