@@ -82,7 +82,7 @@ def tcp_endpoint(host: str, port: int) -> Endpoint:
     for family in (socket.AF_INET, socket.AF_INET6):
         try:
             socket.inet_pton(family, host)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a NUL byte (found by make fuzz)
             continue
         return Endpoint(family, host=host, port=port)
     raise EndpointError(f"host {host!r} is not an IPv4 or IPv6 address")

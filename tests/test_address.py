@@ -48,7 +48,15 @@ def test_path_length_limit_is_107_bytes():
 
 
 @pytest.mark.parametrize(
-    "text", ["http://x", "tcp://127.0.0.1", "tcp://127.0.0.1:x", "unix:", "tcp://host.example:80"]
+    "text",
+    [
+        "http://x",
+        "tcp://127.0.0.1",
+        "tcp://127.0.0.1:x",
+        "unix:",
+        "tcp://host.example:80",
+        "tcp://\0\0\0\0]:8000",  # found by make fuzz: inet_pton raised ValueError
+    ],
 )
 def test_bad_endpoints(text):
     with pytest.raises(EndpointError):
