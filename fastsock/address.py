@@ -23,6 +23,11 @@ UNIX_PATH_MAX = 107
 class EndpointError(Exception):
     """A user-facing problem with an endpoint; ``str()`` is a one-line message."""
 
+    def __init__(self, message: str) -> None:
+        # Paths and hosts come from the user and may hold newlines or other control
+        # characters: escape them so the message stays one printable line (found by make fuzz).
+        super().__init__("".join(c if c.isprintable() else repr(c)[1:-1] for c in message))
+
 
 @dataclass(frozen=True)
 class Endpoint:
