@@ -44,7 +44,7 @@ fuzz: $(STAMP)
 	mkdir -p .fuzz/corpus .fuzz/crashes
 	$(PY) -m tests.reliability.fuzz_atheris .fuzz/corpus tests/reliability/fuzz_regressions \
 	  -max_total_time=$(FUZZ_S) -artifact_prefix=.fuzz/crashes/ -print_final_stats=1
-	@echo "fuzz: corpus $$(ls .fuzz/corpus | wc -l) inputs; crashes: $$(ls .fuzz/crashes | wc -l)"
+	@echo "fuzz: corpus $$(ls .fuzz/corpus | wc -l) inputs; files in .fuzz/crashes: $$(ls .fuzz/crashes | wc -l)"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check fastsock bench tests
