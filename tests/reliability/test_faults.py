@@ -22,7 +22,7 @@ import pytest
 from fastsock.address import Endpoint, connect
 from tests.conftest import parse_stats
 
-BIG = 16 << 20
+BIG = 8 << 20
 
 
 def rst_close(sock: socket.socket) -> None:
@@ -144,7 +144,7 @@ def reset_mid_sendfile(ep: Endpoint, site: Site) -> str:
     reader.head()
     reader.exactly(256 << 10)
     rst_close(sock)
-    return "reset 256 KiB into a 16 MiB body"
+    return "reset 256 KiB into an 8 MiB body"
 
 
 def half_close_mid_sendfile(ep: Endpoint, site: Site) -> str:
@@ -161,10 +161,10 @@ def half_close_mid_sendfile(ep: Endpoint, site: Site) -> str:
 
 def vanish_with_answers_queued(ep: Endpoint, site: Site) -> str:
     sock = connect(ep, timeout=10)
-    sock.sendall(get("/big.bin") * 32)  # 512 MiB owed, none of it read
+    sock.sendall(get("/big.bin") * 32)  # 256 MiB owed, none of it read
     time.sleep(0.05)  # (any moment will do: the server has started answering or will)
     sock.close()
-    return "closed with 32 x 16 MiB answers owed"
+    return "closed with 32 x 8 MiB answers owed"
 
 
 def truncated_while_sent(ep: Endpoint, site: Site) -> str:

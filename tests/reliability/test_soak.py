@@ -2,7 +2,7 @@
 connections with random message sizes (1 B..4 MiB) and pipelining depths (1..16) plus 8 source
 connections; every byte verified, the servers' RSS and open descriptors sampled every second.
 
-CI runs it for ``FASTSOCK_SOAK_S`` seconds per transport (default 6); ``make soak`` for minutes.
+CI runs it for ``FASTSOCK_SOAK_S`` seconds per transport (default 5); ``make soak`` for minutes.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import parse_stats
 from tests.reliability.soak import run_soak
 
-SOAK_S = float(os.environ.get("FASTSOCK_SOAK_S", "6"))
+SOAK_S = float(os.environ.get("FASTSOCK_SOAK_S", "5"))
 # A server holds at most --high-water (1 MiB) queued per connection plus its 256 KiB read
 # buffer: RSS may rise by that much at the start, never without bound.
 RSS_SLACK = 48 << 20
