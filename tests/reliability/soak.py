@@ -45,6 +45,7 @@ class SoakResult:
     lost: int = 0  # bytes sent and never echoed
     early_eof: int = 0  # connections the server closed before the client was done
     samples: dict[int, list[Sample]] = field(default_factory=dict)  # server pid -> samples
+    stop_index: int = 0  # samples[stop_index]: taken when the run ended, all still connected
 
 
 class _Conn:
@@ -130,6 +131,8 @@ def run_soak(
             next_sample += 1.0
         if not stopping and now >= stop_at:
             stopping = True
+            sample(now)
+            result.stop_index = len(next(iter(result.samples.values()), [])) - 1
             for c in conns.values():
                 c.done = True
                 if not c.echo or not c.ends:

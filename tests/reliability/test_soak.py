@@ -44,11 +44,15 @@ def test_integrity_soak(serve, tmp_path, transport):
         samples = result.samples[pid]
         first, last = samples[0], samples[-1]
         peak = max(s.rss for s in samples)
+        # While connected: the first sample after 1 s and the one when the run ended.
+        early, late = samples[1], samples[result.stop_index]
         print(
-            f"  {name} server: {len(samples)} samples; RSS first {first.rss >> 20} MiB, "
-            f"last {last.rss >> 20} MiB, peak {peak >> 20} MiB; fds first {first.fds}, "
-            f"last {last.fds}, max {max(s.fds for s in samples)}"
+            f"  {name} server: {len(samples)} samples; RSS before {first.rss >> 20} MiB, "
+            f"connected at 1 s {early.rss >> 20} MiB, at the end {late.rss >> 20} MiB, after "
+            f"{last.rss >> 20} MiB, peak {peak >> 20} MiB; fds before {first.fds}, connected "
+            f"{early.fds} -> {late.fds}, after {last.fds}"
         )
+        assert late.fds == early.fds
         # Sampled before the first connection and after the last close.
         assert last.fds == first.fds, f"{name}: descriptors leaked"
         assert peak <= first.rss + RSS_SLACK, f"{name}: RSS grew by {(peak - first.rss) >> 20} MiB"
