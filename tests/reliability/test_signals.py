@@ -117,7 +117,8 @@ def test_drain_timeout_bounds_the_wait_for_a_long_run(serve, tmp_path):
 @pytest.mark.parametrize("workers", ["1", "4"])
 def test_sigkill_leaves_a_stale_socket_that_the_next_server_replaces(serve, tmp_path, workers):
     path = tmp_path / "kill.sock"
-    first = serve("--unix", str(path), "--workers", workers)
+    # The orphaned workers drain the load's connections: keep that short.
+    first = serve("--unix", str(path), "--workers", workers, "--drain-timeout", "1")
     procs = server_processes(first.pid)
     baseline = open_fds(first.pid)
     load = start_load(str(path), duration=20.0)
