@@ -64,7 +64,7 @@ def _parse_mode(text: str | None) -> int | None:
 
 def _parse_ids(text: str | None, kind: str) -> frozenset[int]:
     """``UID[,UID...]`` (or GIDs): numbers or user/group names, resolved once at start-up."""
-    if not text:
+    if text is None:
         return frozenset()
     import grp
     import pwd
@@ -72,6 +72,9 @@ def _parse_ids(text: str | None, kind: str) -> frozenset[int]:
     ids = set()
     for item in text.split(","):
         item = item.strip()
+        if not item:
+            # An empty list must not mean "everyone": say so instead of opening the socket.
+            raise click.BadParameter(f"--allow-{kind} {text!r} has an empty entry")
         if item.isdigit():
             ids.add(int(item))
             continue
@@ -274,7 +277,7 @@ def serve(
             sock, endpoint = inherited_listener()
         else:
             endpoint = endpoint_from_options(host, port, unix)
-        if (allow_uid or allow_gid) and not endpoint.is_unix:
+        if (allow_uid is not None or allow_gid is not None) and not endpoint.is_unix:
             raise click.UsageError("--allow-uid/--allow-gid need a UNIX listener")
         config = ServerConfig(
             endpoint=endpoint,

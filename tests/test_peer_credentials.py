@@ -98,6 +98,8 @@ def test_allow_gid_lets_in_a_group_given_by_name(serve):
         ["--port", "0", "--allow-uid", "0"],
         ["--unix", "@x", "--allow-uid", "0,no-such-user-here"],
         ["--unix", "@x", "--allow-gid", "no-such-group-here"],
+        ["--unix", "@x", "--allow-uid", ""],  # empty must not mean "everyone"
+        ["--unix", "@x", "--allow-uid", "0,"],
     ],
 )
 def test_bad_allow_lists_are_one_line_usage_errors(args):
