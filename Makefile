@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-repeat lint format bench bench-full bench-http bench-apps plot peers calibrate http-tools app-tools clean
+.PHONY: install test test-repeat lint format soak fuzz bench bench-full bench-http bench-apps plot peers calibrate http-tools app-tools clean
 
 # The native load engine (fastsock/native/*.c) is compiled by the install: rebuild when it changes.
 $(STAMP): pyproject.toml $(wildcard fastsock/native/*.c fastsock/native/*.h)
@@ -25,6 +25,27 @@ test-repeat: $(STAMP)
 	  echo "== test run $$i of $(N)"; \
 	  $(PY) -m pytest -q || { echo "== run $$i of $(N) failed"; exit 1; }; \
 	done; echo "== all $(N) runs passed"
+
+# The long reliability runs (tests/reliability; CI runs a short version in make test).
+# soak: the integrity soak for SOAK_S seconds per transport (default 150: 5 min in all), and
+# FUZZ_EXAMPLES hypothesis inputs per fuzz test, plus the rest of the suite once.
+SOAK_S ?= 150
+FUZZ_EXAMPLES ?= 3000
+soak: $(STAMP)
+	FASTSOCK_SOAK_S=$(SOAK_S) FASTSOCK_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) \
+	  $(PY) -m pytest -q -s -p no:cacheprovider tests/reliability
+
+# Coverage-guided fuzzing of the HTTP handler and the endpoint parser for FUZZ_S seconds
+# (atheris, installed here; not needed by make test). Crashing inputs land in .fuzz/crashes/:
+# copy them to tests/reliability/fuzz_regressions/ so CI replays them.
+FUZZ_S ?= 60
+fuzz: $(STAMP)
+	@$(PY) -c 'import atheris' 2>/dev/null || $(PY) -m pip install --quiet atheris || \
+	  { echo "fuzz: atheris does not install here (it needs a wheel for this Python or clang)"; exit 1; }
+	mkdir -p .fuzz/corpus .fuzz/crashes
+	$(PY) -m tests.reliability.fuzz_atheris .fuzz/corpus tests/reliability/fuzz_regressions \
+	  -max_total_time=$(FUZZ_S) -artifact_prefix=.fuzz/crashes/ -print_final_stats=1
+	@echo "fuzz: corpus $$(ls .fuzz/corpus | wc -l) inputs; files in .fuzz/crashes: $$(ls .fuzz/crashes | wc -l)"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check fastsock bench tests

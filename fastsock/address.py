@@ -31,6 +31,11 @@ SOCK_TYPES = {
 class EndpointError(Exception):
     """A user-facing problem with an endpoint; ``str()`` is a one-line message."""
 
+    def __init__(self, message: str) -> None:
+        # Paths and hosts come from the user and may hold newlines or other control
+        # characters: escape them so the message stays one printable line (found by make fuzz).
+        super().__init__("".join(c if c.isprintable() else repr(c)[1:-1] for c in message))
+
 
 @dataclass(frozen=True)
 class Endpoint:
@@ -90,7 +95,7 @@ def tcp_endpoint(host: str, port: int) -> Endpoint:
     for family in (socket.AF_INET, socket.AF_INET6):
         try:
             socket.inet_pton(family, host)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a NUL byte (found by make fuzz)
             continue
         return Endpoint(family, host=host, port=port)
     raise EndpointError(f"host {host!r} is not an IPv4 or IPv6 address")

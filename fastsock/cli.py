@@ -62,6 +62,30 @@ def _parse_mode(text: str | None) -> int | None:
     return mode
 
 
+def _parse_ids(text: str | None, kind: str) -> frozenset[int]:
+    """``UID[,UID...]`` (or GIDs): numbers or user/group names, resolved once at start-up."""
+    if text is None:
+        return frozenset()
+    import grp
+    import pwd
+
+    ids = set()
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            # An empty list must not mean "everyone": say so instead of opening the socket.
+            raise click.BadParameter(f"--allow-{kind} {text!r} has an empty entry")
+        if item.isdigit():
+            ids.add(int(item))
+            continue
+        try:
+            ids.add(pwd.getpwnam(item).pw_uid if kind == "uid" else grp.getgrnam(item).gr_gid)
+        except KeyError:
+            what = "user" if kind == "uid" else "group"
+            raise click.BadParameter(f"{item!r} is neither a number nor a known {what}") from None
+    return frozenset(ids)
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", help="IP address to listen on (::1 for IPv6).")
 @click.option("--port", type=click.IntRange(0, 65535), help="TCP port; 0 picks a free one.")
@@ -134,6 +158,18 @@ def _parse_mode(text: str | None) -> int | None:
 )
 @click.option("--unix-mode", metavar="OCTAL", help="Permissions of the socket file, e.g. 660.")
 @click.option(
+    "--allow-uid",
+    metavar="UID[,UID...]",
+    help="UNIX listeners: let in only peers running as these users (numbers or names; checked "
+    "by SO_PEERCRED at accept, others closed at once and counted as rejected_peer).",
+)
+@click.option(
+    "--allow-gid",
+    metavar="GID[,GID...]",
+    help="UNIX listeners: let in only peers whose primary group is one of these (with "
+    "--allow-uid: a peer matching either is let in).",
+)
+@click.option(
     "--read-size",
     type=SizeType(),
     default="256K",
@@ -164,6 +200,12 @@ def _parse_mode(text: str | None) -> int | None:
     default=1,
     help="Worker processes sharing the listener (each single-threaded, its own stats line).",
 )
+@click.option(
+    "--systemd",
+    is_flag=True,
+    help="Serve the listening socket systemd passed (socket activation: LISTEN_FDS, fd 3). "
+    "Automatic when LISTEN_PID is this process and neither --port nor --unix is given.",
+)
 @click.option("-v", "--verbose", count=True, help="-v: info, -vv: debug logging on stderr.")
 def serve(
     host: str,
@@ -181,12 +223,15 @@ def serve(
     idle_timeout: float,
     drain_timeout: float,
     unix_mode: str | None,
+    allow_uid: str | None,
+    allow_gid: str | None,
     read_size: int,
     high_water: int,
     low_water: int,
     backlog: int,
     sndbuf: int,
     workers: int,
+    systemd: bool,
     verbose: int,
 ) -> None:
     """Serve echo/discard/source/http on TCP or a UNIX socket until SIGTERM/SIGINT.
@@ -206,18 +251,24 @@ def serve(
       fastsock serve --port 8080 --mode http --root ./public   # static files
       fastsock serve --port 9000 --type dgram     # UDP echo: ready line udp://127.0.0.1:9000
       fastsock serve --unix ./dg.sock --type dgram   # UNIX datagram echo
+      fastsock serve --systemd --allow-uid www-data   # socket from a systemd .socket unit
     """
     import logging
 
     from fastsock.address import SOCK_TYPES, EndpointError, endpoint_from_options, endpoint_text
     from fastsock.http.config import HttpConfig
     from fastsock.server import Server, ServerConfig
+    from fastsock.systemd import activated, inherited_listener
 
     logging.basicConfig(
         level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)],
         format="fastsock: %(levelname)s %(message)s",
     )
-    if port is None and unix is None:
+    if not systemd and port is None and unix is None and activated():
+        systemd = True  # started by a systemd .socket unit: take its socket
+    if systemd and (port is not None or unix is not None or unix_mode is not None):
+        raise click.UsageError("--systemd takes systemd's socket: no --port, --unix, --unix-mode")
+    if not systemd and port is None and unix is None:
         raise click.UsageError("give --port N (0 picks a free port) or --unix PATH")
     if read_size < 1 or high_water < 1 or low_water > high_water:
         raise click.UsageError("need 1 <= --read-size, and --low-water <= --high-water")
@@ -235,8 +286,14 @@ def serve(
             open_files=open_files,
             memory_cache=memory_cache,
         )
+    sock = None
     try:
-        endpoint = endpoint_from_options(host, port, unix)
+        if systemd:
+            sock, endpoint = inherited_listener()
+        else:
+            endpoint = endpoint_from_options(host, port, unix)
+        if (allow_uid is not None or allow_gid is not None) and not endpoint.is_unix:
+            raise click.UsageError("--allow-uid/--allow-gid need a UNIX listener")
         config = ServerConfig(
             endpoint=endpoint,
             mode=mode,
@@ -252,6 +309,8 @@ def serve(
             sndbuf=sndbuf,
             http=http,
             sock_type=SOCK_TYPES[sock_type],
+            allow_uids=_parse_ids(allow_uid, "uid"),
+            allow_gids=_parse_ids(allow_gid, "gid"),
         )
         if workers > 1:
             from fastsock.workers import serve_workers
@@ -260,8 +319,9 @@ def serve(
                 click.echo(f"fastsock: listening on {where}")
                 sys.stdout.flush()
 
-            raise SystemExit(serve_workers(config, workers, announce))
-        server = Server(config)
+            raise SystemExit(serve_workers(config, workers, announce, sock))
+        # systemd made the socket file and removes it: it is not ours to delete.
+        server = Server(config, sock, owns_unix_file=sock is None)
     except (EndpointError, click.BadParameter, OSError) as err:
         click.echo(
             f"fastsock: {err.format_message() if hasattr(err, 'format_message') else err}", err=True

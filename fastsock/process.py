@@ -34,6 +34,7 @@ class ServerProcess:
         ready_timeout: float = 15.0,
         env: dict[str, str] | None = None,
         cpu_affinity: set[int] | None = None,
+        pass_fds: Sequence[int] = (),
     ) -> None:
         self.argv = list(argv)
         preexec = None
@@ -50,6 +51,7 @@ class ServerProcess:
             stderr=subprocess.PIPE,
             env=env,
             preexec_fn=preexec,
+            pass_fds=tuple(pass_fds),
         )
         self.pid = self.proc.pid
         self.stderr_text = ""

@@ -6,6 +6,7 @@ import errno
 import logging
 import os
 import socket
+import struct
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ ACCEPT_BATCH = 64
 # After an accept failure we cannot fix (EMFILE with no reserve fd), stop accepting this long
 # rather than spinning on a listener that stays readable.
 ACCEPT_PAUSE_S = 0.1
+# struct ucred (pid, uid, gid) as SO_PEERCRED returns it.
+_UCRED = struct.Struct("3i")
 
 
 @dataclass
@@ -61,6 +64,10 @@ class ServerConfig:
     # --type: SOCK_STREAM, SOCK_SEQPACKET (UNIX; connections, messages kept whole) or
     # SOCK_DGRAM (UDP or UNIX; no connections: see fastsock/datagram.py).
     sock_type: int = socket.SOCK_STREAM
+    # UNIX listeners only: let in a peer whose uid (SO_PEERCRED) is in allow_uids or whose gid
+    # is in allow_gids; both empty lets everyone in. Others are closed at accept.
+    allow_uids: frozenset[int] = frozenset()
+    allow_gids: frozenset[int] = frozenset()
 
 
 @dataclass
@@ -114,6 +121,14 @@ class Server:
         if owns_unix_file and self.endpoint.is_unix and not self.endpoint.is_abstract:
             identity = unix_file_identity(self.endpoint.path)
         self._listener = _Listener(sock, self.endpoint, identity)
+        self._restricted = bool(config.allow_uids or config.allow_gids)
+        if self._restricted and not self.endpoint.is_unix:
+            raise ValueError("--allow-uid/--allow-gid need a UNIX listener")
+        # Peer credentials cost a getsockopt per accept: read them only when they are checked
+        # or logged (-v), never on the per-message path.
+        self._check_peers = self.endpoint.is_unix and (
+            self._restricted or log.isEnabledFor(logging.INFO)
+        )
         if config.sock_type == socket.SOCK_DGRAM:
             # No connections to accept: the bound socket itself is served.
             datagrams = DatagramEndpoint(
@@ -164,6 +179,11 @@ class Server:
                 self._accept_failed(err)
                 return
             self.stats.accepted += 1
+            peer = "unix"
+            if self._check_peers:
+                peer = self._admit_peer(sock)
+                if not peer:
+                    continue
             if len(self.connections) >= self.config.max_conns or self._draining:
                 # Accept and close at once: a connection left in the backlog would hang its client.
                 self.stats.rejected += 1
@@ -174,12 +194,31 @@ class Server:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if sndbuf:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
-            peer = f"{addr[0]}:{addr[1]}" if is_tcp else "unix"
+            if is_tcp:
+                peer = f"{addr[0]}:{addr[1]}"
             conn = Connection(self.context, sock, self._handler_factory(), peer)
             self.connections.add(conn)
             if len(self.connections) > self.stats.peak_conns:
                 self.stats.peak_conns = len(self.connections)
             conn.start()
+
+    def _admit_peer(self, sock: socket.socket) -> str:
+        """Check a UNIX peer's credentials; '' (and the socket closed) when it is not let in,
+        else a name for logs. The kernel recorded them at connect(), so they cannot be forged
+        by what the peer sends."""
+        pid, uid, gid = _UCRED.unpack(
+            sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
+        )
+        config = self.config
+        allowed = not self._restricted or uid in config.allow_uids or gid in config.allow_gids
+        log.info(
+            "peer pid=%d uid=%d gid=%d: %s", pid, uid, gid, "accepted" if allowed else "rejected"
+        )
+        if not allowed:
+            self.stats.rejected_peer += 1
+            sock.close()
+            return ""
+        return f"unix pid={pid} uid={uid}"
 
     def _accept_failed(self, err: OSError) -> None:
         self.stats.accept_errors += 1

@@ -13,6 +13,7 @@ DATAGRAM_FIELDS = ("datagrams_in", "datagrams_out", "unreplyable", "send_waits",
 class ServerStats:
     accepted: int = 0
     rejected: int = 0  # over --max-conns: accepted and closed at once
+    rejected_peer: int = 0  # not in --allow-uid/--allow-gid: accepted and closed at once
     closed: int = 0
     bytes_in: int = 0
     bytes_out: int = 0

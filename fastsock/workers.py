@@ -15,6 +15,10 @@ unblocks, so a pending SIGTERM reaches its drain handler. The parent announces a
 said ready, then unblocks and forwards whatever arrived meanwhile. Without this a SIGTERM sent
 right after the ready line killed a worker that had not yet installed its handler (exit 1).
 
+A worker gets SIGTERM when its parent dies (PR_SET_PDEATHSIG), so a SIGKILLed parent's workers
+drain and exit instead of serving on: the socket file they leave is stale, and the next server on
+that path replaces it.
+
 Workers ignore SIGINT: a Ctrl-C reaches the whole process group, and the parent forwards it
 once as SIGTERM -- a second signal would make a draining worker close its connections at once.
 """
@@ -39,22 +43,31 @@ from fastsock.address import (
 from fastsock.server import Server, ServerConfig
 
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 # A worker that has not said ready by then is taken as failed (it imports nothing new and binds
 # nothing, so a healthy one is ready within milliseconds even on a loaded machine).
 READY_TIMEOUT_S = 30.0
 
 
-def serve_workers(config: ServerConfig, workers: int, announce: Callable[[str], None]) -> int:
+def serve_workers(
+    config: ServerConfig,
+    workers: int,
+    announce: Callable[[str], None],
+    sock: socket.socket | None = None,
+) -> int:
     """Run ``workers`` servers on one listener; returns the exit status for the parent.
 
     ``announce(endpoint_text)`` prints the ready line once every worker has its signal handlers
     in place. Start-up errors raise :class:`fastsock.address.EndpointError` before anything is
     forked; a worker that fails to start makes the parent stop the others and return 1.
+    ``sock``: a listener made elsewhere (systemd's); its socket file is then not ours to remove.
     """
-    sock = listen(config.endpoint, config.backlog, config.unix_mode, config.sock_type)
+    owned = sock is None
+    if sock is None:
+        sock = listen(config.endpoint, config.backlog, config.unix_mode, config.sock_type)
     endpoint = bound_endpoint(sock, config.endpoint)
     identity = None
-    if endpoint.is_unix and not endpoint.is_abstract:
+    if owned and endpoint.is_unix and not endpoint.is_abstract:
         identity = unix_file_identity(endpoint.path)
     pids: list[int] = []
 
@@ -68,13 +81,14 @@ def serve_workers(config: ServerConfig, workers: int, announce: Callable[[str], 
     sys.stdout.flush()
     sys.stderr.flush()
     ready_r, ready_w = os.pipe()
+    parent = os.getpid()
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         for index in range(workers):
             pid = os.fork()
             if pid == 0:  # pragma: no cover - runs in the child, which os._exit()s
                 os.close(ready_r)
-                os._exit(_worker(config, sock, index, ready_w, old_mask))
+                os._exit(_worker(config, sock, index, ready_w, old_mask, parent))
             pids.append(pid)
         sock.close()  # the parent never accepts
         os.close(ready_w)
@@ -118,10 +132,28 @@ def _count_ready(ready_r: int, workers: int) -> int:
     return ready
 
 
+def _die_with(parent: int) -> bool:
+    """Ask the kernel for SIGTERM when our parent dies (PR_SET_PDEATHSIG); False if it is dead
+    already. Without it a SIGKILLed parent left its workers serving on a socket file nobody
+    would remove, and the next server on that path found it in use."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    return os.getppid() == parent  # the parent may have died before prctl()
+
+
 def _worker(  # pragma: no cover - child side
-    config: ServerConfig, sock: socket.socket, index: int, ready_w: int, unblock: set[int]
+    config: ServerConfig,
+    sock: socket.socket,
+    index: int,
+    ready_w: int,
+    unblock: set[int],
+    parent: int,
 ) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if not _die_with(parent):
+        return 1
     try:
         server = Server(config, sock=sock, owns_unix_file=False)
         # ignore_after: a second SIGTERM (the parent forwards each one it gets) arriving after

@@ -48,7 +48,15 @@ def test_path_length_limit_is_107_bytes():
 
 
 @pytest.mark.parametrize(
-    "text", ["http://x", "tcp://127.0.0.1", "tcp://127.0.0.1:x", "unix:", "tcp://host.example:80"]
+    "text",
+    [
+        "http://x",
+        "tcp://127.0.0.1",
+        "tcp://127.0.0.1:x",
+        "unix:",
+        "tcp://host.example:80",
+        "tcp://\0\0\0\0]:8000",  # found by make fuzz: inet_pton raised ValueError
+    ],
 )
 def test_bad_endpoints(text):
     with pytest.raises(EndpointError):
@@ -64,3 +72,10 @@ def test_options():
         endpoint_from_options("127.0.0.1", None, None)
     with pytest.raises(EndpointError, match="NUL"):
         unix_endpoint("a\0b")
+
+
+def test_error_messages_stay_on_one_line():
+    # Found by make fuzz: a path with a newline made a two-line "one-line" error.
+    with pytest.raises(EndpointError) as err:
+        unix_endpoint("@" + "x\n" * 60)
+    assert "\n" not in str(err.value) and "x\\n" in str(err.value)

@@ -111,3 +111,49 @@ def connect_many(
         for sock in ready:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return ready
+
+
+def close_cleanly(socks: list[socket.socket], deadline_ns: int, rxbuf: bytearray) -> None:
+    """End connections the way a well-behaved client does: shut our write side, read (and
+    discard) what the server still sends until its EOF or ``deadline_ns``, then close each.
+
+    Closing a socket with unread bytes in its receive buffer makes the kernel send a RST, and
+    the server counts a reset: after a normal run the echoes in flight would do exactly that.
+    Both engines call this when a run finished normally; counts were taken when the window
+    closed, so nothing read here is measured.
+    """
+    ep = select.epoll()
+    open_socks: dict[int, socket.socket] = {}
+    try:
+        for sock in socks:
+            if sock.fileno() < 0:
+                continue
+            try:
+                sock.shutdown(socket.SHUT_WR)
+                ep.register(sock.fileno(), select.EPOLLIN)
+            except OSError:
+                sock.close()  # already reset: close() is all that is left
+                continue
+            open_socks[sock.fileno()] = sock
+        while open_socks:
+            left = deadline_ns - time.monotonic_ns()
+            if left <= 0:
+                break
+            for fd, _ in ep.poll(left / 1e9):
+                sock = open_socks.get(fd)
+                if sock is None:
+                    continue
+                try:
+                    if sock.recv_into(rxbuf):
+                        continue
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    pass
+                del open_socks[fd]
+                ep.unregister(fd)
+                sock.close()
+    finally:
+        ep.close()
+        for sock in open_socks.values():
+            sock.close()

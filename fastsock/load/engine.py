@@ -31,6 +31,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from fastsock.load.conn import close_cleanly
 from fastsock.load.cpu import CpuTimes, ServerCpu, self_times
 from fastsock.load.histogram import FOLD_AT, LatencyRecorder
 from fastsock.load.http import HttpTarget
@@ -52,6 +53,8 @@ ERROR_KINDS = ("mismatch", "short_read", "reset", "refused", "closed", "other")
 # stream bytes (``completed`` counts bytes) and record no latency.
 LATENCY_WORKLOADS = ("echo", "http")
 MAX_ERROR_SAMPLES = 10
+# After a run, how long to wait for the server's EOF on each connection (see _close_cleanly).
+CLOSE_TIMEOUT_NS = 2_000_000_000
 
 # progress(measuring, messages since the start): called every TICK_NS or so.
 ProgressFn = Callable[[bool, int], None]
@@ -288,14 +291,32 @@ class Engine:
         delay = t0 - time.monotonic_ns()
         if delay > 0:
             time.sleep(delay / 1e9)
+        finished = False
         try:
             self._run_workload(t0)
+            finished = True
         finally:
+            if finished:
+                self._close_cleanly(time.monotonic_ns() + CLOSE_TIMEOUT_NS)
             for c in self.conns:
                 if c.alive:
                     c.sock.close()
             self.ep.close()
         return self._result()
+
+    def _close_cleanly(self, deadline: int) -> None:
+        """Close every live connection cleanly (:func:`fastsock.load.conn.close_cleanly`).
+        Not through _drop: the result's conns_alive counts the connections that lasted the
+        run, and these did."""
+        live = [c for c in self.conns if c.alive]
+        for c in live:
+            try:
+                self.ep.unregister(c.fd)
+            except (OSError, ValueError):
+                pass
+        close_cleanly([c.sock for c in live], deadline, self.rxbuf)
+        for c in live:
+            c.alive = False
 
     def _run_workload(self, t0: int) -> None:
         workload = self.plan.workload

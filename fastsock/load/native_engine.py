@@ -16,8 +16,9 @@ import threading
 import time
 from types import ModuleType
 
+from fastsock.load.conn import close_cleanly
 from fastsock.load.cpu import CpuTimes, ServerCpu
-from fastsock.load.engine import LATENCY_WORKLOADS, Plan, ProgressFn
+from fastsock.load.engine import CLOSE_TIMEOUT_NS, LATENCY_WORKLOADS, RX_CAP, Plan, ProgressFn
 from fastsock.load.histogram import HIGHEST_NS, LOWEST_NS, LatencyRecorder
 from fastsock.load.pattern import Pattern
 
@@ -54,6 +55,7 @@ class NativeEngine:
         done = array.array("q", [0])
         sampler = _Sampler(self.server_cpu, self.progress, done, warm_end, end)
         sampler.start()
+        finished = False
         try:
             raw = self.module.run(
                 [s.fileno() for s in self.sockets],
@@ -73,8 +75,13 @@ class NativeEngine:
                 highest=HIGHEST_NS,
                 progress=done,
             )
+            finished = True
         finally:
             sampler.stop()
+            if finished:  # a normal end: no reset for the server to count (as in Python)
+                close_cleanly(
+                    self.sockets, time.monotonic_ns() + CLOSE_TIMEOUT_NS, bytearray(RX_CAP)
+                )
             for s in self.sockets:
                 s.close()
         moved = raw["completed"]
