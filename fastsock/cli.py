@@ -50,6 +50,25 @@ def main() -> None:
     """
 
 
+class EngineUnavailable(Exception):
+    """The chosen engine cannot run here; ``str()`` is the one-line reason."""
+
+
+def _make_server(config: object, engine: str) -> object:
+    """The server of ``--engine`` (the io_uring modules are imported only when asked for)."""
+    if engine == "uring":
+        from fastsock.uring.ring import UringUnavailable
+        from fastsock.uring.server import UringServer
+
+        try:
+            return UringServer(config)  # type: ignore[arg-type]
+        except UringUnavailable as err:
+            raise EngineUnavailable(str(err)) from None
+    from fastsock.server import Server
+
+    return Server(config)  # type: ignore[arg-type]
+
+
 def _parse_mode(text: str | None) -> int | None:
     if text is None:
         return None
@@ -155,6 +174,13 @@ def _parse_mode(text: str | None) -> int | None:
     default=1,
     help="Worker processes sharing the listener (each single-threaded, its own stats line).",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["epoll", "uring"]),
+    default="epoll",
+    help="epoll: readiness + recv/send (the reference); uring: io_uring completions "
+    "(echo/discard/source, Linux >= 6.1 on x86-64).",
+)
 @click.option("-v", "--verbose", count=True, help="-v: info, -vv: debug logging on stderr.")
 def serve(
     host: str,
@@ -177,6 +203,7 @@ def serve(
     backlog: int,
     sndbuf: int,
     workers: int,
+    engine: str,
     verbose: int,
 ) -> None:
     """Serve echo/discard/source/http on TCP or a UNIX socket until SIGTERM/SIGINT.
@@ -199,7 +226,7 @@ def serve(
 
     from fastsock.address import EndpointError, endpoint_from_options
     from fastsock.http.config import HttpConfig
-    from fastsock.server import Server, ServerConfig
+    from fastsock.server import ServerConfig
 
     logging.basicConfig(
         level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)],
@@ -211,6 +238,11 @@ def serve(
         raise click.UsageError("need 1 <= --read-size, and --low-water <= --high-water")
     if (mode == "http") != (root is not None):
         raise click.UsageError("--mode http needs --root DIR, and --root needs --mode http")
+    if engine == "uring" and mode == "http":
+        raise click.UsageError("--engine uring serves echo, discard and source; --mode http "
+                               "needs --engine epoll")
+    if engine == "uring" and workers > 1:
+        raise click.UsageError("--engine uring runs one process; --workers needs --engine epoll")
     http = None
     if root is not None:
         http = HttpConfig(
@@ -245,8 +277,8 @@ def serve(
                 sys.stdout.flush()
 
             raise SystemExit(serve_workers(config, workers, announce))
-        server = Server(config)
-    except (EndpointError, click.BadParameter, OSError) as err:
+        server = _make_server(config, engine)
+    except (EndpointError, click.BadParameter, OSError, EngineUnavailable) as err:
         click.echo(
             f"fastsock: {err.format_message() if hasattr(err, 'format_message') else err}", err=True
         )
