@@ -239,8 +239,9 @@ def serve(
     if (mode == "http") != (root is not None):
         raise click.UsageError("--mode http needs --root DIR, and --root needs --mode http")
     if engine == "uring" and mode == "http":
-        raise click.UsageError("--engine uring serves echo, discard and source; --mode http "
-                               "needs --engine epoll")
+        raise click.UsageError(
+            "--engine uring serves echo, discard and source; --mode http needs --engine epoll"
+        )
     if engine == "uring" and workers > 1:
         raise click.UsageError("--engine uring runs one process; --workers needs --engine epoll")
     http = None

@@ -20,6 +20,7 @@ import errno
 import heapq
 import logging
 import os
+import select
 import signal
 import socket
 import sys
@@ -47,6 +48,7 @@ _ACCEPT = 1
 _SIGNAL = 2
 _TIMEOUT = 3
 _CANCEL = 4
+_LISTENER_READY = 5
 
 _SIGNAL_BUF = 64
 
@@ -68,9 +70,7 @@ class UringServer:
         self.buf_size = config.read_size
         self.high_water = config.high_water
         self.low_water = config.low_water
-        self._handler_factory: Callable[[], Handler] = (
-            config.handler_factory or MODES[config.mode]
-        )
+        self._handler_factory: Callable[[], Handler] = config.handler_factory or MODES[config.mode]
         # Slot 0 stands for the server's own operations.
         self._slots: list[UringConnection | None] = [None]
         self._free: list[int] = []
@@ -166,6 +166,22 @@ class UringServer:
             op_flags=socket.SOCK_CLOEXEC,
         )
 
+    def _wait_for_listener(self) -> None:
+        self.ring.prep(
+            abi.IORING_OP_POLL_ADD,
+            self._lsock.fileno(),
+            0,
+            0,
+            _LISTENER_READY,
+            op_flags=select.POLLIN,
+        )
+        self._accepting = True  # the poll stands for the ACCEPT until it fires
+
+    def _on_listener_ready(self, res: int) -> None:
+        self._accepting = False
+        if self._listener_open:
+            self._arm_accept()
+
     def _on_accept(self, res: int, flags: int) -> None:
         if not flags & abi.IORING_CQE_F_MORE:
             self._accepting = False  # the multishot ended: re-armed below unless paused
@@ -217,12 +233,17 @@ class UringServer:
             self._reserve_fd = self._open_reserve_fd()
             log.warning("out of file descriptors (%s); shed a connection", os.strerror(err))
             if self._reserve_fd is not None:
-                self._arm_accept()
+                # io_uring's ACCEPT takes a descriptor before it looks for a connection, so
+                # re-arming it now would fail at once, over and over. Wait until a connection
+                # is waiting (as the epoll engine does): then accept or shed it.
+                self._wait_for_listener()
                 return
         elif err in (errno.ECONNABORTED, errno.EPROTO, errno.EINTR, errno.EAGAIN):
             self._arm_accept()
             return
-        log.warning("accept failed: %s; pausing accepts for %.1fs", os.strerror(err), ACCEPT_PAUSE_S)
+        log.warning(
+            "accept failed: %s; pausing accepts for %.1fs", os.strerror(err), ACCEPT_PAUSE_S
+        )
         self.call_later(ACCEPT_PAUSE_S, self._arm_accept)
 
     # -- connections --------------------------------------------------------------------------
@@ -316,8 +337,10 @@ class UringServer:
             return
         self._listener_open = False
         if self._accepting:
-            # The ACCEPT in flight holds the listener: cancel it (its CQE says -ECANCELED).
+            # The ACCEPT (or the poll standing for it) in flight holds the listener: cancel it
+            # (its CQE says -ECANCELED; the cancel of the other one finds nothing).
             self.ring.prep(abi.IORING_OP_ASYNC_CANCEL, -1, _ACCEPT, 0, _CANCEL)
+            self.ring.prep(abi.IORING_OP_ASYNC_CANCEL, -1, _LISTENER_READY, 0, _CANCEL)
             self._accepting = False
         self._lsock.close()
         if self._unix_identity is not None:
@@ -370,6 +393,8 @@ class UringServer:
             self._on_signal_read(res)
         elif op == _TIMEOUT:
             self._on_timeout()
+        elif op == _LISTENER_READY:
+            self._on_listener_ready(res)
         # _CANCEL: nothing to do; the ACCEPT it cancelled reports -ECANCELED itself.
 
     def _close_all_quietly(self) -> None:
