@@ -50,34 +50,9 @@ def main() -> None:
     """
 
 
-# The io_uring engine's default receive buffer, one per connection. Not the epoll engine's
-# shared 256K: 32 connections x 256 KiB of buffers did not stay in cache and cost 1.2-1.6x the
-# server CPU per 64 KiB-1 MiB echo of 64 KiB buffers (bench.server_speed, see the commit).
-URING_READ_SIZE = 64 * 1024
-
-
 def _is_default(param: str) -> bool:
     source = click.get_current_context().get_parameter_source(param)
     return source is click.core.ParameterSource.DEFAULT
-
-
-class EngineUnavailable(Exception):
-    """The chosen engine cannot run here; ``str()`` is the one-line reason."""
-
-
-def _make_server(config: object, engine: str) -> object:
-    """The server of ``--engine`` (the io_uring modules are imported only when asked for)."""
-    if engine == "uring":
-        from fastsock.uring.ring import UringUnavailable
-        from fastsock.uring.server import UringServer
-
-        try:
-            return UringServer(config)  # type: ignore[arg-type]
-        except UringUnavailable as err:
-            raise EngineUnavailable(str(err)) from None
-    from fastsock.server import Server
-
-    return Server(config)  # type: ignore[arg-type]
 
 
 def _parse_mode(text: str | None) -> int | None:
@@ -237,6 +212,7 @@ def serve(
     import logging
 
     from fastsock.address import EndpointError, endpoint_from_options
+    from fastsock.engines import URING_READ_SIZE, EngineUnavailable, make_server
     from fastsock.http.config import HttpConfig
     from fastsock.server import ServerConfig
 
@@ -292,7 +268,7 @@ def serve(
                 sys.stdout.flush()
 
             raise SystemExit(serve_workers(config, workers, announce))
-        server = _make_server(config, engine)
+        server = make_server(config, engine)
     except (EndpointError, click.BadParameter, OSError, EngineUnavailable) as err:
         click.echo(
             f"fastsock: {err.format_message() if hasattr(err, 'format_message') else err}", err=True
