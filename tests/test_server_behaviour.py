@@ -117,6 +117,7 @@ def test_client_reset_is_counted_and_server_keeps_serving(serve):
     stats = parse_stats(server.stderr_text)
     assert stats["resets"] >= 1
     assert stats["errors"] == 0
+    assert stats["closed"] == stats["accepted"], "a reset connection was never released"
 
 
 @pytest.mark.timeout(30)

@@ -21,6 +21,7 @@ FEATURES: dict[str, str] = {
     "IOSQE_CQE_SKIP_SUCCESS": "5.17",
     "IORING_REGISTER_RING_FDS (registered ring fd)": "5.18",
     "multishot IORING_OP_ACCEPT": "5.19",
+    "IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL": "5.19",
     "IORING_RECVSEND_POLL_FIRST": "5.19",
     "IORING_SETUP_SINGLE_ISSUER": "6.0",
     "IORING_SETUP_DEFER_TASKRUN": "6.1",
@@ -72,6 +73,10 @@ IOSQE_CQE_SKIP_SUCCESS = 1 << 6  # 5.17
 # sqe.ioprio for send/recv and accept.
 IORING_RECVSEND_POLL_FIRST = 1 << 0  # 5.19
 IORING_ACCEPT_MULTISHOT = 1 << 0  # 5.19
+
+# sqe.cancel_flags (op_flags) of IORING_OP_ASYNC_CANCEL.
+IORING_ASYNC_CANCEL_ALL = 1 << 0  # 5.19
+IORING_ASYNC_CANCEL_FD = 1 << 1  # 5.19
 
 # cqe.flags.
 IORING_CQE_F_MORE = 1 << 1

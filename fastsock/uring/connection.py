@@ -16,7 +16,8 @@ mark until the queue is down to the low-water mark, as the epoll engine does.
 
 Lifetime: a closed connection shuts its socket down (which completes what is in flight) and is
 released -- fd closed, buffer freed, slot reused -- only when its last operation completed. In a
-linked SEND->RECV the RECV's completion is always the last one.
+linked SEND->RECV the RECV's completion is the last one, unless the SEND fails: then the SEND's
+is, and the RECV is cancelled without a completion.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 OP_RECV = 1
 OP_SEND = 2  # a queued send (its completion is always posted)
 OP_CHAIN_SEND = 3  # the linked echo send (posted only on failure)
+OP_CANCEL = 4  # cancels what is in flight on a connection being closed (its CQE is ignored)
 
 _SEND_FLAGS = socket.MSG_WAITALL | socket.MSG_NOSIGNAL
 _U32 = Struct("<I")
@@ -71,7 +73,6 @@ class UringConnection:
         "_in_cb",
         "_echo_n",
         "_chain_n",
-        "_chain_err",
         "out",
         "out_bytes",
         "recv_inflight",
@@ -115,7 +116,6 @@ class UringConnection:
         self._in_cb = False  # inside data_received: on_recv pumps when it returns
         self._echo_n = 0  # the handler echoed _rx: send it from the buffer
         self._chain_n = 0  # bytes of the linked send in flight
-        self._chain_err = 0
         self.out: deque[bytes] = deque()
         self.out_bytes = 0
         self.recv_inflight = False
@@ -198,12 +198,8 @@ class UringConnection:
     # -- completions --------------------------------------------------------------------------
     def on_recv(self, res: int) -> None:
         self.recv_inflight = False
-        if self._chain_n:
-            if self._chain_err:
-                res = -self._chain_err
-                self._chain_err = 0
-            else:
-                self.echoed += self._chain_n
+        if self._chain_n:  # the linked send succeeded (a failure ends the chain, see below)
+            self.echoed += self._chain_n
             self._chain_n = 0
         if self.shut:
             self._release_if_idle()
@@ -261,8 +257,16 @@ class UringConnection:
         self._pump()
 
     def on_chain_send_failed(self, res: int) -> None:
-        # The linked RECV completes next with -ECANCELED; it reports this error.
-        self._chain_err = -res
+        # With IOSQE_CQE_SKIP_SUCCESS a failed send posts its CQE and the RECV linked to it is
+        # cancelled *without* one (kernel commit 04c76b41, "io_uring: add option to skip CQE
+        # posting"; seen here as a drain that hung): this is the chain's last completion. A
+        # MSG_WAITALL send that sent part of the bytes before failing reports that count.
+        self.recv_inflight = False
+        self._chain_n = 0
+        if self.shut:
+            self._release_if_idle()
+            return
+        self._failed(-res if res < 0 else errno.EPIPE)
 
     # -- internals ----------------------------------------------------------------------------
     def _queue(self, data: bytes) -> None:
@@ -341,10 +345,21 @@ class UringConnection:
         self.shut = True
         self.closing = True
         try:
-            # Completes a RECV or SEND in flight (EOF / EPIPE): the slot is freed on the last.
-            self.sock.shutdown(socket.SHUT_RDWR)
+            self.sock.shutdown(socket.SHUT_RDWR)  # the peer sees the close now
         except OSError:
-            pass  # not connected any more: nothing is waiting on it
+            pass  # not connected any more
+        if self.recv_inflight or self.send_inflight:
+            # Cancel what is in flight: shutdown() alone does not complete a MSG_WAITALL send
+            # stuck on a socket the peer reset (measured: it hung the drain). The last CQE of
+            # the cancelled operations releases the connection.
+            self.server.ring.prep(
+                abi.IORING_OP_ASYNC_CANCEL,
+                self.fd,
+                0,
+                0,
+                (self.slot << 3) | OP_CANCEL,
+                op_flags=abi.IORING_ASYNC_CANCEL_FD | abi.IORING_ASYNC_CANCEL_ALL,
+            )
         self._release_if_idle()
 
     def _release_if_idle(self) -> None:
