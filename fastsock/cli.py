@@ -50,6 +50,11 @@ def main() -> None:
     """
 
 
+def _is_default(param: str) -> bool:
+    source = click.get_current_context().get_parameter_source(param)
+    return source is click.core.ParameterSource.DEFAULT
+
+
 def _parse_mode(text: str | None) -> int | None:
     if text is None:
         return None
@@ -173,7 +178,8 @@ def _parse_ids(text: str | None, kind: str) -> frozenset[int]:
     "--read-size",
     type=SizeType(),
     default="256K",
-    help="Bytes read per recv_into (one shared buffer).",
+    help="Bytes read per recv_into (one shared buffer). --engine uring: the size of each "
+    "connection's own buffer, 64K unless given.",
 )
 @click.option(
     "--high-water",
@@ -206,6 +212,13 @@ def _parse_ids(text: str | None, kind: str) -> frozenset[int]:
     help="Serve the listening socket systemd passed (socket activation: LISTEN_FDS, fd 3). "
     "Automatic when LISTEN_PID is this process and neither --port nor --unix is given.",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["epoll", "uring"]),
+    default="epoll",
+    help="epoll: readiness + recv/send (the reference); uring: io_uring completions "
+    "(echo/discard/source, Linux >= 6.1 on x86-64).",
+)
 @click.option("-v", "--verbose", count=True, help="-v: info, -vv: debug logging on stderr.")
 def serve(
     host: str,
@@ -232,6 +245,7 @@ def serve(
     sndbuf: int,
     workers: int,
     systemd: bool,
+    engine: str,
     verbose: int,
 ) -> None:
     """Serve echo/discard/source/http on TCP or a UNIX socket until SIGTERM/SIGINT.
@@ -256,8 +270,9 @@ def serve(
     import logging
 
     from fastsock.address import SOCK_TYPES, EndpointError, endpoint_from_options, endpoint_text
+    from fastsock.engines import URING_READ_SIZE, EngineUnavailable, make_server
     from fastsock.http.config import HttpConfig
-    from fastsock.server import Server, ServerConfig
+    from fastsock.server import ServerConfig
     from fastsock.systemd import activated, inherited_listener
 
     logging.basicConfig(
@@ -277,6 +292,20 @@ def serve(
     if mode == "http" and sock_type != "stream":
         click.echo(f"fastsock: --mode http needs --type stream, not {sock_type}", err=True)
         raise SystemExit(2)
+    if engine == "uring" and mode == "http":
+        raise click.UsageError(
+            "--engine uring serves echo, discard and source; --mode http needs --engine epoll"
+        )
+    if engine == "uring" and _is_default("read_size"):
+        read_size = URING_READ_SIZE
+    if engine == "uring" and workers > 1:
+        raise click.UsageError("--engine uring runs one process; --workers needs --engine epoll")
+    restricted = allow_uid is not None or allow_gid is not None
+    if engine == "uring" and (sock_type != "stream" or restricted or systemd):
+        raise click.UsageError(
+            "--engine uring serves stream sockets on its own listener; --type, --allow-uid, "
+            "--allow-gid and --systemd need --engine epoll"
+        )
     http = None
     if root is not None:
         http = HttpConfig(
@@ -321,8 +350,8 @@ def serve(
 
             raise SystemExit(serve_workers(config, workers, announce, sock))
         # systemd made the socket file and removes it: it is not ours to delete.
-        server = Server(config, sock, owns_unix_file=sock is None)
-    except (EndpointError, click.BadParameter, OSError) as err:
+        server = make_server(config, engine, sock, owns_unix_file=sock is None)
+    except (EndpointError, click.BadParameter, OSError, EngineUnavailable) as err:
         click.echo(
             f"fastsock: {err.format_message() if hasattr(err, 'format_message') else err}", err=True
         )

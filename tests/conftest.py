@@ -49,3 +49,42 @@ def parse_stats(stderr: str) -> dict[str, int]:
             pairs = line[len("fastsock: stats ") :].split()
             return {k: int(v) for k, v in (p.split("=", 1) for p in pairs)}
     raise AssertionError(f"no stats line in stderr: {stderr!r}")
+
+
+ENGINES = ["epoll", "uring"]
+_uring_reason: list[str | None] = []
+
+
+def uring_unavailable() -> str | None:
+    """Why ``--engine uring`` cannot run here (None: it can), asked of the engine itself once."""
+    if not _uring_reason:
+        from fastsock.uring.ring import UringUnavailable, probe
+
+        try:
+            probe()
+            _uring_reason.append(None)
+        except UringUnavailable as err:
+            _uring_reason.append(str(err))
+    return _uring_reason[0]
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    """Each engine in turn; ``uring`` is skipped, with the engine's own reason, where the
+    kernel or the CPU cannot run it."""
+    if request.param == "uring":
+        reason = uring_unavailable()
+        if reason is not None:
+            pytest.skip(reason)
+    return request.param
+
+
+@pytest.fixture
+def serve_engine(serve: Callable[..., ServerProcess], engine: str) -> Callable[..., ServerProcess]:
+    """``serve`` with ``--engine`` added: a module that overrides ``serve`` with this runs its
+    behaviour tests against both engines."""
+
+    def start(*args: str, **kwargs: object) -> ServerProcess:
+        return serve(*args, "--engine", engine, **kwargs)
+
+    return start

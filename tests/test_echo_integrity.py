@@ -1,4 +1,5 @@
-"""Every byte comes back, on every transport, with many connections at once."""
+"""Every byte comes back (1 B to 16 MiB), on every transport and engine, with many connections
+at once."""
 
 from __future__ import annotations
 
@@ -11,7 +12,13 @@ import pytest
 from tests.conftest import has_ipv6_loopback
 from tests.echo_client import echo_many
 
-SIZES = [1, 7, 64, 1000, 4096, 65_536, 100_003, 1 << 20, 3 << 20, 8 << 20]
+SIZES = [1, 7, 64, 1000, 4096, 65_536, 100_003, 1 << 20, 3 << 20, 8 << 20, 16 << 20]
+
+
+@pytest.fixture
+def serve(serve_engine):
+    """Every test here that starts a server runs against both engines (see conftest)."""
+    return serve_engine
 
 
 def _payloads(count: int, seed: int) -> list[bytes]:

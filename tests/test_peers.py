@@ -32,7 +32,7 @@ MY_PEERS = [
     "threaded",
     "c-epoll",
 ]
-ALL_PEERS = ["fastsock", *MY_PEERS]
+ALL_PEERS = ["fastsock", "fastsock-uring", *MY_PEERS]
 PAYLOAD_SIZES = [1, 64 * 1024, 1024 * 1024]
 IO_TIMEOUT = 15.0
 

@@ -13,6 +13,12 @@ from fastsock.address import connect
 from tests.conftest import FASTSOCK
 
 
+@pytest.fixture
+def serve(serve_engine):
+    """Every test here that starts a server runs against both engines (see conftest)."""
+    return serve_engine
+
+
 def run_serve(*args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*FASTSOCK, "serve", *args], capture_output=True, text=True, timeout=timeout
@@ -30,39 +36,39 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], fragment: st
 
 
 @pytest.mark.timeout(30)
-def test_port_in_use(serve):
+def test_port_in_use(serve, engine):
     first = serve("--port", "0")
-    result = run_serve("--port", str(first.endpoint.port))
+    result = run_serve("--port", str(first.endpoint.port), "--engine", engine)
     assert_one_line_error(result, "address already in use")
 
 
 @pytest.mark.timeout(30)
-def test_missing_directory(tmp_path):
-    result = run_serve("--unix", str(tmp_path / "nope" / "x.sock"))
+def test_missing_directory(tmp_path, engine):
+    result = run_serve("--unix", str(tmp_path / "nope" / "x.sock"), "--engine", engine)
     assert_one_line_error(result, "does not exist")
 
 
 @pytest.mark.timeout(30)
-def test_path_longer_than_kernel_limit(tmp_path):
+def test_path_longer_than_kernel_limit(tmp_path, engine):
     long_path = str(tmp_path / ("a" * 120))
-    result = run_serve("--unix", long_path)
+    result = run_serve("--unix", long_path, "--engine", engine)
     assert_one_line_error(result, "longer than the kernel limit of 107")
 
 
 @pytest.mark.timeout(30)
-def test_refuses_to_replace_a_regular_file(tmp_path):
+def test_refuses_to_replace_a_regular_file(tmp_path, engine):
     path = tmp_path / "precious.txt"
     path.write_text("keep me")
-    result = run_serve("--unix", str(path))
+    result = run_serve("--unix", str(path), "--engine", engine)
     assert_one_line_error(result, "is not a socket")
     assert path.read_text() == "keep me"
 
 
 @pytest.mark.timeout(30)
-def test_refuses_a_socket_someone_answers_on(serve, tmp_path):
+def test_refuses_a_socket_someone_answers_on(serve, tmp_path, engine):
     path = tmp_path / "live.sock"
     live = serve("--unix", str(path))
-    result = run_serve("--unix", str(path))
+    result = run_serve("--unix", str(path), "--engine", engine)
     assert_one_line_error(result, "is in use")
     with connect(live.endpoint, timeout=5) as sock:  # the live server is untouched
         sock.sendall(b"ok")

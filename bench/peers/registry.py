@@ -52,7 +52,8 @@ class Peer:
     """One server: how to start it, and what it needs to exist.
 
     ``command`` is argv up to the endpoint options; ``needs_module`` is a Python module that
-    must import (uvloop); ``needs_binary`` a C program from :data:`C_PROGRAMS`.
+    must import (uvloop); ``needs_binary`` a C program from :data:`C_PROGRAMS`; ``needs_uring``
+    an io_uring the engine can use.
     """
 
     name: str
@@ -61,6 +62,8 @@ class Peer:
     modes: tuple[str, ...] = ("echo", "discard")
     needs_module: str | None = None
     needs_binary: str | None = None
+    # Needs io_uring (fastsock serve --engine uring): the engine's own probe says why not.
+    needs_uring: bool = False
 
     def argv(self, endpoint: Endpoint, mode: str = "echo") -> list[str]:
         """The command line that serves ``mode`` on ``endpoint`` (port 0 picks a free port)."""
@@ -84,6 +87,13 @@ PEER_LIST: tuple[Peer, ...] = (
         # All features on, as a user would run it: the idle timeout's sweep timer included.
         (sys.executable, "-m", "fastsock", "serve", "--idle-timeout", "300"),
         modes=("echo", "discard", "source"),
+    ),
+    Peer(
+        "fastsock-uring",
+        "fastsock serve --engine uring: io_uring, a linked SEND->RECV pair per echo",
+        (sys.executable, "-m", "fastsock", "serve", "--engine", "uring", "--idle-timeout", "300"),
+        modes=("echo", "discard", "source"),
+        needs_uring=True,
     ),
     Peer(
         "asyncio-protocol",
@@ -185,6 +195,16 @@ def build_c_peers(cc: str | None = None) -> dict[str, str | None]:
     return status
 
 
+def _uring_unavailable() -> str | None:
+    from fastsock.uring.ring import UringUnavailable, probe
+
+    try:
+        probe()
+    except UringUnavailable as err:
+        return str(err)
+    return None
+
+
 def available_peers(build: bool = True) -> dict[str, str | None]:
     """Peer name -> None if it can run here, else a one-line reason to skip it.
 
@@ -204,6 +224,8 @@ def available_peers(build: bool = True) -> dict[str, str | None]:
             reason = f"Python module {peer.needs_module} is not installed"
         elif peer.needs_binary:
             reason = binaries.get(peer.needs_binary)
+        elif peer.needs_uring:
+            reason = _uring_unavailable()
         status[peer.name] = reason
     return status
 

@@ -1,0 +1,373 @@
+"""One connection of the io_uring engine: the :class:`~fastsock.handlers.base.Transport` the
+shared sans-IO handlers talk to, driven by completions instead of readiness.
+
+Each connection owns a receive buffer (the kernel writes into it while a RECV is in flight, so it
+cannot be shared as the epoll engine's is) and has at most one RECV and one SEND in flight.
+
+The echo fast path (what a 64 B echo costs, see shared/benchmarking.md): when a handler writes
+back exactly the view it was given and nothing is queued, we write two SQEs copied from a
+per-connection template -- a SEND of the buffer with ``MSG_WAITALL`` (the kernel finishes short
+sends itself), linked (``IOSQE_IO_LINK``) to the next RECV into the same buffer, the SEND's
+completion suppressed (``IOSQE_CQE_SKIP_SUCCESS``). One completion per echoed message, no copy,
+and the link is the backpressure: no RECV is issued until the peer took the bytes, so a slow
+reader holds at most one buffer. Anything else (several writes, ``bytes``, a producer such as
+``source``) takes the queued path: copy, SEND from the queue, stop receiving above the high-water
+mark until the queue is down to the low-water mark, as the epoll engine does.
+
+Lifetime: a closed connection shuts its socket down (which completes what is in flight) and is
+released -- fd closed, buffer freed, slot reused -- only when its last operation completed. In a
+linked SEND->RECV the RECV's completion is the last one, unless the SEND fails: then the SEND's
+is, and the RECV is cancelled without a completion.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import logging
+import socket
+from collections import deque
+from collections.abc import Callable
+from struct import Struct
+from typing import TYPE_CHECKING
+
+from fastsock.handlers.base import Buffer, Cancellable, Handler
+from fastsock.uring import abi
+from fastsock.uring.ring import SQE
+
+if TYPE_CHECKING:
+    from fastsock.uring.server import UringServer
+
+log = logging.getLogger(__name__)
+
+# user_data = slot << 3 | op.
+OP_RECV = 1
+OP_SEND = 2  # a queued send (its completion is always posted)
+OP_CHAIN_SEND = 3  # the linked echo send (posted only on failure)
+OP_CANCEL = 4  # cancels what is in flight on a connection being closed (its CQE is ignored)
+
+_SEND_FLAGS = socket.MSG_WAITALL | socket.MSG_NOSIGNAL
+_U32 = Struct("<I")
+_RESETS = (errno.ECONNRESET, errno.EPIPE, errno.ECANCELED, errno.ETIMEDOUT)
+
+
+def _address(data: bytes) -> int:
+    return ctypes.cast(data, ctypes.c_void_p).value  # type: ignore[return-value]
+
+
+class UringConnection:
+    """A connection: buffer, queue, watermarks and the operations it has in flight."""
+
+    __slots__ = (
+        "server",
+        "slot",
+        "sock",
+        "fd",
+        "handler",
+        "buf",
+        "view",
+        "_buf_c",
+        "_pair",
+        "_recv_sqe",
+        "_rx",
+        "_in_cb",
+        "_echo_n",
+        "_chain_n",
+        "out",
+        "out_bytes",
+        "recv_inflight",
+        "send_inflight",
+        "paused",
+        "held",
+        "closing",
+        "shut",
+        "released",
+        "wants_write",
+        "bytes_in",
+        "bytes_out",
+        "echoed",
+        "progress_seen",
+        "progress_at",
+        "__weakref__",
+    )
+
+    def __init__(self, server: UringServer, slot: int, sock: socket.socket, handler: Handler):
+        self.server = server
+        self.slot = slot
+        self.sock = sock
+        self.fd = fd = sock.fileno()
+        self.handler = handler
+        self.buf = bytearray(server.buf_size)
+        self.view = memoryview(self.buf)
+        self._buf_c = (ctypes.c_char * len(self.buf)).from_buffer(self.buf)
+        addr = ctypes.addressof(self._buf_c)
+        ud = slot << 3
+        recv = SQE.pack(
+            abi.IORING_OP_RECV, 0, abi.IORING_RECVSEND_POLL_FIRST, fd, 0, addr, len(self.buf),
+            0, ud | OP_RECV, 0, 0, 0, 0, 0,
+        )  # fmt: skip
+        send = SQE.pack(
+            abi.IORING_OP_SEND, abi.IOSQE_IO_LINK | abi.IOSQE_CQE_SKIP_SUCCESS, 0, fd, 0, addr,
+            0, _SEND_FLAGS, ud | OP_CHAIN_SEND, 0, 0, 0, 0, 0,
+        )  # fmt: skip
+        self._pair = send + recv  # the echo template: len of the SEND patched per message
+        self._recv_sqe = recv
+        self._rx: memoryview | None = None  # the view data_received is holding
+        self._in_cb = False  # inside data_received: on_recv pumps when it returns
+        self._echo_n = 0  # the handler echoed _rx: send it from the buffer
+        self._chain_n = 0  # bytes of the linked send in flight
+        self.out: deque[bytes] = deque()
+        self.out_bytes = 0
+        self.recv_inflight = False
+        self.send_inflight = False
+        self.paused = False  # by the handler
+        self.held = False  # by the watermarks
+        self.closing = False  # no more reading; close once the queue is sent
+        self.shut = False  # socket shut down; released when nothing is in flight
+        self.released = False
+        self.wants_write = handler.wants_write
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.echoed = 0
+        self.progress_seen = 0
+        self.progress_at = server.now
+
+    def start(self) -> None:
+        self.handler.connection_made(self)
+        self._pump()
+
+    # -- Transport (what handlers call) -------------------------------------------------------
+    def write(self, data: Buffer) -> None:
+        if self.closing:
+            return
+        if data is self._rx and not self.out and not self.send_inflight:
+            self._echo_n = len(data)  # sent from the buffer once data_received returns
+            self._rx = None
+            return
+        if self._echo_n:
+            self._queue(bytes(self.view[: self._echo_n]))
+            self._echo_n = 0
+        self._queue(data if type(data) is bytes else bytes(data))
+
+    def write_more(self, data: Buffer) -> None:
+        self.write(data)
+
+    def sendfile(
+        self,
+        fd: int,
+        offset: int,
+        count: int,
+        on_done: Callable[[bool], None] | None = None,
+        head: Buffer = b"",
+    ) -> None:
+        # --mode http (the only user) is refused with --engine uring at start-up.
+        raise NotImplementedError("the io_uring engine does not send files")
+
+    def pause_reading(self) -> None:
+        self.paused = True
+
+    def resume_reading(self) -> None:
+        if self.paused:
+            self.paused = False
+            self._pump()
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Cancellable:
+        return self.server.call_later(delay, callback)
+
+    def time(self) -> float:
+        return self.server.now
+
+    def close(self) -> None:
+        if self.closing:
+            return
+        self.closing = True
+        if not self._in_cb:
+            self._pump()
+
+    def abort(self) -> None:
+        self.closing = True
+        self.out.clear()
+        self.out_bytes = 0
+        self._echo_n = 0
+        self._shutdown()
+
+    @property
+    def closed(self) -> bool:
+        return self.shut
+
+    # -- completions --------------------------------------------------------------------------
+    def on_recv(self, res: int) -> None:
+        self.recv_inflight = False
+        if self._chain_n:  # the linked send succeeded (a failure ends the chain, see below)
+            self.echoed += self._chain_n
+            self._chain_n = 0
+        if self.shut:
+            self._release_if_idle()
+            return
+        if res > 0:
+            if self.closing:
+                return self._pump()  # reading stopped at close(): drop it
+            rx = self._rx = self.view[:res]
+            self._in_cb = True
+            try:
+                self.handler.data_received(rx)
+            except Exception:
+                self.server.stats.errors += 1
+                log.exception("handler failed; closing the connection")
+                self.abort()
+            finally:
+                self._rx = None
+                self._in_cb = False
+            if self.shut:
+                return
+            n = self._echo_n
+            if n:
+                self._echo_n = 0
+                if not (self.paused or self.closing):
+                    self._submit_echo(n)
+                    return
+                self._queue(bytes(self.view[:n]))
+            self.bytes_in += res
+            self._pump()
+        elif res == 0:
+            self.handler.eof_received()  # the base handler closes; owed bytes go first
+            if not self.closing:
+                self.paused = True  # half-closed: nothing more to read
+            self._pump()
+        else:
+            self._failed(-res)
+
+    def on_send(self, res: int) -> None:
+        self.send_inflight = False
+        if self.shut:
+            self._release_if_idle()
+            return
+        if res < 0:
+            self._failed(-res)
+            return
+        item = self.out[0]
+        self.bytes_out += res
+        self.out_bytes -= res
+        if res < len(item):  # only on a signal or error: the rest goes next
+            self.out[0] = item[res:]
+        else:
+            self.out.popleft()
+        if self.held and self.out_bytes <= self.server.low_water:
+            self.held = False
+        self._pump()
+
+    def on_chain_send_failed(self, res: int) -> None:
+        # With IOSQE_CQE_SKIP_SUCCESS a failed send posts its CQE and the RECV linked to it is
+        # cancelled *without* one (kernel commit 04c76b41, "io_uring: add option to skip CQE
+        # posting"; seen here as a drain that hung): this is the chain's last completion. A
+        # MSG_WAITALL send that sent part of the bytes before failing reports that count.
+        self.recv_inflight = False
+        self._chain_n = 0
+        if self.shut:
+            self._release_if_idle()
+            return
+        self._failed(-res if res < 0 else errno.EPIPE)
+
+    # -- internals ----------------------------------------------------------------------------
+    def _queue(self, data: bytes) -> None:
+        if not data:
+            return
+        self.out.append(data)
+        self.out_bytes += len(data)
+        stats = self.server.stats
+        if self.out_bytes > stats.peak_buffered:
+            stats.peak_buffered = self.out_bytes
+        if not self.held and self.out_bytes > self.server.high_water:
+            self.held = True
+            stats.read_pauses += 1
+
+    def _submit_echo(self, n: int) -> None:
+        ring = self.server.ring
+        tail = ring.sq_tail
+        if (tail - ring.u32[ring.sq_head_i]) & 0xFFFFFFFF > ring.sq_entries - 2:
+            ring.enter(0)
+        idx = tail & ring.sq_mask
+        sqes = ring.sqes
+        off = idx * 64
+        if idx != ring.sq_mask:
+            sqes[off : off + 128] = self._pair
+        else:  # the pair would straddle the end of the SQ ring
+            sqes[off : off + 64] = self._pair[:64]
+            sqes[0:64] = self._recv_sqe
+        _U32.pack_into(sqes, off + abi.SQE_LEN, n)
+        ring.sq_tail = (tail + 2) & 0xFFFFFFFF
+        self._chain_n = n
+        self.recv_inflight = True
+
+    def _pump(self) -> None:
+        """Start what can start: the producer, the next send, the next receive, or the close."""
+        if self.shut:
+            return
+        if self.wants_write and not self.out and not self.send_inflight and not self.closing:
+            self.handler.writable()
+        if self.out and not self.send_inflight:
+            item = self.out[0]
+            self.server.ring.prep(
+                abi.IORING_OP_SEND,
+                self.fd,
+                _address(item),
+                len(item),
+                (self.slot << 3) | OP_SEND,
+                op_flags=_SEND_FLAGS,
+            )
+            self.send_inflight = True
+        if self.closing:
+            if not self.out and not self.send_inflight:
+                self._shutdown()
+            return
+        if not (self.recv_inflight or self.paused or self.held):
+            self.server.ring.prep(
+                abi.IORING_OP_RECV,
+                self.fd,
+                ctypes.addressof(self._buf_c),
+                len(self.buf),
+                (self.slot << 3) | OP_RECV,
+                ioprio=abi.IORING_RECVSEND_POLL_FIRST,
+            )
+            self.recv_inflight = True
+
+    def _failed(self, err: int) -> None:
+        if err in _RESETS:
+            self.server.stats.resets += 1
+        else:
+            self.server.stats.errors += 1
+            log.warning("connection: %s", errno.errorcode.get(err, err))
+        self.abort()
+
+    def _shutdown(self) -> None:
+        if self.shut:
+            return
+        self.shut = True
+        self.closing = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # the peer sees the close now
+        except OSError:
+            pass  # not connected any more
+        if self.recv_inflight or self.send_inflight:
+            # Cancel what is in flight: shutdown() alone does not complete a MSG_WAITALL send
+            # stuck on a socket the peer reset (measured: it hung the drain). The last CQE of
+            # the cancelled operations releases the connection.
+            self.server.ring.prep(
+                abi.IORING_OP_ASYNC_CANCEL,
+                self.fd,
+                0,
+                0,
+                (self.slot << 3) | OP_CANCEL,
+                op_flags=abi.IORING_ASYNC_CANCEL_FD | abi.IORING_ASYNC_CANCEL_ALL,
+            )
+        self._release_if_idle()
+
+    def _release_if_idle(self) -> None:
+        if self.released or self.recv_inflight or self.send_inflight:
+            return
+        self.released = True
+        self.sock.close()
+        self.out.clear()
+        self.out_bytes = 0
+        self.handler.connection_lost()
+        self.server.connection_released(self)

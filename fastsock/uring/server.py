@@ -1,0 +1,438 @@
+"""The io_uring engine's server: the epoll server's listener, limits, stats, idle sweep and
+drain, over a :class:`~fastsock.uring.ring.Ring` instead of an event loop.
+
+What is shared with :mod:`fastsock.server`: :class:`~fastsock.server.ServerConfig`, the
+listening socket and socket-file care (:mod:`fastsock.address`), the handlers, the stats line
+(:class:`~fastsock.stats.ServerStats`), the timer objects (:class:`~fastsock.loop.Timer`) and
+the policies (accept-and-close over ``--max-conns``, the EMFILE reserve fd, the idle sweep by
+byte counters, drain then close on the second signal). What differs is how things happen:
+
+- accepting is one multishot ACCEPT; timers are IORING_OP_TIMEOUTs; signals arrive as a READ of
+  the ``signal.set_wakeup_fd`` pipe; so the loop is a single ``io_uring_enter`` that submits
+  everything prepared since the last one and waits for at least one completion.
+- completions are read straight from the mapped CQ ring (see :meth:`UringServer.run`).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import heapq
+import logging
+import os
+import select
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from signal import SIG_IGN, SIGINT, SIGTERM
+from typing import TextIO
+
+from fastsock.address import bound_endpoint, listen, remove_unix_file, unix_file_identity
+from fastsock.handlers import MODES, Handler
+from fastsock.loop import Timer
+from fastsock.server import ACCEPT_PAUSE_S, ServerConfig
+from fastsock.stats import ServerStats
+from fastsock.uring import abi
+from fastsock.uring.connection import OP_CHAIN_SEND, OP_RECV, OP_SEND, UringConnection
+from fastsock.uring.ring import Ring, UringUnavailable
+
+log = logging.getLogger(__name__)
+
+# Modes the engine serves: the handlers that need no sendfile.
+MODES_SERVED = ("echo", "discard", "source")
+
+# Server operations: user_data = op (slot 0); connections use slot >= 1.
+_ACCEPT = 1
+_SIGNAL = 2
+_TIMEOUT = 3
+_CANCEL = 4
+_LISTENER_READY = 5
+
+_SIGNAL_BUF = 64
+
+
+class UringServer:
+    """Same contract as :class:`fastsock.server.Server`: binds in ``__init__``, serves in
+    :meth:`run` until :meth:`shutdown` (or a signal), prints :meth:`print_stats`."""
+
+    def __init__(self, config: ServerConfig, sock: socket.socket | None = None) -> None:
+        if config.handler_factory is None and config.mode not in MODES_SERVED:
+            raise UringUnavailable(
+                f"--engine uring serves {', '.join(MODES_SERVED)}; --mode {config.mode} needs "
+                "--engine epoll"
+            )
+        self.config = config
+        self.ring = Ring(entries=1024, cq_entries=8192)
+        self.stats = ServerStats()
+        self.now = time.monotonic()
+        self.buf_size = config.read_size
+        self.high_water = config.high_water
+        self.low_water = config.low_water
+        self._handler_factory: Callable[[], Handler] = config.handler_factory or MODES[config.mode]
+        # Slot 0 stands for the server's own operations.
+        self._slots: list[UringConnection | None] = [None]
+        self._free: list[int] = []
+        self.connections: set[UringConnection] = set()
+        self._timers: list[Timer] = []
+        self._armed: list[float] = []  # deadlines of the TIMEOUTs in flight
+        self._timespecs: list[abi.Timespec] = []  # kept alive until their TIMEOUT completes
+        self._stopped = False
+        self._draining = False
+        self._accepting = False
+        self._listener_open = True
+        self._reserve_fd: int | None = self._open_reserve_fd()
+        self._signals: tuple[int, ...] = ()
+        self._previous_handlers: dict[int, object] = {}
+        self._old_wakeup_fd: int | None = None
+        self._sig_r, self._sig_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._sig_buf = bytearray(_SIGNAL_BUF)
+        self._sig_buf_c = (ctypes.c_char * _SIGNAL_BUF).from_buffer(self._sig_buf)
+        try:
+            if sock is None:
+                sock = listen(config.endpoint, config.backlog, config.unix_mode)
+        except BaseException:
+            self._close_ring_and_pipe()
+            raise
+        sock.setblocking(False)  # the reserve-fd path accepts synchronously
+        self._lsock = sock
+        self.endpoint = bound_endpoint(sock, config.endpoint)
+        self._unix_identity = None
+        if self.endpoint.is_unix and not self.endpoint.is_abstract:
+            self._unix_identity = unix_file_identity(self.endpoint.path)
+        self._arm_accept()
+        if config.idle_timeout > 0:
+            self._sweep_every(max(0.02, min(1.0, config.idle_timeout / 8)))
+
+    # -- timers -------------------------------------------------------------------------------
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
+        timer = Timer(time.monotonic() + delay, callback)
+        heapq.heappush(self._timers, timer)
+        self._arm_timeout()
+        return timer
+
+    def _sweep_every(self, interval: float) -> None:
+        def tick() -> None:
+            self._sweep_idle()
+            self.call_later(interval, tick)
+
+        self.call_later(interval, tick)
+
+    def _arm_timeout(self) -> None:
+        """Keep a TIMEOUT in flight that fires no later than the earliest timer."""
+        if not self._timers:
+            return
+        when = self._timers[0].when
+        if self._armed and min(self._armed) <= when:
+            return
+        delay = max(0.0, when - time.monotonic())
+        ts = abi.Timespec(int(delay), int((delay % 1.0) * 1e9))
+        self._timespecs.append(ts)
+        self._armed.append(when)
+        self.ring.prep(abi.IORING_OP_TIMEOUT, -1, ctypes.addressof(ts), 1, _TIMEOUT)
+
+    def _on_timeout(self) -> None:
+        if self._armed:
+            self._armed.remove(min(self._armed))
+            self._timespecs.pop(0)
+        now = self.now
+        timers = self._timers
+        while timers and timers[0].when <= now:
+            timer = heapq.heappop(timers)
+            if not timer.cancelled:
+                timer.callback()
+        self._arm_timeout()
+
+    # -- accepting ----------------------------------------------------------------------------
+    @staticmethod
+    def _open_reserve_fd() -> int | None:
+        try:
+            return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return None
+
+    def _arm_accept(self) -> None:
+        if self._accepting or self._draining:
+            return
+        self._accepting = True
+        self.ring.prep(
+            abi.IORING_OP_ACCEPT,
+            self._lsock.fileno(),
+            0,
+            0,
+            _ACCEPT,
+            ioprio=abi.IORING_ACCEPT_MULTISHOT,
+            op_flags=socket.SOCK_CLOEXEC,
+        )
+
+    def _wait_for_listener(self) -> None:
+        self.ring.prep(
+            abi.IORING_OP_POLL_ADD,
+            self._lsock.fileno(),
+            0,
+            0,
+            _LISTENER_READY,
+            op_flags=select.POLLIN,
+        )
+        self._accepting = True  # the poll stands for the ACCEPT until it fires
+
+    def _on_listener_ready(self, res: int) -> None:
+        self._accepting = False
+        if self._listener_open:
+            self._arm_accept()
+
+    def _on_accept(self, res: int, flags: int) -> None:
+        if not flags & abi.IORING_CQE_F_MORE:
+            self._accepting = False  # the multishot ended: re-armed below unless paused
+        if res < 0:
+            self._accept_failed(-res)
+            return
+        self.stats.accepted += 1
+        sock = socket.socket(fileno=res)
+        if len(self.connections) >= self.config.max_conns or self._draining:
+            # Accept and close at once: a connection left in the backlog would hang its client.
+            self.stats.rejected += 1
+            sock.close()
+        else:
+            self._start_connection(sock)
+        if not self._accepting:
+            self._arm_accept()
+
+    def _start_connection(self, sock: socket.socket) -> None:
+        if not self.endpoint.is_unix:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.config.sndbuf:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.config.sndbuf)
+        slot = self._free.pop() if self._free else len(self._slots)
+        conn = UringConnection(self, slot, sock, self._handler_factory())
+        if slot == len(self._slots):
+            self._slots.append(conn)
+        else:
+            self._slots[slot] = conn
+        self.connections.add(conn)
+        if len(self.connections) > self.stats.peak_conns:
+            self.stats.peak_conns = len(self.connections)
+        conn.start()
+
+    def _accept_failed(self, err: int) -> None:
+        if err == errno.ECANCELED and self._draining:
+            return
+        self.stats.accept_errors += 1
+        if err in (errno.EMFILE, errno.ENFILE) and self._reserve_fd is not None:
+            # Out of descriptors: free the reserve, accept the waiting connection and close it
+            # at once (its client gets a clean EOF instead of hanging), take the reserve back.
+            os.close(self._reserve_fd)
+            self._reserve_fd = None
+            try:
+                sock, _ = self._lsock.accept()
+                sock.close()
+                self.stats.rejected += 1
+            except OSError:
+                pass
+            self._reserve_fd = self._open_reserve_fd()
+            log.warning("out of file descriptors (%s); shed a connection", os.strerror(err))
+            if self._reserve_fd is not None:
+                # io_uring's ACCEPT takes a descriptor before it looks for a connection, so
+                # re-arming it now would fail at once, over and over. Wait until a connection
+                # is waiting (as the epoll engine does): then accept or shed it.
+                self._wait_for_listener()
+                return
+        elif err in (errno.ECONNABORTED, errno.EPROTO, errno.EINTR, errno.EAGAIN):
+            self._arm_accept()
+            return
+        log.warning(
+            "accept failed: %s; pausing accepts for %.1fs", os.strerror(err), ACCEPT_PAUSE_S
+        )
+        self.call_later(ACCEPT_PAUSE_S, self._arm_accept)
+
+    # -- connections --------------------------------------------------------------------------
+    def connection_released(self, conn: UringConnection) -> None:
+        self.connections.discard(conn)
+        self._slots[conn.slot] = None
+        self._free.append(conn.slot)
+        self.stats.closed += 1
+        self.stats.bytes_in += conn.bytes_in + conn.echoed
+        self.stats.bytes_out += conn.bytes_out + conn.echoed
+        if self._draining and not self.connections:
+            self._stopped = True
+
+    def _sweep_idle(self) -> None:
+        """As the epoll server's: by byte counters, never early, at most one interval late."""
+        now = self.now
+        deadline = now - self.config.idle_timeout
+        idle = []
+        for conn in self.connections:
+            progress = conn.bytes_in + conn.bytes_out + conn.echoed
+            if progress != conn.progress_seen:
+                conn.progress_seen = progress
+                conn.progress_at = now
+            elif conn.progress_at < deadline and not conn.shut:
+                idle.append(conn)
+        for conn in idle:
+            self.stats.idle_closed += 1
+            conn.abort()
+
+    # -- signals ------------------------------------------------------------------------------
+    def install_signal_handlers(
+        self, signals: tuple[int, ...] = (SIGTERM, SIGINT), *, ignore_after: bool = False
+    ) -> None:
+        """Drain on the first of ``signals``, close everything on the second (as
+        :meth:`fastsock.server.Server.install_signal_handlers`)."""
+        self._old_wakeup_fd = signal.set_wakeup_fd(self._sig_w, warn_on_full_buffer=False)
+        for signum in signals:
+            previous = signal.signal(signum, _ignore_in_handler)
+            self._previous_handlers[signum] = SIG_IGN if ignore_after else previous
+        self._signals = signals
+        self._arm_signal_read()
+
+    def _arm_signal_read(self) -> None:
+        self.ring.prep(
+            abi.IORING_OP_READ,
+            self._sig_r,
+            ctypes.addressof(self._sig_buf_c),
+            _SIGNAL_BUF,
+            _SIGNAL,
+            off=(1 << 64) - 1,  # -1: the pipe's current position
+        )
+
+    def _on_signal_read(self, res: int) -> None:
+        if res > 0:
+            # set_wakeup_fd writes each signal's number as one byte.
+            for signum in self._sig_buf[:res]:
+                if signum in self._signals:
+                    self._on_signal(signum)
+        if not self._stopped:
+            self._arm_signal_read()
+
+    def _on_signal(self, signum: int) -> None:
+        if self._draining:
+            log.info("second signal: closing %d connections now", len(self.connections))
+            self._close_all()
+            return
+        self.shutdown()
+
+    # -- running and stopping -----------------------------------------------------------------
+    def shutdown(self) -> None:
+        """Stop accepting, let open connections finish (up to ``drain_timeout``), then stop."""
+        if self._draining:
+            return
+        self._draining = True
+        self._close_listener()
+        if not self.connections:
+            self._stopped = True
+            return
+        self.call_later(self.config.drain_timeout, self._close_all)
+
+    def _close_all(self) -> None:
+        for conn in list(self.connections):
+            conn.abort()
+        # Each connection is released when its last operation completes; the loop stops then.
+        self._draining = True
+        if not self.connections:
+            self._stopped = True
+
+    def _close_listener(self) -> None:
+        if not self._listener_open:
+            return
+        self._listener_open = False
+        if self._accepting:
+            # The ACCEPT (or the poll standing for it) in flight holds the listener: cancel it
+            # (its CQE says -ECANCELED; the cancel of the other one finds nothing).
+            self.ring.prep(abi.IORING_OP_ASYNC_CANCEL, -1, _ACCEPT, 0, _CANCEL)
+            self.ring.prep(abi.IORING_OP_ASYNC_CANCEL, -1, _LISTENER_READY, 0, _CANCEL)
+            self._accepting = False
+        self._lsock.close()
+        if self._unix_identity is not None:
+            remove_unix_file(self.endpoint.path, self._unix_identity)
+            self._unix_identity = None
+
+    def run(self) -> None:
+        """Serve until stopped. The completion loop is written out here, not in methods, on
+        purpose: it runs once per echoed message and every attribute lookup shows in a profile.
+        """
+        ring = self.ring
+        u32, i32, u64 = ring.u32, ring.i32, ring.u64
+        head_i, tail_i, mask = ring.cq_head_i, ring.cq_tail_i, ring.cq_mask
+        q0, w0 = ring.cqes_off // 8, ring.cqes_off // 4
+        slots = self._slots
+        enter = ring.enter
+        monotonic = time.monotonic
+        try:
+            while not self._stopped:
+                enter(1)
+                self.now = monotonic()
+                head = u32[head_i]
+                tail = u32[tail_i]
+                while head != tail:
+                    idx = head & mask
+                    ud = u64[q0 + 2 * idx]
+                    res = i32[w0 + 4 * idx + 2]
+                    slot = ud >> 3
+                    if slot:
+                        op = ud & 7
+                        if op == OP_RECV:
+                            slots[slot].on_recv(res)  # type: ignore[union-attr]
+                        elif op == OP_SEND:
+                            slots[slot].on_send(res)  # type: ignore[union-attr]
+                        elif op == OP_CHAIN_SEND:
+                            slots[slot].on_chain_send_failed(res)  # type: ignore[union-attr]
+                    else:
+                        self._on_server_cqe(ud, res, u32[w0 + 4 * idx + 3])
+                    head = (head + 1) & 0xFFFFFFFF
+                    u32[head_i] = head
+                    if head == tail:
+                        tail = u32[tail_i]
+        finally:
+            self._close_all_quietly()
+
+    def _on_server_cqe(self, op: int, res: int, flags: int) -> None:
+        if op == _ACCEPT:
+            self._on_accept(res, flags)
+        elif op == _SIGNAL:
+            self._on_signal_read(res)
+        elif op == _TIMEOUT:
+            self._on_timeout()
+        elif op == _LISTENER_READY:
+            self._on_listener_ready(res)
+        # _CANCEL: nothing to do; the ACCEPT it cancelled reports -ECANCELED itself.
+
+    def _close_all_quietly(self) -> None:
+        for conn in list(self.connections):
+            conn.sock.close()
+        self.connections.clear()
+        if self._listener_open:
+            self._listener_open = False
+            self._lsock.close()
+            if self._unix_identity is not None:
+                remove_unix_file(self.endpoint.path, self._unix_identity)
+        if self._reserve_fd is not None:
+            os.close(self._reserve_fd)
+            self._reserve_fd = None
+        self._restore_signals()
+        self._close_ring_and_pipe()
+
+    def _restore_signals(self) -> None:
+        for signum, previous in self._previous_handlers.items():
+            signal.signal(signum, previous)  # type: ignore[arg-type]
+        self._previous_handlers.clear()
+        if self._old_wakeup_fd is not None:
+            signal.set_wakeup_fd(self._old_wakeup_fd)
+            self._old_wakeup_fd = None
+
+    def _close_ring_and_pipe(self) -> None:
+        # Closing the ring cancels whatever is still in flight; the kernel drops its file refs.
+        if self.ring.fd >= 0:
+            self.ring.close()
+        for fd in (self._sig_r, self._sig_w):
+            if fd >= 0:
+                os.close(fd)
+        self._sig_r = self._sig_w = -1
+
+    def print_stats(self, stream: TextIO = sys.stderr) -> None:
+        print(self.stats.line(), file=stream, flush=True)
+
+
+def _ignore_in_handler(signum: int, frame: object) -> None:
+    # The wakeup fd already told the ring; the loop acts on the byte it reads.
+    pass
