@@ -116,7 +116,11 @@ def measure_point(point: Point, servers: list[str], args: argparse.Namespace) ->
                 shift = rnd % len(servers)
                 for name in servers[shift:] + servers[:shift]:
                     server = started[name]
-                    runs[name].append(run_client(server.endpoint, point, args, server.pid))
+                    try:
+                        runs[name].append(run_client(server.endpoint, point, args, server.pid))
+                    except (RuntimeError, OSError, ValueError) as err:
+                        # A failed run is data too: say so, leave it out of the medians.
+                        print(f"server_speed: {name} {point.label()}: {err}", file=sys.stderr)
         finally:
             for server in started.values():
                 server.stop()
@@ -127,13 +131,16 @@ def summarise(point: Point, runs: dict[str, list[dict]]) -> dict:
     ref = runs.get(REFERENCE)
     out = {}
     for name, samples in runs.items():
+        if not samples:
+            out[name] = {"runs": [], "failed": True}
+            continue
         entry = {
             "msgs_per_s": statistics.median(r["msgs_per_s"] for r in samples),
             "server_us_per_msg": statistics.median(r["server_us_per_msg"] for r in samples),
             "client_cpu_util": statistics.median(r["client_cpu_util"] for r in samples),
             "runs": samples,
         }
-        if ref:
+        if ref and len(ref) == len(samples):
             ratios = [s["msgs_per_s"] / r["msgs_per_s"] for s, r in zip(samples, ref, strict=True)]
             entry["vs_reference"] = {
                 "median": statistics.median(ratios),
@@ -152,6 +159,9 @@ def table(results: list[dict], servers: list[str]) -> str:
         cells = []
         for name in servers:
             entry = res["servers"][name]
+            if entry.get("failed"):
+                cells.append("failed")
+                continue
             ratio = entry.get("vs_reference")
             text = (
                 f"{ratio['median']:.2f}× ({ratio['min']:.2f}–{ratio['max']:.2f})" if ratio else ""

@@ -47,8 +47,12 @@ def serve(lsock: socket.socket, mode: str) -> None:
                     return  # reset: the next recv reports it and closes
                 if sent < n:  # never taken at 64 B; keeps large echoes correct
                     sock.setblocking(True)
-                    sock.sendall(view[sent:n])
-                    sock.setblocking(False)
+                    try:
+                        sock.sendall(view[sent:n])
+                    except OSError:
+                        return  # reset mid-send: the next recv reports it and closes
+                    finally:
+                        sock.setblocking(False)
 
         set_nodelay(sock)
         sock.setblocking(False)
