@@ -73,6 +73,18 @@ def our_links() -> list[str]:
     return names
 
 
+def pids_inside(ns: str) -> list[int]:
+    """PIDs of the processes whose network namespace is ``ns``."""
+    out = _ip("netns", "pids", ns, check=False).stdout
+    return [int(pid) for pid in out.split() if pid.isdigit()]
+
+
+def _kill_inside(ns: str) -> None:
+    for pid in pids_inside(ns):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 def _owner_alive(name: str) -> bool:
     """Is the run that made ``name`` (its tag is that run's PID) another live process?"""
     tag = name[len(PREFIX) : -1]
@@ -93,9 +105,7 @@ def cleanup() -> None:
     for ns in our_namespaces():
         if _owner_alive(ns):
             continue
-        for pid in _ip("netns", "pids", ns, check=False).stdout.split():
-            with contextlib.suppress(ProcessLookupError, ValueError):
-                os.kill(int(pid), signal.SIGKILL)
+        _kill_inside(ns)
         _ip("netns", "delete", ns, check=False)
     for link in our_links():  # deleting one end of a veth pair deletes both
         if not _owner_alive(link):
@@ -103,13 +113,19 @@ def cleanup() -> None:
 
 
 @contextlib.contextmanager
-def veth_pair(tag: str | None = None) -> Iterator[VethPair]:
-    """Create the two namespaces and the veth pair between them; always delete them after."""
+def veth_pair() -> Iterator[VethPair]:
+    """Create the two namespaces and the veth pair between them; always delete them after.
+
+    The names carry this process's PID, so :func:`cleanup` in another run leaves them be while
+    we live; one process has one pair at a time."""
     reason = available()
     if reason:
         raise NetnsError(reason)
-    tag = tag or str(os.getpid())  # <= 7 digits: names stay within IFNAMSIZ (15)
+    tag = str(os.getpid())  # <= 7 digits: names stay within IFNAMSIZ (15)
     pair = VethPair(f"{PREFIX}{tag}s", f"{PREFIX}{tag}c", f"{PREFIX}{tag}s", f"{PREFIX}{tag}c")
+    # These names carry our own tag: whatever already has them is a leftover of ours (a block
+    # of this process that was killed half-way), never another live run's.
+    _delete(pair)
     try:
         _ip("netns", "add", pair.server_ns)
         _ip("netns", "add", pair.client_ns)
@@ -124,11 +140,20 @@ def veth_pair(tag: str | None = None) -> Iterator[VethPair]:
             _ip("-n", ns, "link", "set", link, "up")
         yield pair
     finally:
-        for ns in (pair.server_ns, pair.client_ns):
-            for pid in _ip("netns", "pids", ns, check=False).stdout.split():
-                with contextlib.suppress(ProcessLookupError, ValueError):
-                    os.kill(int(pid), signal.SIGKILL)
-            _ip("netns", "delete", ns, check=False)
-        for link in (pair.server_link, pair.client_link):
-            if link in our_links():
-                _ip("link", "delete", link, check=False)
+        _delete(pair)
+
+
+def _delete(pair: VethPair) -> None:
+    """SIGKILL what runs inside the pair's namespaces, then delete them and the link.
+
+    Only a process already inside is found: one still on its way in (``ip netns exec`` before
+    its setns) is the caller's to stop by PID, as every process started inside is."""
+    present = our_namespaces()
+    for ns in (pair.server_ns, pair.client_ns):
+        if ns not in present:
+            continue
+        _kill_inside(ns)
+        _ip("netns", "delete", ns, check=False)
+    for link in (pair.server_link, pair.client_link):
+        if link in our_links():
+            _ip("link", "delete", link, check=False)

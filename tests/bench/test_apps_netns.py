@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -19,7 +20,7 @@ def _can_make_namespaces() -> str | None:
     if reason:
         return reason
     try:
-        with netns.veth_pair("probe"):
+        with netns.veth_pair():
             pass
     except netns.NetnsError as err:
         return str(err)
@@ -28,6 +29,21 @@ def _can_make_namespaces() -> str | None:
 
 REASON = _can_make_namespaces()
 needs_netns = pytest.mark.skipif(REASON is not None, reason=f"no network namespaces: {REASON}")
+
+
+def _wait_inside(ns: str, pid: int) -> None:
+    """Until ``pid`` has entered ``ns`` (``ip netns exec`` joins it after it was started)."""
+    deadline = time.monotonic() + 10
+    while pid not in netns.pids_inside(ns):
+        assert time.monotonic() < deadline, f"{pid} never entered {ns}"
+        time.sleep(0.02)
+
+
+def _dead_pid() -> int:
+    """The PID of a process that has exited: the tag of a run that was killed."""
+    child = subprocess.Popen(["true"])
+    child.wait(timeout=10)
+    return child.pid
 
 
 def _nothing_left(pair: netns.VethPair) -> None:
@@ -40,7 +56,7 @@ def _nothing_left(pair: netns.VethPair) -> None:
 @needs_netns
 @pytest.mark.timeout(60)
 def test_veth_pair_carries_tcp_between_namespaces_and_is_deleted():
-    with netns.veth_pair("t1") as pair:
+    with netns.veth_pair() as pair:
         assert {pair.server_ns, pair.client_ns} <= set(netns.our_namespaces())
         # A TCP connection from the client side to a listener on the server side's address.
         listener = subprocess.Popen(
@@ -72,8 +88,14 @@ def test_veth_pair_carries_tcp_between_namespaces_and_is_deleted():
 @needs_netns
 @pytest.mark.timeout(60)
 def test_veth_pair_is_deleted_with_its_processes_when_the_run_fails():
-    with pytest.raises(RuntimeError, match="boom"), netns.veth_pair("t2") as pair:
+    with pytest.raises(RuntimeError, match="boom"), netns.veth_pair() as pair:
         sleeper = subprocess.Popen([*pair.exec_in(pair.server_ns), "sleep", "300"])
+        try:
+            _wait_inside(pair.server_ns, sleeper.pid)
+        except BaseException:
+            sleeper.kill()
+            sleeper.wait(timeout=10)
+            raise
         raise RuntimeError("boom")
     assert sleeper.wait(timeout=10) != 0  # killed by the cleanup, by its PID
     _nothing_left(pair)
@@ -82,18 +104,19 @@ def test_veth_pair_is_deleted_with_its_processes_when_the_run_fails():
 @needs_netns
 @pytest.mark.timeout(60)
 def test_cleanup_removes_leftovers_of_a_killed_run():
-    subprocess.run(["ip", "netns", "add", f"{netns.PREFIX}t3s"], check=True, timeout=10)
+    dead = f"{netns.PREFIX}{_dead_pid()}"  # a run whose PID is gone left these behind
+    subprocess.run(["ip", "netns", "add", f"{dead}s"], check=True, timeout=10)
     subprocess.run(
-        ["ip", "link", "add", f"{netns.PREFIX}t3a", "type", "veth", "peer", "name",
-         f"{netns.PREFIX}t3b"], check=True, timeout=10,
+        ["ip", "link", "add", f"{dead}a", "type", "veth", "peer", "name", f"{dead}b"],
+        check=True, timeout=10,
     )  # fmt: skip
-    sleeper = subprocess.Popen(["ip", "netns", "exec", f"{netns.PREFIX}t3s", "sleep", "300"])
+    sleeper = subprocess.Popen(["ip", "netns", "exec", f"{dead}s", "sleep", "300"])
     try:
-        assert f"{netns.PREFIX}t3s" in netns.our_namespaces()
+        _wait_inside(f"{dead}s", sleeper.pid)
         netns.cleanup()
         assert sleeper.wait(timeout=10) != 0
-        assert not [n for n in netns.our_namespaces() if n.startswith(f"{netns.PREFIX}t3")]
-        assert not [n for n in netns.our_links() if n.startswith(f"{netns.PREFIX}t3")]
+        assert f"{dead}s" not in netns.our_namespaces()
+        assert not {f"{dead}a", f"{dead}b"} & set(netns.our_links())
     finally:
         if sleeper.poll() is None:
             os.kill(sleeper.pid, 9)
@@ -115,8 +138,9 @@ def test_container_smoke_measures_three_paths_and_leaves_nothing():
         assert {r["transport"] for r in rows if r["case"].startswith("redis")} == {
             "unix", "tcp", "veth"
         }  # fmt: skip
-    assert netns.our_namespaces() == []
-    assert netns.our_links() == []
+    ours = f"{netns.PREFIX}{os.getpid()}"  # another run's live namespaces may be there: not ours
+    assert not [n for n in netns.our_namespaces() if n.startswith(ours)]
+    assert not [n for n in netns.our_links() if n.startswith(ours)]
 
 
 @needs_netns
