@@ -318,7 +318,7 @@ def serve(
     sock = None
     try:
         if systemd:
-            sock, endpoint = inherited_listener()
+            sock, endpoint = inherited_listener(SOCK_TYPES[sock_type])
         else:
             endpoint = endpoint_from_options(host, port, unix)
         if (allow_uid is not None or allow_gid is not None) and not endpoint.is_unix:

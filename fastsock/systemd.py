@@ -27,12 +27,21 @@ def activated() -> bool:
     return pid.isdigit() and int(pid) == os.getpid() and "LISTEN_FDS" in os.environ
 
 
-def inherited_listener() -> tuple[socket.socket, Endpoint]:
-    """The one listening stream socket systemd passed, non-blocking, and its endpoint.
+_KIND = {
+    socket.SOCK_STREAM: "a listening stream socket (ListenStream=)",
+    socket.SOCK_SEQPACKET: "a listening seqpacket socket (ListenSequentialPacket=)",
+    socket.SOCK_DGRAM: "a datagram socket (ListenDatagram=)",
+}
 
-    Raises :class:`EndpointError` (one line for the user) when there is none, more than one,
-    or fd 3 is not a listening stream socket. The ``LISTEN_*`` variables are removed either
-    way, as sd_listen_fds(unset_environment=1) does, so nothing we start inherits them.
+
+def inherited_listener(sock_type: int = socket.SOCK_STREAM) -> tuple[socket.socket, Endpoint]:
+    """The one socket systemd passed, non-blocking, and its endpoint.
+
+    ``sock_type`` is what ``--type`` asks for: a stream or seqpacket socket must be listening,
+    a datagram socket is bound only. Raises :class:`EndpointError` (one line for the user) when
+    there is none, more than one, or fd 3 is not the kind asked for. The ``LISTEN_*``
+    variables are removed either way, as sd_listen_fds(unset_environment=1) does, so nothing
+    we start inherits them.
     """
     try:
         if not activated():
@@ -54,8 +63,8 @@ def inherited_listener() -> tuple[socket.socket, Endpoint]:
         raise EndpointError(f"--systemd: fd {fd} is not a socket ({err.strerror})") from None
     try:
         listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
-        if sock.type != socket.SOCK_STREAM or not listening:
-            raise EndpointError(f"--systemd: fd {fd} is not a listening stream socket")
+        if sock.type != sock_type or (sock_type != socket.SOCK_DGRAM and not listening):
+            raise EndpointError(f"--systemd: fd {fd} is not {_KIND[sock_type]}")
         endpoint = _endpoint_of(sock)
     except BaseException:
         sock.detach()  # not ours to close: leave fd 3 as we found it

@@ -145,6 +145,42 @@ def test_wrong_sockets_are_one_line_errors(tmp_path):
         assert "Traceback" not in result.stderr
 
 
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("family", ["udp", "unix"])
+def test_an_activated_datagram_socket_is_served_with_type_dgram(tmp_path, family):
+    if family == "udp":
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+    else:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(str(tmp_path / "dg.sock"))
+    with (
+        sock,
+        ServerProcess(activate(sock, "--type", "dgram"), pass_fds=(sock.fileno(),)) as server,
+    ):
+        with socket.socket(sock.family, socket.SOCK_DGRAM) as client:
+            client.settimeout(10)
+            if family == "unix":
+                client.bind(str(tmp_path / "client.sock"))  # a name to be answered at
+            client.sendto(b"one datagram", sock.getsockname())
+            assert client.recv(100) == b"one datagram"
+        assert server.stop() == 0
+    assert parse_stats(server.stderr_text)["datagrams_in"] == 1
+
+
+@pytest.mark.timeout(30)
+def test_a_socket_of_another_type_than_asked_is_a_one_line_error(tmp_path):
+    with unix_listener(str(tmp_path / "s.sock")) as listener:
+        as_dgram = run_serve(activate(listener, "--type", "dgram"), (listener.fileno(),))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.bind(("127.0.0.1", 0))
+        as_stream = run_serve(activate(udp), (udp.fileno(),))
+    assert as_dgram.returncode == 2 and "not a datagram socket" in as_dgram.stderr
+    assert as_stream.returncode == 2 and "not a listening stream socket" in as_stream.stderr
+    for result in (as_dgram, as_stream):
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
 def readme_units() -> dict[str, str]:
     """The example units in the README: ```ini blocks whose first line names the unit file."""
     with open(README) as f:
