@@ -6,11 +6,10 @@ import json
 import shutil
 from pathlib import Path
 
-from click.testing import CliRunner
-
 from bench.apps.__main__ import SCHEMA
 from bench.apps.stats import paired_ratios, summarize
-from fastsock.cli import main as fastsock_main
+from fastsock.report.report import write_report
+from fastsock.report.results import load_results
 from tests.bench.conftest import FIXTURE_RESULTS
 
 
@@ -43,10 +42,11 @@ def apps_doc(redis_unix: float = 150.0) -> dict:
 
 
 def _plot(folder: Path, doc: dict) -> tuple[str, bytes]:
+    """REPORT.md and the apps chart as ``fastsock plot`` writes them, without the bench.json
+    charts (tests/bench/test_plots.py draws those; each costs seconds of matplotlib)."""
     shutil.copy(FIXTURE_RESULTS, folder / "bench.json")
     (folder / "apps.json").write_text(json.dumps(doc))
-    result = CliRunner().invoke(fastsock_main, ["plot", str(folder / "bench.json")])
-    assert result.exit_code == 0, result.output
+    write_report(load_results(folder / "bench.json"), [], folder, "bench.json", folder)
     return (folder / "REPORT.md").read_text(), (folder / "apps-unix-tcp.png").read_bytes()
 
 
@@ -75,7 +75,7 @@ def test_apps_chart_and_section_redraw_identically_and_follow_the_data(tmp_path:
 
 def test_no_apps_section_without_apps_json(tmp_path: Path) -> None:
     shutil.copy(FIXTURE_RESULTS, tmp_path / "bench.json")
-    result = CliRunner().invoke(fastsock_main, ["plot", str(tmp_path / "bench.json")])
-    assert result.exit_code == 0, result.output
+    write_report(load_results(tmp_path / "bench.json"), [], tmp_path, "bench.json", tmp_path)
     assert "## Real servers" not in (tmp_path / "REPORT.md").read_text()
+    assert not (tmp_path / "apps-unix-tcp.png").exists()
     assert not (tmp_path / "apps-unix-tcp.png").exists()
