@@ -106,7 +106,15 @@ def test_interrupt_stops_a_long_run(fastsock_server, engine: str) -> None:
     # run at once with exit status 130, not after --duration.
     server = fastsock_server("echo", "unix")
     argv = [*LOAD, "--unix", server.endpoint.path, "--conns", "2", "--duration", "40"]
-    proc = subprocess.Popen([*argv, "--engine", engine], stderr=subprocess.PIPE, text=True)
+    # A shell starts background jobs with SIGINT ignored, and Python keeps an ignored SIGINT
+    # ignored (as it should: nohup'd and & jobs are not meant to get ^C); `make test &` would
+    # then hand that to the client. It gets the default, as from a terminal.
+    proc = subprocess.Popen(
+        [*argv, "--engine", engine],
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         me = psutil.Process(proc.pid)
         deadline = time.monotonic() + 20
