@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,6 +41,7 @@ from bench.peers.registry import LOAD_CLIENT, PEERS, build_c_peers, peer_env
 from fastsock import metadata
 from fastsock.address import Endpoint, tcp_endpoint, unix_endpoint
 from fastsock.process import ServerProcess
+from fastsock.report.summary import spread_record as spread
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -129,15 +129,6 @@ def one_run(
         "client_cpu_util": round(client_util, 3),
         "server_cpu_util_whole_run": round(server_busy, 3),
         "argv": argv,
-    }
-
-
-def spread(values: list[float]) -> dict:
-    return {
-        "median": statistics.median(values),
-        "min": min(values),
-        "max": max(values),
-        "n": len(values),
     }
 
 

@@ -56,6 +56,7 @@ from bench.nginx import Nginx, NginxError, nginx_binary
 from fastsock import metadata, units
 from fastsock.address import Endpoint, tcp_endpoint, unix_endpoint
 from fastsock.process import ServerProcess
+from fastsock.report.summary import spread_record as spread
 
 SCHEMA = "fastsock.http_bench/1"
 PROFILES = {
@@ -260,15 +261,6 @@ def verify_servers(
 
 
 # -- summaries --------------------------------------------------------------------------------
-def spread(values: list[float]) -> dict:
-    return {
-        "median": statistics.median(values),
-        "min": min(values),
-        "max": max(values),
-        "n": len(values),
-    }
-
-
 def summarize(runs: list[dict]) -> list[dict]:
     groups: dict[tuple, list[dict]] = {}
     for run in runs:

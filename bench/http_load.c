@@ -377,12 +377,12 @@ static void usage(void)
 int main(int argc, char **argv)
 {
     prog_name = "http_load";
-    const char *host = "127.0.0.1", *port = NULL, *unix_path = NULL, *path = NULL;
+    struct endpoint_options target = ENDPOINT_OPTIONS_INIT;
+    const char *path = NULL;
     long conns = 8;
     double duration = 5.0, warmup = 0.5;
     static struct option opts[] = {
-        {"host", required_argument, 0, 'H'},     {"port", required_argument, 0, 'p'},
-        {"unix", required_argument, 0, 'u'},     {"path", required_argument, 0, 'P'},
+        ENDPOINT_LONG_OPTIONS,                   {"path", required_argument, 0, 'P'},
         {"conns", required_argument, 0, 'c'},    {"depth", required_argument, 0, 'D'},
         {"duration", required_argument, 0, 'd'}, {"warmup", required_argument, 0, 'w'},
         {"length", required_argument, 0, 'l'},   {"checksum", required_argument, 0, 'k'},
@@ -392,10 +392,9 @@ int main(int argc, char **argv)
     };
     int opt;
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (endpoint_option(&target, opt, optarg))
+            continue;
         switch (opt) {
-        case 'H': host = optarg; break;
-        case 'p': port = optarg; break;
-        case 'u': unix_path = optarg; break;
         case 'P': path = optarg; break;
         case 'c': conns = parse_long("--conns", optarg, 1, 10000); break;
         case 'D': depth = parse_long("--depth", optarg, 1, 16); break;
@@ -418,7 +417,7 @@ int main(int argc, char **argv)
     }
     if (!path || path[0] != '/' || strlen(path) > 900 || strpbrk(path, " \r\n"))
         die(2, "--path wants an origin-form path like /file.bin (no spaces)");
-    endpoint_from_options(&ep, host, port, unix_path);
+    endpoint_from_options(&ep, &target);
     request_len = (size_t)snprintf(request, sizeof(request),
                                    "GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n", path);
     /* Pipelined requests must fit one connection's output buffer. */

@@ -23,6 +23,7 @@ from bench.peers import registry
 from bench.peers.registry import LOAD_CLIENT, PEERS, available_peers, peer_env
 from fastsock.address import Endpoint, connect, tcp_endpoint, unix_endpoint
 from fastsock.process import ServerProcess
+from tests.conftest import has_ipv6_loopback
 
 MY_PEERS = [
     "asyncio-protocol",
@@ -67,15 +68,6 @@ def load_client(availability: dict[str, str | None]) -> Path:
     if not LOAD_CLIENT.exists():
         pytest.skip(f"C load client: {registry.build_c_peers()['load_client']}")
     return LOAD_CLIENT
-
-
-def has_ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
-            s.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
 
 
 def abstract_name() -> str:

@@ -4,14 +4,7 @@ from __future__ import annotations
 
 import statistics
 
-
-def spread(values: list[float]) -> dict:
-    return {
-        "median": statistics.median(values),
-        "min": min(values),
-        "max": max(values),
-        "n": len(values),
-    }
+from fastsock.report.summary import spread_record as spread
 
 
 def _key(row: dict) -> tuple:

@@ -26,9 +26,10 @@ from collections import OrderedDict
 from fastsock.address import Endpoint
 from fastsock.load.config import LoadConfig
 from fastsock.load.conn import ConnectError, ensure_fd_limit
-from fastsock.load.cpu import CpuTimes, ServerCpu, self_times
-from fastsock.load.engine import ERROR_KINDS, MAX_ERROR_SAMPLES
 from fastsock.load.histogram import FOLD_AT, LatencyRecorder
+from fastsock.load.schedule import DueTimes, phases
+from fastsock.load.verify import ErrorLog
+from fastsock.load.window import Window, age_unanswered, worker_result
 
 HEADER = struct.Struct("<QI")
 MIN_SIZE = HEADER.size
@@ -139,20 +140,17 @@ class DatagramEngine:
         self.recorder = LatencyRecorder()
         self.rxbuf = bytearray(UDP6_MAX + 1 if not endpoint.is_unix else max(size, 1) + 1)
         self.rxview = memoryview(self.rxbuf)
-        self.errors = dict.fromkeys(ERROR_KINDS, 0)
-        self.error_samples: list[str] = []
+        self.error_log = ErrorLog()
         self.counts = dict.fromkeys(
             ("sent", "answered", "lost", "duplicated", "reordered", "corrupted", "late"), 0
         )
-        self.server_cpu = ServerCpu(server_pid) if server_pid else None
+        self.window = Window(server_pid)
         self.ep = select.epoll()
         self.incomplete = 0
 
     # -- accounting ---------------------------------------------------------------------------
     def _error(self, kind: str, detail: str) -> None:
-        self.errors[kind] += 1
-        if len(self.error_samples) < MAX_ERROR_SAMPLES:
-            self.error_samples.append(f"{kind}: {detail}")
+        self.error_log.add(kind, f"{kind}: {detail}")
 
     def _send(self, s: _Sock, stamp: int) -> bool:
         seq = s.next_seq
@@ -250,13 +248,11 @@ class DatagramEngine:
         return self._result()
 
     def _run(self, t0: int) -> None:
-        warm_end = t0 + int(self.warmup * 1e9)
-        end = warm_end + int(self.duration * 1e9)
+        warm_end, end = phases(t0, self.warmup, self.duration)
         for s in self.socks:
             self.ep.register(s.fd, select.EPOLLIN)
-        open_loop = self.rate is not None
-        interval = 1e9 / self.rate if open_loop else 0.0
-        due_index = 0
+        due = DueTimes(t0, self.rate) if self.rate is not None else None
+        open_loop = due is not None
         now = time.monotonic_ns()
         if not open_loop:
             for s in self.socks:
@@ -268,17 +264,15 @@ class DatagramEngine:
             if not measuring and now >= warm_end:
                 self._begin_window(now)
                 measuring = True
-            if open_loop:
-                # Every datagram due by now goes out, stamped with its due time.
-                while True:
-                    due = t0 + int(due_index * interval)
-                    if due > now:
+            if due is not None:
+                # Every datagram due by now goes out, stamped with its due time; one the send
+                # buffer has no room for stays due (the schedule waits for it).
+                while due.next <= now:
+                    s = self.socks[due.count % len(self.socks)]
+                    if not self._send(s, due.next):
                         break
-                    s = self.socks[due_index % len(self.socks)]
-                    if not self._send(s, due):
-                        break
-                    due_index += 1
-                wait_ns = min(t0 + int(due_index * interval), end) - now
+                    due.advance()
+                wait_ns = min(due.next, end) - now
             else:
                 wait_ns = min(end, next_expire) - now
             timeout = max(0.0, min(wait_ns, self.loss_timeout_ns // 4) / 1e9)
@@ -306,47 +300,35 @@ class DatagramEngine:
     def _begin_window(self, now: int) -> None:
         self.recorder.reset()
         self.counts = dict.fromkeys(self.counts, 0)
-        self.errors = dict.fromkeys(ERROR_KINDS, 0)
-        self.error_samples = []
+        self.error_log.clear()
         # What was sent during the warm-up and is answered now counts as answered, not sent:
         # start the window with those in flight as already sent.
         self.counts["sent"] = sum(len(s.inflight) for s in self.socks)
-        self.window_start = now
-        self.cpu_at_start = self_times()
-        self.server_at_start = self.server_cpu.times() if self.server_cpu else None
+        self.window.begin(now)
 
     def _end_window(self, now: int) -> None:
-        self.window_end = now
-        self.cpu_at_end = self_times()
-        self.server_at_end = self.server_cpu.times() if self.server_cpu else None
+        self.window.close(now)
         if self.rate is not None:
-            # Still unanswered at the end: their age now is a lower bound of their latency.
-            for s in self.socks:
-                for stamp in s.inflight.values():
-                    self.recorder.values.append(now - stamp)
-                self.incomplete += len(s.inflight)
+            self.incomplete += age_unanswered(
+                self.recorder.values.append, now, (s.inflight.values() for s in self.socks)
+            )
 
     def _result(self) -> dict:
-        cpu = self.cpu_at_end - self.cpu_at_start
-        server: CpuTimes | None = None
-        if self.server_at_start is not None and self.server_at_end is not None:
-            server = self.server_at_end - self.server_at_start
         answered = self.counts["answered"]
-        return {
-            "messages": answered,
-            "bytes": answered * self.size,
-            "elapsed_ns": self.window_end - self.window_start,
-            "errors": dict(self.errors),
-            "error_samples": list(self.error_samples),
-            "histogram": self.recorder.encoded(),
-            "incomplete": self.incomplete,
-            "conns_alive": len(self.socks),
-            "cpu_user_s": cpu.user,
-            "cpu_sys_s": cpu.sys,
-            "server_user_s": server.user if server else None,
-            "server_sys_s": server.sys if server else None,
-            "datagrams": dict(self.counts),
-        }
+        result = worker_result(
+            messages=answered,
+            nbytes=answered * self.size,
+            elapsed_ns=self.window.elapsed_ns,
+            errors=dict(self.error_log.counts),
+            error_samples=list(self.error_log.samples),
+            histogram=self.recorder.encoded(),
+            incomplete=self.incomplete,
+            conns_alive=len(self.socks),
+            cpu=self.window.cpu,
+            server=self.window.server,
+        )
+        result["datagrams"] = dict(self.counts)
+        return result
 
 
 def run_datagram(config: LoadConfig) -> dict:

@@ -1,17 +1,16 @@
 """The client event loop of one load process: drive connections, verify, count, time.
 
-One process runs one :class:`Engine` over its share of the connections. The run has three
-phases on the shared CLOCK_MONOTONIC (so forked workers line up): start at ``t0``, warm-up
-until ``t0 + warmup`` (everything measured so far is thrown away), then the measured window of
-``duration`` seconds.
+One process runs one :class:`Engine` over its share of the connections, on the timeline of
+:mod:`fastsock.load.schedule` (warm-up, measured window, open-loop due times), measuring the
+:class:`~fastsock.load.window.Window` and counting errors in an
+:class:`~fastsock.load.verify.ErrorLog`. This class is the echo workload and what every stream
+workload shares (connections, sending, the loop's clock: :meth:`Engine._turn`); the others
+subclass it with only what differs (``stream_engine`` for send/recv, ``http_engine``).
 
 Closed loop: every connection keeps ``depth`` messages in flight; each completion sends the next
-message at once. Open loop: message ``k`` of this process is due at ``t0 + k / rate`` on
-connection ``k mod conns`` (a fixed schedule, evenly spread); its latency counts from that due
-time, not from when the client got round to sending it, so a stalled server shows its stall in
-full (coordinated-omission correction, as wrk2 does). Messages still unanswered when the window
-closes are recorded with their age at that moment (a lower bound of their latency) and counted
-as ``incomplete``, so a stall at the very end is not lost either.
+message at once. Open loop: messages go out on the schedule, and those still unanswered when the
+window closes are recorded with their age at that moment (a lower bound of their latency) and
+counted as ``incomplete``, so a stall at the very end is not lost either.
 
 The hot path is deliberately plain and inlined (see ``_run_echo``): at 64 B the Python work per
 message is what limits the client, so there is no per-message allocation besides two memoryview
@@ -32,10 +31,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastsock.load.conn import close_cleanly
-from fastsock.load.cpu import CpuTimes, ServerCpu, self_times
 from fastsock.load.histogram import FOLD_AT, LatencyRecorder
 from fastsock.load.http import HttpTarget
 from fastsock.load.pattern import Pattern
+from fastsock.load.schedule import DueTimes, phases
+from fastsock.load.verify import ErrorLog
+from fastsock.load.window import (
+    LATENCY_WORKLOADS,
+    Window,
+    age_unanswered,
+    messages_and_bytes,
+    worker_result,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,15 +53,11 @@ RX_CAP = 256 * 1024  # one recv_into reads at most this much (a preallocated, sh
 TX_CHUNK = 256 * 1024  # one send writes at most this much (a slice of the pattern)
 MAX_CHUNKS = 16  # sends per flush, so one fast connection cannot starve the loop
 TICK_NS = 250_000_000  # progress reports and histogram folding at most this often
-# What a source server sends: stream byte k is k % 256 (fastsock serve --mode source).
-SOURCE_PATTERN = bytes(range(256)) * (RX_CAP // 256 + 1)
-ERROR_KINDS = ("mismatch", "short_read", "reset", "refused", "closed", "other")
-# Workloads made of messages with a latency each (``completed`` counts messages); the others
-# stream bytes (``completed`` counts bytes) and record no latency.
-LATENCY_WORKLOADS = ("echo", "http")
-MAX_ERROR_SAMPLES = 10
 # After a run, how long to wait for the server's EOF on each connection (see _close_cleanly).
 CLOSE_TIMEOUT_NS = 2_000_000_000
+
+# Bound once: the loop reads the clock every turn.
+_monotonic_ns = time.monotonic_ns
 
 # progress(measuring, messages since the start): called every TICK_NS or so.
 ProgressFn = Callable[[bool, int], None]
@@ -119,10 +122,11 @@ class Conn:
 
 
 class Engine:
-    """Runs one process's connections; :meth:`run` returns the worker result dict.
+    """Runs one process's connections (workload echo); :meth:`run` returns the worker result.
 
-    A workload with its own loop subclasses it (``fastsock.load.http_engine``) and overrides
-    ``conn_class``, :meth:`_make_pattern`, :meth:`_run_workload` and :meth:`_closed`."""
+    A workload with its own loop subclasses it (``fastsock.load.stream_engine``,
+    ``fastsock.load.http_engine``) and overrides what differs: :meth:`_run_workload` and maybe
+    ``conn_class``, :meth:`_make_pattern`, :meth:`_send_due`, :meth:`_closed`."""
 
     conn_class: type[Conn] = Conn
 
@@ -131,13 +135,15 @@ class Engine:
     ) -> None:
         self.plan = plan
         self.size = plan.size
+        self.unit = plan.size  # bytes one message sends (http: one request)
         self.pattern = self._make_pattern()
         self.progress = progress
         self.rxbuf = bytearray(RX_CAP)
         self.rxview = memoryview(self.rxbuf)
         self.recorder = LatencyRecorder()
-        self.errors = dict.fromkeys(ERROR_KINDS, 0)
-        self.error_samples: list[str] = []
+        self.error_log = ErrorLog()
+        self.errors = self.error_log.counts
+        self.error_samples = self.error_log.samples
         self.ep = select.epoll()
         self.conns = [
             self.conn_class(
@@ -151,11 +157,16 @@ class Engine:
         self.alive = len(self.conns)
         self.completed = 0  # echo: messages answered; send/recv: bytes moved
         self.incomplete = 0
-        self.server_cpu = ServerCpu(plan.server_pid) if plan.server_pid else None
-        self.t0 = 0
-        self.window_start: int | None = None
-        self.window_end: int | None = None
+        self.window = Window(plan.server_pid)
         self.completed_at_start = 0
+        # The loop's clock (see _start_clock and _turn).
+        self.t0 = 0
+        self.end = 0
+        self.next_phase = 0
+        self.next_tick = 0
+        self.next_edge = 0  # min(next_phase, next_tick): one compare a turn in the common case
+        self.measuring = False
+        self.due: DueTimes | None = None
 
     def _make_pattern(self) -> Pattern:
         """What the connections send (``_flush`` writes slices of its ``view``)."""
@@ -164,9 +175,7 @@ class Engine:
     # -- errors -------------------------------------------------------------------------------
 
     def _error(self, kind: str, c: Conn, detail: str) -> None:
-        self.errors[kind] += 1
-        if len(self.error_samples) < MAX_ERROR_SAMPLES:
-            self.error_samples.append(f"conn {c.index}: {kind}: {detail}")
+        if self.error_log.add(kind, f"conn {c.index}: {kind}: {detail}"):
             log.warning("conn %d: %s: %s", c.index, kind, detail)
 
     def _drop(self, c: Conn) -> None:
@@ -204,12 +213,12 @@ class Engine:
         if not new:
             return
         c.last_bad = new[-1]
-        self.errors["mismatch"] += len(new)
-        if len(self.error_samples) < MAX_ERROR_SAMPLES:
-            self.error_samples.append(
-                f"conn {c.index}: mismatch: message(s) {new[0]}..{new[-1]} differ in echoed "
-                f"bytes {c.rx_pos}..{c.rx_pos + n}"
-            )
+        self.error_log.add(
+            "mismatch",
+            f"conn {c.index}: mismatch: message(s) {new[0]}..{new[-1]} differ in echoed "
+            f"bytes {c.rx_pos}..{c.rx_pos + n}",
+            len(new),
+        )
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -243,26 +252,36 @@ class Engine:
         c.tx_pos = tx
         self._want_write(c, tx < target)
 
+    def _start_messages(self, t0: int) -> None:
+        """Register every connection; closed loop: put ``depth`` messages in flight on each."""
+        depth = self.plan.depth
+        for c in self.conns:
+            self.ep.register(c.fd, EPOLLIN)
+            if self.due is None:
+                c.tx_target = depth * self.unit
+                c.times.extend([t0] * depth)
+                self._flush(c)
+
+    def _send_due(self, c: Conn, due: int) -> None:
+        """Open loop: the message due at ``due`` goes out on ``c`` (latency counts from then)."""
+        c.tx_target += self.unit
+        c.times.append(due)
+        if not c.writing:
+            self._flush(c)
+
     # -- phases -------------------------------------------------------------------------------
 
     def _begin_window(self, now: int) -> None:
         self.recorder.reset()
-        self.window_start = now
         self.completed_at_start = self.completed
-        self.cpu_at_start = self_times()
-        self.server_at_start = self.server_cpu.times() if self.server_cpu else None
+        self.window.begin(now)
 
     def _end_window(self, now: int) -> None:
-        self.window_end = now
-        self.cpu_at_end = self_times()
-        self.server_at_end = self.server_cpu.times() if self.server_cpu else None
+        self.window.close(now)
         if self.plan.rate is not None and self.plan.workload in LATENCY_WORKLOADS:
-            append = self.recorder.values.append
-            for c in self.conns:
-                if c.alive:
-                    for due in c.times:
-                        append(now - due)
-                    self.incomplete += len(c.times)
+            self.incomplete += age_unanswered(
+                self.recorder.values.append, now, (c.times for c in self.conns if c.alive)
+            )
 
     def _wait(self, timeout_ns: int, precise: bool) -> list[tuple[int, int]]:
         """Events, waiting at most ``timeout_ns``. epoll's timeout has millisecond granularity,
@@ -284,6 +303,58 @@ class Engine:
             if self.plan.workload not in LATENCY_WORKLOADS:
                 done //= self.size
             self.progress(measuring, done)
+
+    def _start_clock(self, t0: int) -> None:
+        """Set the loop's clock for a run from ``t0`` (see :meth:`_turn`)."""
+        plan = self.plan
+        warm_end, self.end = phases(t0, plan.warmup, plan.duration)
+        self.next_phase = warm_end
+        self.next_tick = t0 + TICK_NS
+        self.next_edge = min(self.next_phase, self.next_tick)
+        self.measuring = False
+        self.due = DueTimes(t0, plan.rate) if plan.rate is not None else None
+
+    def _turn(self, completed: int) -> list[tuple[int, int]] | None:
+        """The clock's part of one turn of a workload's loop, the same for all: at an edge
+        (window or tick, :meth:`_edge`) act on it, send what the open-loop schedule has due,
+        then wait for events until the next of those and return them; None once the window
+        has closed. ``completed`` is the loop's count so far (a local in the hot loop).
+
+        Called once a turn, not once a message; the closed loop's common case is one clock
+        read, one compare and the wait, as when this was written out in each loop."""
+        now = _monotonic_ns()
+        if now >= self.next_edge:
+            self.completed = completed
+            if not self._edge(now):
+                return None
+        due = self.due
+        if due is None:
+            return self._wait(self.next_edge - now, False)
+        # Send everything due by now; a late client catches up at once, and the latency still
+        # counts from the due time.
+        conns = self.conns
+        end = self.end
+        while due.next <= now and due.next < end:
+            c = conns[due.count % len(conns)]
+            at = due.advance()
+            if c.alive:
+                self._send_due(c, at)
+        return self._wait(min(due.next, self.next_edge) - now, True)
+
+    def _edge(self, now: int) -> bool:
+        """Begin or close the window, or tick, whichever is due. False: the window closed."""
+        if now >= self.next_phase:
+            if self.measuring:
+                self._end_window(now)
+                return False
+            self._begin_window(now)
+            self.measuring = True
+            self.next_phase = self.end
+        if now >= self.next_tick:
+            self._tick(self.measuring)
+            self.next_tick = now + TICK_NS
+        self.next_edge = min(self.next_phase, self.next_tick)
+        return True
 
     def run(self, t0: int) -> dict:
         """Run the plan from ``t0`` (a ``time.monotonic_ns()`` value, maybe in the future)."""
@@ -319,27 +390,15 @@ class Engine:
             c.alive = False
 
     def _run_workload(self, t0: int) -> None:
-        workload = self.plan.workload
-        if workload == "echo":
-            self._run_echo(t0)
-        else:
-            self._run_stream(t0, sending=workload == "send")
-
-    def _phases(self, t0: int) -> tuple[int, int]:
-        warm_end = t0 + int(self.plan.warmup * 1e9)
-        return warm_end, warm_end + int(self.plan.duration * 1e9)
+        """The workload's loop, from ``t0`` until the window closes or no connection is left."""
+        self._run_echo(t0)
 
     def _run_echo(self, t0: int) -> None:
         plan = self.plan
         size = plan.size
-        open_loop = plan.rate is not None
-        warm_end, end = self._phases(t0)
-        for c in self.conns:
-            self.ep.register(c.fd, EPOLLIN)
-            if not open_loop:
-                c.tx_target = plan.depth * size
-                c.times.extend([t0] * plan.depth)
-                self._flush(c)
+        self._start_clock(t0)
+        open_loop = self.due is not None
+        self._start_messages(t0)
 
         # Locals for the hot loop (attribute lookups cost per message).
         by_fd = self.by_fd
@@ -352,46 +411,13 @@ class Engine:
         record = self.recorder.values.append
         flush = self._flush
         tx_chunk = plan.tx_chunk
-        conns = self.conns
-        nconns = len(conns)
-        interval = 1e9 / plan.rate if open_loop else 0.0
-        k = 0  # open loop: next message number; it is due at t0 + k * interval
-        next_due = t0 if open_loop else end
-        measuring = False
-        next_phase = warm_end
-        next_tick = t0 + TICK_NS
+        turn = self._turn
         completed = 0
 
         while self.alive:
-            now = monotonic_ns()
-            if now >= next_phase:
-                self.completed = completed
-                if measuring:
-                    self._end_window(now)
-                    break
-                self._begin_window(now)
-                measuring = True
-                next_phase = end
-            if now >= next_tick:
-                self.completed = completed
-                self._tick(measuring)
-                next_tick = now + TICK_NS
-            if open_loop:
-                # Send everything due by now; a late client catches up at once, and the latency
-                # still counts from the due time.
-                while next_due <= now and next_due < end:
-                    c = conns[k % nconns]
-                    k += 1
-                    if c.alive:
-                        c.tx_target += size
-                        c.times.append(next_due)
-                        if not c.writing:
-                            flush(c)
-                    next_due = t0 + int(k * interval)
-                events = self._wait(min(next_due, next_phase, next_tick) - now, True)
-            else:
-                events = self._wait(min(next_phase, next_tick) - now, False)
-
+            events = turn(completed)
+            if events is None:
+                break
             for fd, ev in events:
                 c = by_fd[fd]
                 if c is None:
@@ -464,120 +490,28 @@ class Engine:
                     self._want_write(c, True)
         self.completed = completed
 
-    def _run_stream(self, t0: int, sending: bool) -> None:
-        """One-way throughput: ``send`` writes to a discard server as fast as the socket takes
-        it (closed loop) or on the schedule (open loop); ``recv`` reads from a source server and
-        checks the stream (byte k is k % 256). ``completed`` counts payload bytes; messages are
-        bytes // size. ``send`` counts bytes the kernel accepted: at the end up to a socket
-        buffer per connection may still be on its way."""
-        plan = self.plan
-        size = plan.size
-        open_loop = plan.rate is not None
-        warm_end, end = self._phases(t0)
-        unlimited = 1 << 62
-        for c in self.conns:
-            if sending and not open_loop:
-                c.tx_target = unlimited
-                c.writing = True
-                self.ep.register(c.fd, EPOLLIN | EPOLLOUT)
-            else:
-                self.ep.register(c.fd, EPOLLIN)
-        rxbuf = self.rxbuf
-        source_startswith = SOURCE_PATTERN.startswith
-        conns = self.conns
-        nconns = len(conns)
-        interval = 1e9 / plan.rate if open_loop else 0.0
-        k = 0
-        next_due = t0 if open_loop else end
-        measuring = False
-        next_phase = warm_end
-        next_tick = t0 + TICK_NS
-        while self.alive:
-            now = time.monotonic_ns()
-            if now >= next_phase:
-                if measuring:
-                    self._end_window(now)
-                    break
-                self._begin_window(now)
-                measuring = True
-                next_phase = end
-            if now >= next_tick:
-                self._tick(measuring)
-                next_tick = now + TICK_NS
-            if open_loop:
-                while next_due <= now and next_due < end:
-                    c = conns[k % nconns]
-                    k += 1
-                    if c.alive:
-                        before = c.tx_pos
-                        c.tx_target += size
-                        if not c.writing:
-                            self._flush(c)
-                        self.completed += c.tx_pos - before
-                    next_due = t0 + int(k * interval)
-                events = self._wait(min(next_due, next_phase, next_tick) - now, True)
-            else:
-                events = self._wait(min(next_phase, next_tick) - now, False)
-            for fd, ev in events:
-                c = self.by_fd[fd]
-                if c is None:
-                    continue
-                if ev & READABLE:
-                    try:
-                        n = c.recv_into(rxbuf)
-                    except BlockingIOError:
-                        n = -1
-                    except OSError as err:
-                        self._fail(c, err)
-                        continue
-                    if n == 0:
-                        self._closed(c)
-                        continue
-                    if n > 0:
-                        if sending:
-                            self._error("other", c, "a discard server sent data")
-                            self._drop(c)
-                            continue
-                        if not source_startswith(self.rxview[:n], c.rx_pos & 255):
-                            self._error("mismatch", c, f"source bytes {c.rx_pos}+{n} are wrong")
-                        c.rx_pos += n
-                        self.completed += n
-                if ev & EPOLLOUT and c.alive:
-                    before = c.tx_pos
-                    self._flush(c)
-                    self.completed += c.tx_pos - before
-
     def _result(self) -> dict:
         """Counts for the measured window (or what ran of it if every connection failed)."""
-        if self.window_start is None:
+        if self.window.start is None:
             # Every connection failed during warm-up: nothing was measured.
             now = time.monotonic_ns()
             self._begin_window(now)
             self._end_window(now)
-        elif self.window_end is None:
+        elif self.window.end is None:
             self._end_window(time.monotonic_ns())
-        moved = self.completed - self.completed_at_start
-        if self.plan.workload in LATENCY_WORKLOADS:
-            messages, nbytes = moved, moved * self.size
-        else:
-            messages, nbytes = moved // self.size, moved
-        cpu = self.cpu_at_end - self.cpu_at_start
-        server: CpuTimes | None = None
-        if self.server_at_start is not None and self.server_at_end is not None:
-            server = self.server_at_end - self.server_at_start
-        return {
-            "messages": messages,
-            "bytes": nbytes,
-            "elapsed_ns": self.window_end - self.window_start,
-            "errors": dict(self.errors),
-            "error_samples": list(self.error_samples),
-            "histogram": (
-                self.recorder.encoded() if self.plan.workload in LATENCY_WORKLOADS else None
-            ),
-            "incomplete": self.incomplete,
-            "conns_alive": self.alive,
-            "cpu_user_s": cpu.user,
-            "cpu_sys_s": cpu.sys,
-            "server_user_s": server.user if server else None,
-            "server_sys_s": server.sys if server else None,
-        }
+        workload = self.plan.workload
+        messages, nbytes = messages_and_bytes(
+            workload, self.completed - self.completed_at_start, self.size
+        )
+        return worker_result(
+            messages=messages,
+            nbytes=nbytes,
+            elapsed_ns=self.window.elapsed_ns,
+            errors=dict(self.errors),
+            error_samples=list(self.error_samples),
+            histogram=self.recorder.encoded() if workload in LATENCY_WORKLOADS else None,
+            incomplete=self.incomplete,
+            conns_alive=self.alive,
+            cpu=self.window.cpu,
+            server=self.window.server,
+        )

@@ -21,15 +21,7 @@ import socket
 import time
 import zlib
 
-from fastsock.load.engine import (
-    EPOLLIN,
-    EPOLLOUT,
-    READABLE,
-    TICK_NS,
-    TX_CHUNK,
-    Conn,
-    Engine,
-)
+from fastsock.load.engine import EPOLLOUT, READABLE, TX_CHUNK, Conn, Engine
 from fastsock.load.http import HEAD_END, MAX_HEAD, HeadError, describe_status, parse_head
 from fastsock.load.pattern import Pattern
 
@@ -78,7 +70,7 @@ class HttpEngine(Engine):
         self.good_heads: set[bytes] = set()
         self.body_bytes = 0
         self.body_bytes_at_start = 0
-        self.period = len(self.target.request)  # bytes per request
+        self.period = self.unit = len(self.target.request)  # bytes per request
         self.verify_every = self.plan.verify_every
         self.record = self.recorder.values.append
 
@@ -232,62 +224,23 @@ class HttpEngine(Engine):
     # -- the loop -----------------------------------------------------------------------------
 
     def _run_http(self, t0: int) -> None:
-        """Like ``_run_echo``: phases, open-loop schedule, sending and the closed loop's next
-        requests are the same; what differs is reading (``_receive``)."""
-        plan = self.plan
-        open_loop = plan.rate is not None
-        warm_end, end = self._phases(t0)
-        period = self.period
-        for c in self.conns:
-            self.ep.register(c.fd, EPOLLIN)
-            if not open_loop:
-                c.tx_target = plan.depth * period
-                c.times.extend([t0] * plan.depth)
-                self._flush(c)
-
+        """Like ``_run_echo``: the clock, the open-loop schedule, sending and the closed loop's
+        next requests are the same; what differs is reading (``_receive``)."""
+        self._start_clock(t0)
+        open_loop = self.due is not None
+        self._start_messages(t0)
         by_fd = self.by_fd
         rxbuf = self.rxbuf
         monotonic_ns = time.monotonic_ns
         receive = self._receive
         flush = self._flush
-        conns = self.conns
-        nconns = len(conns)
-        interval = 1e9 / plan.rate if open_loop else 0.0
-        k = 0
-        next_due = t0 if open_loop else end
-        measuring = False
-        next_phase = warm_end
-        next_tick = t0 + TICK_NS
+        period = self.period
         completed = 0
 
         while self.alive:
-            now = monotonic_ns()
-            if now >= next_phase:
-                self.completed = completed
-                if measuring:
-                    self._end_window(now)
-                    break
-                self._begin_window(now)
-                measuring = True
-                next_phase = end
-            if now >= next_tick:
-                self.completed = completed
-                self._tick(measuring)
-                next_tick = now + TICK_NS
-            if open_loop:
-                while next_due <= now and next_due < end:
-                    c = conns[k % nconns]
-                    k += 1
-                    if c.alive:
-                        c.tx_target += period
-                        c.times.append(next_due)
-                        if not c.writing:
-                            flush(c)
-                    next_due = t0 + int(k * interval)
-                events = self._wait(min(next_due, next_phase, next_tick) - now, True)
-            else:
-                events = self._wait(min(next_phase, next_tick) - now, False)
-
+            events = self._turn(completed)
+            if events is None:
+                break
             for fd, ev in events:
                 c = by_fd[fd]
                 if c is None:

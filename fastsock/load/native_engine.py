@@ -18,9 +18,11 @@ from types import ModuleType
 
 from fastsock.load.conn import close_cleanly
 from fastsock.load.cpu import CpuTimes, ServerCpu
-from fastsock.load.engine import CLOSE_TIMEOUT_NS, LATENCY_WORKLOADS, RX_CAP, Plan, ProgressFn
+from fastsock.load.engine import CLOSE_TIMEOUT_NS, RX_CAP, Plan, ProgressFn
 from fastsock.load.histogram import HIGHEST_NS, LOWEST_NS, LatencyRecorder
 from fastsock.load.pattern import Pattern
+from fastsock.load.schedule import phases
+from fastsock.load.window import LATENCY_WORKLOADS, messages_and_bytes, worker_result
 
 NATIVE_WORKLOADS = ("echo", "send", "recv")
 TICK_S = 0.25
@@ -49,8 +51,7 @@ class NativeEngine:
     def run(self, t0: int) -> dict:
         """Run the plan from ``t0`` (a ``time.monotonic_ns()`` value, maybe in the future)."""
         plan = self.plan
-        warm_end = t0 + int(plan.warmup * 1e9)
-        end = warm_end + int(plan.duration * 1e9)
+        warm_end, end = phases(t0, plan.warmup, plan.duration)
         latency = plan.workload in LATENCY_WORKLOADS
         done = array.array("q", [0])
         sampler = _Sampler(self.server_cpu, self.progress, done, warm_end, end)
@@ -84,26 +85,19 @@ class NativeEngine:
                 )
             for s in self.sockets:
                 s.close()
-        moved = raw["completed"]
-        if latency:
-            messages, nbytes = moved, moved * plan.size
-        else:
-            messages, nbytes = moved // plan.size, moved
-        server = sampler.server_window()
-        return {
-            "messages": messages,
-            "bytes": nbytes,
-            "elapsed_ns": raw["window_end_ns"] - raw["window_start_ns"],
-            "errors": raw["errors"],
-            "error_samples": raw["error_samples"],
-            "histogram": self.recorder.encoded() if latency else None,
-            "incomplete": raw["incomplete"],
-            "conns_alive": raw["conns_alive"],
-            "cpu_user_s": raw["cpu_user_s"],
-            "cpu_sys_s": raw["cpu_sys_s"],
-            "server_user_s": server.user if server else None,
-            "server_sys_s": server.sys if server else None,
-        }
+        messages, nbytes = messages_and_bytes(plan.workload, raw["completed"], plan.size)
+        return worker_result(
+            messages=messages,
+            nbytes=nbytes,
+            elapsed_ns=raw["window_end_ns"] - raw["window_start_ns"],
+            errors=raw["errors"],
+            error_samples=raw["error_samples"],
+            histogram=self.recorder.encoded() if latency else None,
+            incomplete=raw["incomplete"],
+            conns_alive=raw["conns_alive"],
+            cpu=CpuTimes(raw["cpu_user_s"], raw["cpu_sys_s"]),
+            server=sampler.server_window(),
+        )
 
 
 class _Sampler(threading.Thread):

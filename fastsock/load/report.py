@@ -9,8 +9,9 @@ from typing import IO
 
 from fastsock.load.config import LoadConfig, format_size
 from fastsock.load.cpu import client_cores, is_client_bound
-from fastsock.load.engine import ERROR_KINDS, LATENCY_WORKLOADS
 from fastsock.load.histogram import encode, merge, spectrum_us, summary_us
+from fastsock.load.verify import ERROR_KINDS
+from fastsock.load.window import LATENCY_WORKLOADS
 
 SCHEMA = "fastsock.load/1"
 

@@ -32,6 +32,7 @@ from fastsock.load.engine import TX_CHUNK, Engine, Plan
 from fastsock.load.http import HttpTarget, probe
 from fastsock.load.http_engine import HttpEngine
 from fastsock.load.native_engine import NATIVE_WORKLOADS, NativeEngine
+from fastsock.load.stream_engine import StreamEngine
 from fastsock.native import load_engine_module
 
 START_DELAY_NS = 50_000_000  # time from "all ready" to t0, so every worker is waiting for it
@@ -144,6 +145,8 @@ def make_engine(
         if module is None:  # resolve_engine checked; a forked worker sees the same modules
             raise ConfigError(f"--engine native: {why}")
         return NativeEngine(plan, sockets, progress, module)
+    if plan.workload in ("send", "recv"):
+        return StreamEngine(plan, sockets, progress)
     return Engine(plan, sockets, progress)
 
 

@@ -111,8 +111,7 @@ def draw(doc: dict, bench: dict | None, out: Path) -> str:
     return CHART
 
 
-def _r(row: dict) -> str:
-    return f"{row['median']:.2f}× ({row['min']:.2f}–{row['max']:.2f}×)"
+_r = S.record_ratio_text  # short: a stored ratio appears in many sentences below
 
 
 def _findings(doc: dict, bench: dict | None) -> list[str]:

@@ -94,10 +94,6 @@ def draw(doc: dict, out: Path) -> str:
     return CHART
 
 
-def _ratio_text(r: dict) -> str:
-    return f"{r['median']:.2f}× ({r['min']:.2f}–{r['max']:.2f}×)"
-
-
 def section(doc: dict, out: Path) -> list[str]:
     """REPORT.md lines for the HTTP comparison (draws its chart into ``out``)."""
     chart = draw(doc, out)
@@ -135,7 +131,7 @@ def section(doc: dict, out: Path) -> list[str]:
         flag = f" (client-bound: {', '.join(bound)})" if bound else ""
         lines.append(
             f"| {r['ratio']} | {S.label(r['transport'])} | {S.fmt_size(r['size'])} | "
-            f"{r['client']} | {r['metric']} | {_ratio_text(r)}{flag} | {target} | {met} |"
+            f"{r['client']} | {r['metric']} | {S.record_ratio_text(r)}{flag} | {target} | {met} |"
         )
     lines += [
         "",

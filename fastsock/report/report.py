@@ -6,6 +6,7 @@ hand. A reader who never saw the code should understand what ran, on what, and w
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from fastsock.report import summary as S
@@ -277,22 +278,38 @@ def headlines(doc: dict) -> list[str]:
 # --- tables ------------------------------------------------------------------------------------
 
 
+def _row(*cells: object) -> str:
+    """One Markdown table row: ``| a | b | c |``."""
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def _table(head: str) -> list[str]:
+    """A Markdown table's first two lines from its column names, written ``a | b | c``: the
+    head row and the rule under it."""
+    return [f"| {head} |", "|" + "---|" * (head.count(" | ") + 1)]
+
+
+def _groups(exp: dict, key: Callable[[dict], tuple]) -> dict[tuple, list[dict]]:
+    """The experiment's good runs grouped by ``key(variant)``, in the order first met."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in S.ok_runs(exp):
+        groups.setdefault(key(r["variant"]), []).append(r)
+    return groups
+
+
 def _bound_text(runs: list[dict]) -> str:
     n = sum(S.client_bound(r) for r in runs)
     return f"**{n}/{len(runs)}**" if n else f"0/{len(runs)}"
 
 
 def closed_table(exp: dict) -> list[str]:
-    rows = [
-        "| server | transport | size | conns | msgs/s | MB/s | p50 µs | p99 µs | server CPU | "
-        "client CPU | client-bound |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    groups: dict[tuple, list[dict]] = {}
-    for r in S.ok_runs(exp):
-        v = r["variant"]
-        conns = (v["conns"], v.get("depth", 1))
-        groups.setdefault((v["server"], v["transport"], v["size"], conns), []).append(r)
+    rows = _table(
+        "server | transport | size | conns | msgs/s | MB/s | p50 µs | p99 µs "
+        "| server CPU | client CPU | client-bound"
+    )
+    groups = _groups(
+        exp, lambda v: (v["server"], v["transport"], v["size"], (v["conns"], v.get("depth", 1)))
+    )
     order = {t: i for i, t in enumerate(S.TRANSPORT_ORDER)}
     servers = S.values_of(exp, "server")
     for key in sorted(groups, key=lambda k: (servers.index(k[0]), k[2], k[3], order.get(k[1]))):
@@ -300,12 +317,17 @@ def closed_table(exp: dict) -> list[str]:
         server, t, size, (conns, depth) = key
         in_flight = f" × {depth} in flight" if depth != 1 else ""
         rows.append(
-            f"| {server} | {S.label(t)} | {S.fmt_size(size)} | {conns}{in_flight} | "
-            f"{spread_text(S.spread(runs, 'msgs_per_s'))} | "
-            f"{spread_text(S.spread(runs, 'mb_per_s'))} | "
-            f"{spread_text(S.spread(runs, 'p50_us'))} | {spread_text(S.spread(runs, 'p99_us'))} | "
-            f"{_cores(S.cpu_util(runs, 'server'))} | {_cores(S.cpu_util(runs, 'client'))} | "
-            f"{_bound_text(runs)} |"
+            _row(
+                server,
+                S.label(t),
+                S.fmt_size(size),
+                f"{conns}{in_flight}",
+                *(spread_text(S.spread(runs, m)) for m in ("msgs_per_s", "mb_per_s")),
+                *(spread_text(S.spread(runs, m)) for m in ("p50_us", "p99_us")),
+                _cores(S.cpu_util(runs, "server")),
+                _cores(S.cpu_util(runs, "client")),
+                _bound_text(runs),
+            )
         )
     return rows
 
@@ -320,12 +342,12 @@ def ratio_table(exp: dict) -> list[str]:
         return []
     rtt = exp["kind"] == "rtt"
     if rtt:
-        head = "| server | size | conns | placement | TCP ÷ UNIX round-trip p50 | TCP ÷ UNIX p99 |"
+        ratios = "TCP ÷ UNIX round-trip p50 | TCP ÷ UNIX p99"
         num, den = "tcp", "unix"
     else:
-        head = "| server | size | conns | placement | UNIX ÷ TCP msgs/s | UNIX ÷ TCP p99 latency |"
+        ratios = "UNIX ÷ TCP msgs/s | UNIX ÷ TCP p99 latency"
         num, den = "unix", "tcp"
-    rows = [head, "|---|---|---|---|---|---|"]
+    rows = _table(f"server | size | conns | placement | {ratios}")
     points = {
         (v["server"], v["size"], v["conns"], v["placement"], v["rate"])
         for v in (r["variant"] for r in S.ok_runs(exp))
@@ -341,52 +363,54 @@ def ratio_table(exp: dict) -> list[str]:
         if a is None:
             continue
         rows.append(
-            f"| {server} | {S.fmt_size(size)} | {conns} | {place} | {ratio_text(a)} | "
-            f"{ratio_text(b) if b else '–'} |"
+            _row(server, S.fmt_size(size), conns, place, ratio_text(a), ratio_text(b) if b else "–")
         )
     return rows if len(rows) > 2 else []
 
 
 def rtt_table(exp: dict) -> list[str]:
-    rows = [
-        "| server | transport | size | placement | p50 µs | p90 µs | p99 µs | max µs "
-        "| round trips |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    groups: dict[tuple, list[dict]] = {}
-    for r in S.ok_runs(exp):
-        v = r["variant"]
-        groups.setdefault((v["server"], v["size"], v["placement"], v["transport"]), []).append(r)
+    rows = _table(
+        "server | transport | size | placement | p50 µs | p90 µs | p99 µs | max µs | round trips"
+    )
+    groups = _groups(exp, lambda v: (v["server"], v["size"], v["placement"], v["transport"]))
     order = {t: i for i, t in enumerate(S.TRANSPORT_ORDER)}
     places = S.values_of(exp, "placement")
     for key in sorted(groups, key=lambda k: (k[0], k[1], places.index(k[2]), order.get(k[3]))):
         runs = groups[key]
         server, size, place, t = key
         rows.append(
-            f"| {server} | {S.label(t)} | {S.fmt_size(size)} | {place} | "
-            + " | ".join(spread_text(S.spread(runs, m)) for m in ("p50_us", "p90_us", "p99_us"))
-            + f" | {S.fmt_num(max(S.metric(r, 'max_us') or 0 for r in runs))} | "
-            f"{len(S.pooled_rtt(runs))} |"
+            _row(
+                server,
+                S.label(t),
+                S.fmt_size(size),
+                place,
+                *(spread_text(S.spread(runs, m)) for m in ("p50_us", "p90_us", "p99_us")),
+                S.fmt_num(max(S.metric(r, "max_us") or 0 for r in runs)),
+                len(S.pooled_rtt(runs)),
+            )
         )
     return rows
 
 
 def open_table(exp: dict) -> list[str]:
-    rows = [
-        "| transport | offered msgs/s | delivered msgs/s | p50 µs | p99 µs | p99.9 µs "
-        "| saturated |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    rows = _table(
+        "transport | offered msgs/s | delivered msgs/s | p50 µs | p99 µs | p99.9 µs | saturated"
+    )
     runs = S.ok_runs(exp)
     for t in S.values_of(exp, "transport"):
         for rate in sorted({r["variant"]["rate"] for r in S.select(runs, transport=t)}):
             g = S.select(runs, transport=t, rate=rate)
             sat = sum(S.saturated(r) for r in g)
             rows.append(
-                f"| {S.label(t)} | {S.fmt_num(rate)} | {spread_text(S.spread(g, 'msgs_per_s'))} "
-                f"| {spread_text(S.spread(g, 'p50_us'))} | {spread_text(S.spread(g, 'p99_us'))} "
-                f"| {spread_text(S.spread(g, 'p999_us'))} | "
-                f"{f'**{sat}/{len(g)}**' if sat else f'0/{len(g)}'} |"
+                _row(
+                    S.label(t),
+                    S.fmt_num(rate),
+                    *(
+                        spread_text(S.spread(g, m))
+                        for m in ("msgs_per_s", "p50_us", "p99_us", "p999_us")
+                    ),
+                    f"**{sat}/{len(g)}**" if sat else f"0/{len(g)}",
+                )
             )
     return rows
 

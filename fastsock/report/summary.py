@@ -61,6 +61,22 @@ class Spread:
         return (self.hi - self.lo) / self.median if self.median else float("inf")
 
 
+def spread_record(values: list[float]) -> dict:
+    """Median, min, max and count of ``values``: how the bench's own JSON files (http, apps,
+    calibration) store a spread, and what :func:`record_ratio_text` reads back."""
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "n": len(values),
+    }
+
+
+def record_ratio_text(record: dict) -> str:
+    """A stored ratio spread as text: 2.25× (2.19–2.43×)."""
+    return f"{record['median']:.2f}× ({record['min']:.2f}–{record['max']:.2f}×)"
+
+
 def label(transport: str) -> str:
     return TRANSPORT_LABELS.get(transport, transport)
 

@@ -8,7 +8,8 @@ import pytest
 
 from fastsock.address import tcp_endpoint, unix_endpoint
 from fastsock.load import SCHEMA, ConfigError, ConnectError, run_load
-from fastsock.load.engine import ERROR_KINDS, LATENCY_WORKLOADS
+from fastsock.load.verify import ERROR_KINDS
+from fastsock.load.window import LATENCY_WORKLOADS
 from tests.load.conftest import free_tcp_port, quick_config
 
 LATENCY_KEYS = {"min", "p50", "p90", "p99", "p999", "p9999", "max", "mean", "stdev", "count"}

@@ -1,6 +1,7 @@
-/* What the C echo server and the C load client share: endpoints written and parsed the way
- * fastsock.address does it (tcp://127.0.0.1:PORT, tcp://[::1]:PORT, unix:/path, unix:@name),
- * number parsing for options, and one-line fatal errors.
+/* What the C programs of the harness (echo server, load client, http_load) share: endpoints
+ * written and parsed the way fastsock.address does it (tcp://127.0.0.1:PORT, tcp://[::1]:PORT,
+ * unix:/path, unix:@name), the --host/--port/--unix options that name one, number parsing and
+ * the one-line errors for options, and one-line fatal errors.
  *
  * Header-only (static inline functions) so each program stays one `cc` command.
  */
@@ -10,6 +11,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -54,10 +56,49 @@ static inline int endpoint_is_abstract(const struct endpoint *ep)
     return ep->family == AF_UNIX && ep->path[0] == '@';
 }
 
-/* Fill ep from --host/--port or --unix; exactly one of port_text and unix_path is non-NULL. */
-static inline void endpoint_from_options(struct endpoint *ep, const char *host,
-                                         const char *port_text, const char *unix_path)
+/* --host H, --port N, --unix PATH: how every program names its endpoint. Put
+ * ENDPOINT_LONG_OPTIONS in the getopt_long table and offer each option to endpoint_option()
+ * first. The codes are above any char, so they never clash with a program's short options. */
+enum { OPT_HOST = 256, OPT_PORT, OPT_UNIX };
+#define ENDPOINT_LONG_OPTIONS                                                                  \
+    {"host", required_argument, NULL, OPT_HOST}, {"port", required_argument, NULL, OPT_PORT},  \
+        {"unix", required_argument, NULL, OPT_UNIX}
+
+struct endpoint_options {
+    const char *host; /* default 127.0.0.1 */
+    const char *port; /* NULL unless --port was given */
+    const char *unix_path; /* NULL unless --unix was given */
+};
+#define ENDPOINT_OPTIONS_INIT {.host = "127.0.0.1", .port = NULL, .unix_path = NULL}
+
+/* Take opt if it is one of the endpoint options: 1 if it was, 0 if it is the caller's. */
+static inline int endpoint_option(struct endpoint_options *o, int opt, const char *arg)
 {
+    switch (opt) {
+    case OPT_HOST: o->host = arg; return 1;
+    case OPT_PORT: o->port = arg; return 1;
+    case OPT_UNIX: o->unix_path = arg; return 1;
+    default: return 0;
+    }
+}
+
+/* The one-line error for an option getopt_long did not take (call with opterr = 0). */
+__attribute__((noreturn)) static inline void die_bad_option(char **argv)
+{
+    die(2, "unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
+}
+
+/* Options only: a word left after them is a mistake, not something to ignore. */
+static inline void refuse_operands(int argc, char **argv)
+{
+    if (optind < argc)
+        die(2, "unexpected argument '%s' (see --help)", argv[optind]);
+}
+
+/* Fill ep from --host/--port or --unix; exactly one of port and unix_path must be given. */
+static inline void endpoint_from_options(struct endpoint *ep, const struct endpoint_options *o)
+{
+    const char *host = o->host, *port_text = o->port, *unix_path = o->unix_path;
     memset(ep, 0, sizeof(*ep));
     if (unix_path && port_text)
         die(2, "give either --port or --unix, not both");

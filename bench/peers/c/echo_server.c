@@ -193,26 +193,26 @@ __attribute__((noreturn)) static void usage(int status)
 int main(int argc, char **argv)
 {
     prog_name = "c-epoll";
-    const char *host = "127.0.0.1", *port = NULL, *unix_path = NULL, *mode = "echo";
+    struct endpoint_options target = ENDPOINT_OPTIONS_INIT;
+    const char *mode = "echo";
     static const struct option options[] = {
-        {"host", required_argument, NULL, 'h'}, {"port", required_argument, NULL, 'p'},
-        {"unix", required_argument, NULL, 'u'}, {"mode", required_argument, NULL, 'm'},
-        {"help", no_argument, NULL, 'H'},       {NULL, 0, NULL, 0},
+        ENDPOINT_LONG_OPTIONS,
+        {"mode", required_argument, NULL, 'm'},
+        {"help", no_argument, NULL, 'H'},
+        {NULL, 0, NULL, 0},
     };
     int opt;
     opterr = 0; /* we print our own one-line error */
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        if (endpoint_option(&target, opt, optarg))
+            continue;
         switch (opt) {
-        case 'h': host = optarg; break;
-        case 'p': port = optarg; break;
-        case 'u': unix_path = optarg; break;
         case 'm': mode = optarg; break;
         case 'H': usage(0);
-        default: die(2, "unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
+        default: die_bad_option(argv);
         }
     }
-    if (optind < argc)
-        die(2, "unexpected argument '%s' (see --help)", argv[optind]);
+    refuse_operands(argc, argv);
     if (strcmp(mode, "echo") == 0)
         discard_mode = 0;
     else if (strcmp(mode, "discard") == 0)
@@ -221,7 +221,7 @@ int main(int argc, char **argv)
         die(2, "--mode must be echo or discard, not '%s'", mode);
 
     struct endpoint ep;
-    endpoint_from_options(&ep, host, port, unix_path);
+    endpoint_from_options(&ep, &target);
     conn_family = ep.family;
 
     /* Signals arrive as readable events on a signalfd: no handler, no races, exit from main. */

@@ -99,26 +99,24 @@ __attribute__((noreturn)) static void usage(int status)
 int main(int argc, char **argv)
 {
     prog_name = "load_client";
-    const char *host = "127.0.0.1", *port = NULL, *unix_path = NULL;
+    struct endpoint_options target = ENDPOINT_OPTIONS_INIT;
     long conns = 1;
     double duration = 5.0, warmup = 1.0;
     uint64_t size = 64, depth = 1;
     int verify = 1;
     static const struct option options[] = {
-        {"host", required_argument, NULL, 'h'},     {"port", required_argument, NULL, 'p'},
-        {"unix", required_argument, NULL, 'u'},     {"size", required_argument, NULL, 's'},
-        {"conns", required_argument, NULL, 'c'},    {"depth", required_argument, NULL, 'd'},
-        {"duration", required_argument, NULL, 't'}, {"warmup", required_argument, NULL, 'w'},
-        {"no-verify", no_argument, NULL, 'n'},      {"help", no_argument, NULL, 'H'},
-        {NULL, 0, NULL, 0},
+        ENDPOINT_LONG_OPTIONS,
+        {"size", required_argument, NULL, 's'},     {"conns", required_argument, NULL, 'c'},
+        {"depth", required_argument, NULL, 'd'},    {"duration", required_argument, NULL, 't'},
+        {"warmup", required_argument, NULL, 'w'},   {"no-verify", no_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'H'},           {NULL, 0, NULL, 0},
     };
     int opt;
     opterr = 0; /* we print our own one-line error */
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        if (endpoint_option(&target, opt, optarg))
+            continue;
         switch (opt) {
-        case 'h': host = optarg; break;
-        case 'p': port = optarg; break;
-        case 'u': unix_path = optarg; break;
         case 's': size = (uint64_t)parse_long("--size", optarg, 1, 1L << 30); break;
         case 'c': conns = parse_long("--conns", optarg, 1, 100000); break;
         case 'd': depth = (uint64_t)parse_long("--depth", optarg, 1, 1 << 20); break;
@@ -126,13 +124,12 @@ int main(int argc, char **argv)
         case 'w': warmup = parse_seconds("--warmup", optarg, 0.0); break;
         case 'n': verify = 0; break;
         case 'H': usage(0);
-        default: die(2, "unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
+        default: die_bad_option(argv);
         }
     }
-    if (optind < argc)
-        die(2, "unexpected argument '%s' (see --help)", argv[optind]);
+    refuse_operands(argc, argv);
     struct endpoint ep;
-    endpoint_from_options(&ep, host, port, unix_path);
+    endpoint_from_options(&ep, &target);
     if (ep.family != AF_UNIX && ep.port == 0)
         die(2, "--port 0 names no server; give the port the server printed");
     char text[256];
