@@ -53,7 +53,7 @@ class NativeEngine:
         end = warm_end + int(plan.duration * 1e9)
         latency = plan.workload in LATENCY_WORKLOADS
         done = array.array("q", [0])
-        sampler = _Sampler(self.server_cpu, self.progress, done, warm_end, end)
+        sampler = Sampler(self.server_cpu, self.progress, done, warm_end, end)
         sampler.start()
         finished = False
         try:
@@ -106,7 +106,7 @@ class NativeEngine:
         }
 
 
-class _Sampler(threading.Thread):
+class Sampler(threading.Thread):
     """While C runs (GIL released): the server's CPU times at the window's edges, and the
     progress callback every ``TICK_S``. Sleeps in between; costs nothing measurable."""
 
