@@ -74,6 +74,8 @@ class NativeEngine:
                 lowest=LOWEST_NS,
                 highest=HIGHEST_NS,
                 progress=done,
+                # seqpacket: one message per send (Plan.tx_chunk is the message size there)
+                tx_chunk=plan.tx_chunk,
             )
             finished = True
         finally:
