@@ -137,20 +137,25 @@ def make_pair(kind: str) -> Pair:
     return Pair((fa, fa), (fb, fb))
 
 
-def echo_argv(pair: Pair, size: int) -> list[str]:
-    """The echo child's command line (its buffer holds the largest message whole)."""
+ECHO_COMMAND = (sys.executable, "-m", "fastsock.echo_child")
+
+
+def echo_argv(pair: Pair, size: int, command: tuple[str, ...] | list[str] = ECHO_COMMAND) -> list:
+    """The echo child's command line: ``command READ_FD WRITE_FD BUFFER_BYTES`` (the buffer
+    holds the largest message whole)."""
     r, w = pair.child
-    return [sys.executable, "-m", "fastsock.echo_child", str(r), str(w), str(max(size, 1 << 18))]
+    return [*command, str(r), str(w), str(max(size, 1 << 18))]
 
 
 def run_floor(
     config: FloorConfig,
-    child_argv: list[str] | None = None,
+    child_command: list[str] | None = None,
     command_line: str | None = None,
 ) -> dict:
     """Run one floor measurement and return its ``fastsock.load/1`` result.
 
-    ``child_argv`` replaces the echo child's command (tests: a child that dies). A child that
+    ``child_command`` replaces ``python -m fastsock.echo_child`` (tests: a child that dies);
+    it gets the same three arguments (read fd, write fd, buffer bytes). A child that
     dies mid-run ends the run at once (end of file on the parent's read end): its messages
     are counted as errors (``closed``/``short_read``) and ``result["child"]`` says how it
     exited. Raises :class:`FloorError` when the run cannot start.
@@ -163,7 +168,7 @@ def run_floor(
         raise FloorError(f"the floor needs the native load engine: {why}")
     pair = make_pair(config.kind)
     try:
-        argv = child_argv or echo_argv(pair, config.size)
+        argv = echo_argv(pair, config.size, child_command or ECHO_COMMAND)
         child = subprocess.Popen(argv, pass_fds=sorted(set(pair.child)), stdin=subprocess.DEVNULL)
     except OSError as err:
         pair.close_child_ends()
