@@ -258,9 +258,9 @@ def _tcp(exp: dict, have: set, size: int, depth: int) -> str:
         )
         if total > 0:
             text += (
-                f"so TCP spent {total:.1f} µs more, {kernel:.1f} µs of it in the kernel "
-                f"(system time: the TCP/IP stack, loopback device and checksums/ACKs that a "
-                f"UNIX socket does not have) and {total - kernel:.1f} µs in user space."
+                f"so TCP spent {total:.1f} µs more: {kernel:+.1f} µs of system time (in the "
+                f"kernel, where TCP has the IP stack, the loopback device and ACKs that a UNIX "
+                f"socket does not) and {total - kernel:+.1f} µs of user time."
             )
         else:
             text += "so TCP did not cost more CPU per message in these runs."
@@ -314,7 +314,7 @@ def _pick(exp: dict, have: set, size: int, ping: int, deep: int) -> str:
         if ut.lo > 1:
             words.append(
                 f"between unrelated processes on one machine a UNIX stream socket "
-                f"({ut.median:.2f}× TCP's messages/s at {S.fmt_size(size)})"
+                f"({_ratio(ut)} TCP's messages/s at {S.fmt_size(size)}, {deep} in flight)"
             )
         else:
             words.append(
@@ -385,7 +385,7 @@ def section(exp: dict) -> list[str]:
         "pipe/socketpair: `python -m fastsock.floor` (no server; a Python echo child, "
         "blocking `readv` + `write`); the others: `fastsock serve --type "
         "stream|seqpacket|dgram` and `fastsock load --type …`. *load engine*: `native` is the "
-        "C loop, `python` the Python one (seqpacket and datagrams have no native loop in "
+        "C loop, `python` the Python one (datagrams have no native loop in "
         "`fastsock load`). CPU µs/msg: client + server (or echo child) CPU time per message.",
         "",
     ]

@@ -29,10 +29,12 @@ def test_real_matrix_loads(profile: str) -> None:
 def test_quick_matrix_fits_its_budget() -> None:
     """`make bench` must stay near 3 minutes; this guards the matrix against growing (it checks
     the runner's own per-run estimates, not a measured time)."""
+    # 190 s, not 180: the transports experiment (issue #13) adds 21 runs, ~30 s measured, to
+    # the ~155 s the other experiments are estimated at; full: ~34 min with it.
     m = load_matrix(MATRIX_FILE, "quick", SERVERS)
-    assert sum(plan(e, m.settings)[1] for e in m.experiments) <= 180
+    assert sum(plan(e, m.settings)[1] for e in m.experiments) <= 190
     full = load_matrix(MATRIX_FILE, "full", SERVERS)
-    assert sum(plan(e, full.settings)[1] for e in full.experiments) <= 30 * 60
+    assert sum(plan(e, full.settings)[1] for e in full.experiments) <= 36 * 60
 
 
 def test_full_sizes_span_16_bytes_to_1_mib() -> None:

@@ -44,7 +44,7 @@ def test_findings_are_computed_from_the_runs(fixture_doc: dict) -> None:
     )
     extra = sum(tcp.values()) - sum(unix.values())
     kernel = tcp["client_sys_s"] + tcp["server_sys_s"] - unix["client_sys_s"] - unix["server_sys_s"]
-    assert f"TCP spent {extra:.1f} µs more, {kernel:.1f} µs of it in the kernel" in text
+    assert f"TCP spent {extra:.1f} µs more: {kernel:+.1f} µs of system time" in text
 
 
 def test_findings_follow_the_data(fixture_doc: dict) -> None:
