@@ -21,6 +21,7 @@ would measure itself, not the floor.
 from __future__ import annotations
 
 import array
+import fcntl
 import os
 import shlex
 import socket
@@ -118,6 +119,20 @@ class Pair:
             os.close(fd)
 
 
+def buffer_bytes(pair: Pair, kind: str) -> int:
+    """What the channel holds one way before a writer blocks: a pipe's capacity
+    (``F_GETPIPE_SZ``, 64 KiB by default) or the socket's ``SO_SNDBUF`` (for AF_UNIX the send
+    buffer is the limit: data sits in the receiver's queue but counts against the sender)."""
+    fd = pair.parent[1]
+    if kind == "pipe":
+        return fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ)
+    sock = socket.socket(fileno=fd)
+    try:
+        return sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+    finally:
+        sock.detach()
+
+
 def make_pair(kind: str) -> Pair:
     """A new channel of ``kind``; every fd is close-on-exec (the child gets its own two by
     ``pass_fds``)."""
@@ -175,6 +190,7 @@ def run_floor(
         pair.close_parent_ends()
         raise FloorError(f"cannot start the echo child: {err.strerror or err}") from None
     pair.close_child_ends()
+    held = buffer_bytes(pair, config.kind)
     try:
         worker = _measure(config, module, pair, child.pid)
     finally:
@@ -184,7 +200,9 @@ def run_floor(
         except subprocess.TimeoutExpired:
             child.kill()
             code = child.wait()
-    return _result(config, worker, code, command_line)
+    result = _result(config, worker, code, command_line)
+    result["params"]["buffer_bytes"] = held
+    return result
 
 
 def _measure(config: FloorConfig, module, pair: Pair, child_pid: int) -> dict:

@@ -55,6 +55,7 @@ def test_echo_is_intact_over_every_pair(kind: str, size: int, depth: int) -> Non
     assert result["bytes"] == result["messages"] * size
     p = result["params"]
     assert (p["transport"], p["size"], p["depth"], p["engine"]) == (kind, size, depth, "native")
+    assert p["buffer_bytes"] >= 4096  # what the channel holds one way (pipe: F_GETPIPE_SZ)
     # The echo child's CPU time is measured (as a server's would be).
     assert result["cpu"]["server_user_s"] is not None
 

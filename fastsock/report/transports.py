@@ -199,6 +199,34 @@ def _floor(exp: dict, have: set, sizes: list[int], depth: int) -> str:
         + "; ".join(parts)
         + ". The socketpair has the pipe's peer (the same echo child, no server), so its "
         "ratio is the socket layer alone; UNIX stream adds `fastsock serve`'s event loop."
+        + _pipe_slower(exp, sizes)
+    )
+
+
+def _held(runs: list[dict]) -> int | None:
+    """The bytes the channel held one way (``params.buffer_bytes`` of the floor's runs)."""
+    values = {((r.get("load") or {}).get("params") or {}).get("buffer_bytes") for r in runs}
+    values.discard(None)
+    return max(values) if values else None
+
+
+def _pipe_slower(exp: dict, sizes: list[int]) -> str:
+    """Where the pipe lost to the socketpair, and how much each held (from the runs)."""
+    slower = [
+        (size, depth)
+        for size in sizes
+        for depth in S.values_of(exp, "depth")
+        if (r := _pair(exp, "msgs_per_s", "pipe", "socketpair", size, depth)) and r.hi < 1
+    ]
+    pipe = _held(S.select(S.ok_runs(exp), transport="pipe"))
+    pair = _held(S.select(S.ok_runs(exp), transport="socketpair"))
+    if not slower or pipe is None or pair is None:
+        return ""
+    where = ", ".join(f"{S.fmt_size(s)} × {d} in flight" for s, d in slower)
+    return (
+        f" The pipe had fewer messages/s than the socketpair in every repeat at {where}: a "
+        f"pipe held {pipe:,} B one way here (F_GETPIPE_SZ), the socketpair's send buffer "
+        f"{pair:,} B (SO_SNDBUF)."
     )
 
 
