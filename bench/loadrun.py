@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from bench import placement as pl
-from bench.matrix import Variant
+from bench.matrix import FLOOR_TRANSPORTS, SOCKET_TYPES, Variant
 from fastsock.address import Endpoint
 
 # A run may take this much longer than warm-up + duration (interpreter start, connecting 256
@@ -32,7 +32,17 @@ def load_argv(endpoint: Endpoint, v: Variant, settings: dict, json_path: Path, p
     argv += ["--workload", "echo", "--server-pid", str(pid), "--json", str(json_path), "--quiet"]
     if v.rate is not None:
         argv += ["--rate", f"{v.rate:g}"]
+    if SOCKET_TYPES.get(v.transport, "stream") != "stream":
+        argv += ["--type", SOCKET_TYPES[v.transport]]
     return argv
+
+
+def floor_argv(v: Variant, settings: dict, json_path: Path) -> list:
+    """The floor (no server): ``python -m fastsock.floor``, whose JSON is shaped like a load's."""
+    argv = [sys.executable, "-m", "fastsock.floor", "--kind", v.transport]
+    argv += ["--size", str(v.size), "--depth", str(v.depth)]
+    argv += ["--duration", str(settings["duration"]), "--warmup", str(settings["warmup"])]
+    return argv + ["--json", str(json_path), "--quiet"]
 
 
 def _error_summary(load: dict) -> str:
@@ -42,7 +52,7 @@ def _error_summary(load: dict) -> str:
 
 
 def measure(
-    endpoint: Endpoint,
+    endpoint: Endpoint | None,
     v: Variant,
     settings: dict,
     server_pid: int,
@@ -51,10 +61,18 @@ def measure(
     client: str = "fastsock",
 ) -> dict:
     """Run one load measurement; returns the run fields ``status``, ``error``, ``load``,
-    ``wall_s``. A failed run is data too (it is reported), so this never raises for it."""
-    if client == "c":
+    ``wall_s``. A failed run is data too (it is reported), so this never raises for it.
+    A floor transport (pipe, socketpair) has no server: ``endpoint`` and ``server_pid`` are
+    unused and ``fastsock.floor`` runs instead of ``fastsock load``."""
+    if v.transport in FLOOR_TRANSPORTS:
+        argv = floor_argv(v, settings, json_path)
+    elif client == "c":
+        assert endpoint is not None
         return measure_c(endpoint, v, settings, server_pid, spec)
-    argv = load_argv(endpoint, v, settings, json_path, server_pid)
+    else:
+        assert endpoint is not None
+        argv = load_argv(endpoint, v, settings, json_path, server_pid)
+    tool = "fastsock.floor" if v.transport in FLOOR_TRANSPORTS else "fastsock load"
     timeout = settings["warmup"] + settings["duration"] + GRACE_S
     json_path.unlink(missing_ok=True)
     start = time.monotonic()
@@ -70,9 +88,7 @@ def measure(
         )
     except subprocess.TimeoutExpired:
         # subprocess.run killed the child (by its PID) before raising.
-        return _result(
-            "failed", f"fastsock load did not finish within {timeout:.0f} s", None, start
-        )
+        return _result("failed", f"{tool} did not finish within {timeout:.0f} s", None, start)
     load = None
     try:
         load = json.loads(json_path.read_text(encoding="utf-8"))
@@ -83,7 +99,7 @@ def measure(
     if proc.returncode == 1 and load is not None:
         return _result("failed", _error_summary(load), load, start)
     last = proc.stderr.strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
-    return _result("failed", f"fastsock load: {last[0][:300]}", load, start)
+    return _result("failed", f"{tool}: {last[0][:300]}", load, start)
 
 
 def _result(status: str, error: str | None, load: dict | None, start: float) -> dict:

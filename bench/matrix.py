@@ -15,7 +15,22 @@ from pathlib import Path
 MATRIX_FILE = Path(__file__).resolve().parent / "matrix.toml"
 KINDS = ("rtt", "closed", "open")
 SWEEPS = ("size", "conns", "server", "placement", "rate")
-TRANSPORTS = ("unix", "tcp", "tcp6")
+# Stream transports (every server, every kind), then the other socket types (fastsock serve
+# --type; closed loop only), then the floor: channels with no server at all (fastsock/floor.py,
+# closed loop only; the variant's server is ignored and the echo child answers).
+STREAM_TRANSPORTS = ("unix", "tcp", "tcp6")
+SOCKET_TYPES = {
+    "unix": "stream",
+    "tcp": "stream",
+    "tcp6": "stream",
+    "unix-seqpacket": "seqpacket",
+    "unix-dgram": "dgram",
+    "udp": "dgram",
+}
+FLOOR_TRANSPORTS = ("pipe", "socketpair", "socketpair-seqpacket")
+TRANSPORTS = (*SOCKET_TYPES, *FLOOR_TRANSPORTS)
+# Servers that take `--type seqpacket|dgram`.
+TYPED_SERVERS = ("fastsock",)
 SETTINGS = {
     "repeats": int,
     "duration": float,
@@ -167,6 +182,15 @@ def _experiment(
     for t in merged["transports"]:
         if t not in TRANSPORTS:
             raise MatrixError(f"experiment {name}: unknown transport {t!r}")
+        if t not in STREAM_TRANSPORTS and (kind != "closed" or merged["client"] != "fastsock"):
+            raise MatrixError(
+                f"experiment {name}: transport {t} is measured in closed loop by fastsock load "
+                "only (kind = closed, client = fastsock)"
+            )
+        if SOCKET_TYPES.get(t, "stream") != "stream":
+            for s in merged.get("servers") or []:
+                if s not in TYPED_SERVERS:
+                    raise MatrixError(f"experiment {name}: server {s} cannot serve {t}")
     for s in merged["servers"]:
         if s not in known_servers:
             raise MatrixError(f"experiment {name}: unknown server {s!r}")

@@ -26,6 +26,7 @@ import click
 from bench import loadrun, runrtt
 from bench import placement as pl
 from bench.matrix import (
+    FLOOR_TRANSPORTS,
     MATRIX_FILE,
     Experiment,
     Matrix,
@@ -122,6 +123,10 @@ class Runner:
         spec = self.matrix.placements[v.placement]
         self.progress.step(f"{v.describe()} (round {repeat + 1})")
         run = {"variant": v.as_dict(), "repeat": repeat, "seq": self._next_seq()}
+        if v.transport in FLOOR_TRANSPORTS:  # no server: the floor's echo child answers
+            run.update(loadrun.measure(None, v, self.settings, 0, spec, self.tmp / "load.json"))
+            self.progress.advance(est_load(self.settings, client))
+            return run
         try:
             server = pool.get(v.server, v.transport, pl.server_cpus(spec))
         except ServerStartError as err:

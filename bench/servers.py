@@ -11,11 +11,12 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+from bench.matrix import SOCKET_TYPES
 from bench.peers.registry import PEERS, peer_env
 from fastsock.address import Endpoint, tcp_endpoint, unix_endpoint
 from fastsock.process import ServerProcess
 
-HOSTS = {"tcp": "127.0.0.1", "tcp6": "::1"}
+HOSTS = {"tcp": "127.0.0.1", "tcp6": "::1", "udp": "127.0.0.1"}
 
 
 def tcp6_available() -> str | None:
@@ -40,7 +41,7 @@ class ServerPool:
         self.notes: list[str] = []
 
     def _endpoint(self, name: str, transport: str) -> Endpoint:
-        if transport == "unix":
+        if transport.startswith("unix"):
             self._count += 1
             return unix_endpoint(str(self.sock_dir / f"{name}-{self._count}.sock"))
         return tcp_endpoint(HOSTS[transport], 0)
@@ -60,6 +61,8 @@ class ServerPool:
             server = None
         if server is None:
             argv = PEERS[name].argv(self._endpoint(name, transport), "echo")
+            if SOCKET_TYPES[transport] != "stream":  # the matrix allows this for fastsock only
+                argv += ["--type", SOCKET_TYPES[transport]]
             server = ServerProcess(
                 argv,
                 env=peer_env(),

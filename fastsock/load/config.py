@@ -14,6 +14,7 @@ MAX_CONNS = 10_000
 MAX_DEPTH = 1024
 MAX_PROCS = 64
 MAX_VERIFY_EVERY = 1_000_000
+NATIVE_RX = 256 * 1024  # fastsock/native/loadcore.c's RX_CAP: the most one native recv reads
 WORKLOADS = ("echo", "send", "recv", "http")
 ENGINES = ("auto", "native", "python")
 
@@ -101,8 +102,11 @@ class LoadConfig:
             raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}")
         if self.engine == "native" and self.workload == "http":
             raise ConfigError("--engine native has no http workload; use --engine python")
-        if self.engine == "native" and self.sock_type != "stream":
-            raise ConfigError(f"--engine native is for streams, not {self.sock_type}")
+        if self.engine == "native" and self.sock_type == "dgram":
+            raise ConfigError("--engine native is for streams and seqpacket, not dgram")
+        if self.engine == "native" and self.sock_type == "seqpacket" and self.size > NATIVE_RX:
+            # One native recv reads at most 256 KiB; a longer message would be cut (MSG_TRUNC).
+            raise ConfigError("--engine native takes seqpacket messages of up to 256 KiB")
         if self.connect_timeout <= 0:
             raise ConfigError("connect timeout must be > 0")
         if self.sock_type != "stream":

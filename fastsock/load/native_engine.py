@@ -54,7 +54,7 @@ class NativeEngine:
         warm_end, end = phases(t0, plan.warmup, plan.duration)
         latency = plan.workload in LATENCY_WORKLOADS
         done = array.array("q", [0])
-        sampler = _Sampler(self.server_cpu, self.progress, done, warm_end, end)
+        sampler = Sampler(self.server_cpu, self.progress, done, warm_end, end)
         sampler.start()
         finished = False
         try:
@@ -75,6 +75,8 @@ class NativeEngine:
                 lowest=LOWEST_NS,
                 highest=HIGHEST_NS,
                 progress=done,
+                # seqpacket: one message per send (Plan.tx_chunk is the message size there)
+                tx_chunk=plan.tx_chunk,
             )
             finished = True
         finally:
@@ -100,7 +102,7 @@ class NativeEngine:
         )
 
 
-class _Sampler(threading.Thread):
+class Sampler(threading.Thread):
     """While C runs (GIL released): the server's CPU times at the window's edges, and the
     progress callback every ``TICK_S``. Sleeps in between; costs nothing measurable."""
 

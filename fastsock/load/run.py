@@ -25,7 +25,7 @@ import psutil
 
 from fastsock import metadata
 from fastsock.load import report
-from fastsock.load.config import ConfigError, LoadConfig
+from fastsock.load.config import NATIVE_RX, ConfigError, LoadConfig
 from fastsock.load.conn import ConnectError, connect_many, ensure_fd_limit
 from fastsock.load.datagram import run_datagram
 from fastsock.load.engine import TX_CHUNK, Engine, Plan
@@ -112,9 +112,10 @@ def resolve_engine(config: LoadConfig) -> str:
     http has no native loop: auto runs it in Python without a note (nothing fell back)."""
     if config.engine == "python" or config.workload not in NATIVE_WORKLOADS:
         return "python"
-    if config.sock_type != "stream":
-        # Datagrams have their own loop (fastsock/load/datagram.py); seqpacket needs every send
-        # to be one message, which only the Python loop does (Plan.tx_chunk).
+    if config.sock_type == "dgram":
+        return "python"  # datagrams have their own loop (fastsock/load/datagram.py)
+    if config.sock_type == "seqpacket" and config.size > NATIVE_RX:
+        # The native loop reads at most 256 KiB per recv; a longer message would be cut.
         return "python"
     module, why = load_engine_module()
     if module is not None:

@@ -75,22 +75,26 @@ static PyObject *run(PyObject *self, PyObject *args, PyObject *kwargs)
     static char *keywords[] = {"fds",        "workload",  "size",    "depth",    "rate",
                                "t0_ns",      "warm_end_ns", "end_ns", "first_index",
                                "pattern",    "period",    "counts",  "half_magnitude",
-                               "lowest",     "highest",   "progress", NULL};
-    PyObject *fd_list, *counts_obj = Py_None, *progress_obj = Py_None;
+                               "lowest",     "highest",   "progress", "wfds",
+                               "fd_io",      "tx_chunk",  NULL};
+    PyObject *fd_list, *counts_obj = Py_None, *progress_obj = Py_None, *wfd_list = Py_None;
+    int fd_io = 0;
+    unsigned long long tx_chunk = 0;
     const char *workload;
     unsigned long long size, depth, period;
     double rate;
     long long t0, warm_end, end, lowest, highest;
     int first_index, half_magnitude;
     Py_buffer pattern = {0};
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OsKKdLLLiy*KOiLLO", keywords, &fd_list,
-                                     &workload, &size, &depth, &rate, &t0, &warm_end, &end,
-                                     &first_index, &pattern, &period, &counts_obj,
-                                     &half_magnitude, &lowest, &highest, &progress_obj))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OsKKdLLLiy*KOiLLO|OpK", keywords,
+                                     &fd_list, &workload, &size, &depth, &rate, &t0, &warm_end,
+                                     &end, &first_index, &pattern, &period, &counts_obj,
+                                     &half_magnitude, &lowest, &highest, &progress_obj,
+                                     &wfd_list, &fd_io, &tx_chunk))
         return NULL;
 
-    PyObject *result = NULL, *fast = NULL;
-    int *fds = NULL;
+    PyObject *result = NULL, *fast = NULL, *wfast = NULL;
+    int *fds = NULL, *wfds = NULL;
     Py_buffer counts = {0}, progress = {0};
     struct lc_result *r = NULL;
     struct lc_params p = {0};
@@ -120,6 +124,26 @@ static PyObject *run(PyObject *self, PyObject *args, PyObject *kwargs)
     if (nconns < 1 || nconns > INT32_MAX) {
         PyErr_SetString(PyExc_ValueError, "fds must hold at least one file descriptor");
         goto done;
+    }
+    if (wfd_list != Py_None) {
+        wfast = PySequence_Fast(wfd_list, "wfds must be a sequence of file descriptors");
+        if (!wfast)
+            goto done;
+        if (PySequence_Fast_GET_SIZE(wfast) != nconns) {
+            PyErr_SetString(PyExc_ValueError, "wfds must be as long as fds");
+            goto done;
+        }
+        wfds = PyMem_Malloc((size_t)nconns * sizeof(*wfds));
+        if (!wfds) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        for (Py_ssize_t i = 0; i < nconns; i++) {
+            long fd = PyLong_AsLong(PySequence_Fast_GET_ITEM(wfast, i));
+            if (fd == -1 && PyErr_Occurred())
+                goto done;
+            wfds[i] = (int)fd;
+        }
     }
     fds = PyMem_Malloc((size_t)nconns * sizeof(*fds));
     r = PyMem_Malloc(sizeof(*r));
@@ -159,6 +183,9 @@ static PyObject *run(PyObject *self, PyObject *args, PyObject *kwargs)
     p.progress = progress.buf;
     p.interrupted = interrupted;
     p.verify = 1;
+    p.wfds = wfds;
+    p.fd_io = fd_io;
+    p.tx_chunk = tx_chunk;
 
     int status;
     Py_BEGIN_ALLOW_THREADS
@@ -173,6 +200,8 @@ static PyObject *run(PyObject *self, PyObject *args, PyObject *kwargs)
     result = build_result(r);
 done:
     Py_XDECREF(fast);
+    Py_XDECREF(wfast);
+    PyMem_Free(wfds);
     PyMem_Free(fds);
     PyMem_Free(r);
     PyBuffer_Release(&pattern);
@@ -204,8 +233,11 @@ static PyMethodDef methods[] = {
      "hist_index(value, half_magnitude, lowest, highest) -> int: the HDR counts index."},
     {"run", (PyCFunction)(void (*)(void))run, METH_VARARGS | METH_KEYWORDS,
      "run(fds, *, workload, size, depth, rate, t0_ns, warm_end_ns, end_ns, first_index, "
-     "pattern, period, counts, half_magnitude, lowest, highest, progress) -> dict\n\n"
-     "Run one process's load on connected non-blocking sockets with the GIL released."},
+     "pattern, period, counts, half_magnitude, lowest, highest, progress, wfds=None, fd_io=False, "
+     "tx_chunk=0) -> dict\n\n"
+     "Run one process's load on connected non-blocking sockets with the GIL released; wfds: "
+     "write ends of one-way pairs (pipes, with fd_io: read/write instead of recv/send); "
+     "tx_chunk: the most one send writes (seqpacket: the message size)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -24,6 +24,7 @@
 
 struct conn {
     int fd;
+    int wfd; /* == fd except for a pipe pair (written on its own fd) */
     int index;
     int alive;
     int writing; /* EPOLLOUT registered: the socket buffer was full */
@@ -81,7 +82,10 @@ static void drop(struct run *run, struct conn *c)
         return;
     c->alive = 0;
     epoll_ctl(run->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-    shutdown(c->fd, SHUT_RDWR); /* the caller owns and closes the fd */
+    if (c->wfd != c->fd && c->writing)
+        epoll_ctl(run->epfd, EPOLL_CTL_DEL, c->wfd, NULL);
+    if (!run->p->fd_io)
+        shutdown(c->fd, SHUT_RDWR); /* the caller owns and closes the fd */
     run->alive--;
 }
 
@@ -145,19 +149,36 @@ static void want_write(struct run *run, struct conn *c, int want)
     if (want == c->writing || !c->alive)
         return;
     c->writing = want;
+    if (c->wfd != c->fd) { /* a pipe pair: the write end is watched only while it is full */
+        struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = c};
+        epoll_ctl(run->epfd, want ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, c->wfd, &ev);
+        return;
+    }
     struct epoll_event ev = {.events = EPOLLIN | (want ? EPOLLOUT : 0), .data.ptr = c};
     epoll_ctl(run->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+/* One non-blocking send or receive: sockets by send/recv, pipes (fd_io) by write/read. */
+static ssize_t tx(const struct lc_params *p, int fd, const void *buf, size_t n)
+{
+    return p->fd_io ? write(fd, buf, n) : send(fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+static ssize_t rx(const struct lc_params *p, int fd, void *buf, size_t n)
+{
+    return p->fd_io ? read(fd, buf, n) : recv(fd, buf, n, MSG_DONTWAIT);
 }
 
 /* Write towards tx_target until done or the socket buffer is full. */
 static void flush(struct run *run, struct conn *c)
 {
     const struct lc_params *p = run->p;
+    uint64_t chunk = p->tx_chunk ? p->tx_chunk : TX_CHUNK;
     for (int i = 0; i < MAX_CHUNKS && c->tx_pos < c->tx_target; i++) {
         uint64_t left = c->tx_target - c->tx_pos;
-        size_t n = left < TX_CHUNK ? (size_t)left : TX_CHUNK;
+        size_t n = left < chunk ? (size_t)left : (size_t)chunk;
         const unsigned char *from = p->pattern + (c->seed + c->tx_pos) % p->period;
-        ssize_t sent = send(c->fd, from, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t sent = tx(p, c->wfd, from, n);
         if (sent < 0) {
             if (errno == EINTR)
                 continue;
@@ -265,7 +286,7 @@ static void end_window(struct run *run, int64_t now)
 static void on_echo_readable(struct run *run, struct conn *c, int open_loop)
 {
     const struct lc_params *p = run->p;
-    ssize_t n = recv(c->fd, run->rxbuf, RX_CAP, MSG_DONTWAIT);
+    ssize_t n = rx(p, c->fd, run->rxbuf, RX_CAP);
     if (n < 0) {
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
             fail(run, c, errno);
@@ -312,7 +333,7 @@ static void on_echo_readable(struct run *run, struct conn *c, int open_loop)
 static void on_stream_readable(struct run *run, struct conn *c, int sending)
 {
     const struct lc_params *p = run->p;
-    ssize_t n = recv(c->fd, run->rxbuf, RX_CAP, MSG_DONTWAIT);
+    ssize_t n = rx(p, c->fd, run->rxbuf, RX_CAP);
     if (n < 0) {
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
             fail(run, c, errno);
@@ -365,13 +386,15 @@ static int setup(struct run *run, const int *fds)
     for (int i = 0; i < run->nconns; i++) {
         struct conn *c = &run->conns[i];
         c->fd = fds[i];
+        c->wfd = p->wfds ? p->wfds[i] : fds[i];
         c->index = p->first_index + i;
         c->seed = (uint64_t)c->index * 7919u % p->period; /* Pattern.seed_for */
         c->alive = 1;
         c->last_bad = -1;
         c->next_done = p->size;
         int sending_all = p->workload == LC_SEND && !open_loop;
-        struct epoll_event ev = {.events = EPOLLIN | (sending_all ? EPOLLOUT : 0), .data.ptr = c};
+        int both = sending_all && c->wfd == c->fd;
+        struct epoll_event ev = {.events = EPOLLIN | (both ? EPOLLOUT : 0), .data.ptr = c};
         if (epoll_ctl(run->epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0) {
             snprintf(run->r->fatal, LC_SAMPLE_LEN, "epoll_ctl: %s", strerror(errno));
             return -1;
@@ -380,6 +403,11 @@ static int setup(struct run *run, const int *fds)
         if (sending_all) {
             c->tx_target = UNLIMITED;
             c->writing = 1;
+            ev.events = EPOLLOUT;
+            if (c->wfd != c->fd && epoll_ctl(run->epfd, EPOLL_CTL_ADD, c->wfd, &ev) < 0) {
+                snprintf(run->r->fatal, LC_SAMPLE_LEN, "epoll_ctl: %s", strerror(errno));
+                return -1;
+            }
         }
         if (p->workload == LC_ECHO) {
             c->cap = open_loop ? 64 : p->depth; /* closed loop: never more than depth */

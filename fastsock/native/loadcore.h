@@ -45,6 +45,14 @@ struct lc_params {
     int hist_half_magnitude; /* HdrHistogram sub_bucket_half_count_magnitude */
     int64_t hist_lowest, hist_highest; /* values are clamped into this range */
     int verify;              /* 0: do not compare echoed bytes (a baseline for the cost) */
+    /* The IPC floor (fastsock/floor.py): a connection may be two one-way file descriptors, a
+     * pipe pair. wfds[i] is written and fds[i] read (NULL: both on fds[i]); fd_io uses
+     * read()/write() instead of recv()/send(), which pipes need (the caller makes the fds
+     * non-blocking and ignores SIGPIPE). tx_chunk caps one send (0: 256 KiB); message sockets
+     * (seqpacket) set it to the message size so that every send is exactly one message. */
+    const int *wfds;
+    int fd_io;
+    uint64_t tx_chunk;
     volatile int64_t *progress; /* if set: messages done so far, updated every tick */
     /* Called (with no lock held) when a wait was interrupted by a signal, and every tick (a
      * signal can arrive outside the wait); non-zero stops the run (the CPython caller checks
@@ -85,7 +93,7 @@ static inline size_t lc_hist_index(int64_t value, int half_magnitude, int64_t lo
                     (1LL << half_magnitude));
 }
 
-/* Run the plan on fds[0..nconns); 0 on success, -1 with result->fatal set. */
+/* Run the plan on fds[0..nconns) (and wfds, if set); 0 on success, -1 with result->fatal set. */
 int lc_run(const struct lc_params *params, const int *fds, int nconns, struct lc_result *result);
 
 #endif

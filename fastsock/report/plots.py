@@ -549,6 +549,14 @@ def _placement_label(doc: dict, place: str) -> str:
     return f"{place} (server CPU {spec.get('server')}, client CPU {spec.get('client')})"
 
 
+def transports(doc: dict, out: Path) -> Chart | None:
+    """The transports experiment's chart (fastsock/report/transports.py, which imports this
+    module's helpers: hence the late import)."""
+    from fastsock.report.transports import chart
+
+    return chart(doc, out)
+
+
 CHARTS: list[Callable[[dict, Path], Chart | None]] = [
     rtt_vs_size,
     throughput_vs_size,
@@ -558,6 +566,7 @@ CHARTS: list[Callable[[dict, Path], Chart | None]] = [
     latency_vs_load,
     servers,
     placement,
+    transports,
 ]
 
 

@@ -272,6 +272,11 @@ def headlines(doc: dict) -> list[str]:
         exp = S.find(doc, kind, sweep)
         if exp is not None:
             out.extend(func(exp))
+    exp = S.find_transports(doc)
+    if exp is not None:
+        from fastsock.report import transports
+
+        out.extend(transports.headlines(exp))
     return out
 
 
@@ -630,6 +635,10 @@ def _experiment_section(exp: dict, charts: list[Chart]) -> list[str]:
         return out + ["No successful runs.", ""]
     for c in charts:
         out += [f"![{c.title}]({c.file})", "", c.shows, ""]
+    if S.is_transports(exp):
+        from fastsock.report import transports
+
+        return out + transports.section(exp)
     if exp["kind"] == "closed":
         out += closed_table(exp) + [""]
     elif exp["kind"] == "rtt":

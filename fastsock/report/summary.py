@@ -14,8 +14,31 @@ from dataclasses import dataclass
 
 import numpy as np
 
-TRANSPORT_LABELS = {"unix": "UNIX", "tcp": "TCP 127.0.0.1", "tcp6": "TCP6 ::1"}
-TRANSPORT_ORDER = ["unix", "tcp", "tcp6"]
+TRANSPORT_LABELS = {
+    "unix": "UNIX",
+    "tcp": "TCP 127.0.0.1",
+    "tcp6": "TCP6 ::1",
+    "pipe": "pipe pair",
+    "socketpair": "socketpair",
+    "socketpair-seqpacket": "socketpair seqpacket",
+    "unix-seqpacket": "UNIX seqpacket",
+    "unix-dgram": "UNIX datagram",
+    "udp": "UDP 127.0.0.1",
+}
+# The stream transports first (the UNIX vs TCP question), then the transports experiment's
+# others from the cheapest channel up.
+TRANSPORT_ORDER = [
+    "unix",
+    "tcp",
+    "tcp6",
+    "pipe",
+    "socketpair",
+    "socketpair-seqpacket",
+    "unix-seqpacket",
+    "unix-dgram",
+    "udp",
+]
+STREAM_TRANSPORTS = ("unix", "tcp", "tcp6")
 
 # Metrics by name -> (label with unit, where to find it).
 METRIC_LABELS = {
@@ -194,10 +217,27 @@ def saturated(run: dict) -> bool:
     return bool(rate) and got is not None and got < SATURATION_SHARE * rate
 
 
+def is_transports(exp: dict) -> bool:
+    """An experiment over more than the stream transports (the `transports` experiment): it
+    has its own chart and findings (fastsock/report/transports.py), not the UNIX-vs-TCP ones."""
+    return bool(set(exp["params"].get("transports", [])) - set(STREAM_TRANSPORTS))
+
+
 def find(doc: dict, kind: str, sweep: str) -> dict | None:
-    """The first experiment of this kind and sweep that has successful runs."""
+    """The first experiment of this kind and sweep over the stream transports that has
+    successful runs."""
     for exp in doc["experiments"]:
-        if exp["kind"] == kind and exp["sweep"] == sweep and ok_runs(exp):
+        if exp["kind"] != kind or exp["sweep"] != sweep or is_transports(exp):
+            continue
+        if ok_runs(exp):
+            return exp
+    return None
+
+
+def find_transports(doc: dict) -> dict | None:
+    """The first transports experiment with successful runs."""
+    for exp in doc["experiments"]:
+        if is_transports(exp) and ok_runs(exp):
             return exp
     return None
 

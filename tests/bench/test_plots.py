@@ -24,6 +24,7 @@ EVERY_CHART = {
     "latency-vs-load.png",
     "servers.png",
     "placement.png",
+    "transports.png",
 }
 
 

@@ -36,7 +36,7 @@ def _at(d: dict, *keys: object) -> dict:
         (lambda d: d.pop("metadata"), "'metadata' is a required property"),
         (lambda d: d.update(schema="other/1"), "'fastsock.bench/1' was expected"),
         (lambda d: d["experiments"][0].update(kind="warp"), "is not one of"),
-        (lambda d: d["experiments"][1]["runs"][0]["variant"].update(transport="udp"), "udp"),
+        (lambda d: d["experiments"][1]["runs"][0]["variant"].update(transport="sctp"), "sctp"),
         (lambda d: _at(d, *RUN0, "variant").update(extra=1), "'extra' was unexpected"),
         (lambda d: d["experiments"][1]["runs"][0].update(repeat=-1), "less than the minimum"),
         (lambda d: _at(d, *RUN0).update(repeat=True), "True is not of type 'integer'"),

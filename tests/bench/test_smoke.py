@@ -42,7 +42,7 @@ def test_results_validate_and_hold_every_run(smoke) -> None:
     _, doc, _ = smoke
     assert check(doc) == []
     by_name = {e["name"]: e for e in doc["experiments"]}
-    assert set(by_name) == {"rtt", "size", "openloop"}
+    assert set(by_name) == {"rtt", "size", "openloop", "transports"}
     for exp in by_name.values():
         failed = [r["error"] for r in S.failed_runs(exp)]
         assert failed == [], failed
@@ -63,6 +63,30 @@ def test_results_validate_and_hold_every_run(smoke) -> None:
     capacity = max(r["load"]["msgs_per_s"] for r in openloop["calibration"])
     assert len(rates) == 1 and rates[0] == pytest.approx(0.5 * capacity, rel=0.05)
     assert all(r["variant"]["depth"] == 8 for r in openloop["calibration"])
+
+
+@pytest.mark.timeout(180)
+def test_transports_run_the_floor_and_every_socket_type(smoke) -> None:
+    """pipe through fastsock.floor (no server), the others through fastsock serve --type and
+    fastsock load --type: what each run measured is what its variant names."""
+    _, doc, _ = smoke
+    exp = next(e for e in doc["experiments"] if e["name"] == "transports")
+    assert len(exp["runs"]) == 4 * 2
+    expected = {
+        "pipe": ("pipe", "stream"),
+        "unix-seqpacket": ("unix", "seqpacket"),
+        "unix-dgram": ("unix", "dgram"),
+        "udp": ("udp", "dgram"),
+    }
+    for run in exp["runs"]:
+        assert run["status"] == "ok", run["error"]
+        params = run["load"]["params"]
+        got = (params["transport"], params.get("type", "stream"))
+        assert got == expected[run["variant"]["transport"]]
+        assert run["load"]["messages"] > 0 and run["load"]["errors"]["total"] == 0
+        assert ("datagrams" in run["load"]) == (got[1] == "dgram")
+    pipe = [r for r in exp["runs"] if r["variant"]["transport"] == "pipe"]
+    assert all(r["load"]["params"]["peer"].startswith("fastsock.echo_child") for r in pipe)
 
 
 @pytest.mark.timeout(180)
@@ -97,13 +121,16 @@ def test_pyperf_reads_the_rtt_files(smoke) -> None:
 def test_charts_and_report_match_the_json(smoke, tmp_path: Path) -> None:
     out, doc, stdout = smoke
     for name in ("rtt-vs-size.png", "throughput-vs-size.png", "unix-tcp-ratio.png",
-                 "latency-spectrum.png", "latency-vs-load.png", "REPORT.md"):  # fmt: skip
+                 "latency-spectrum.png", "latency-vs-load.png", "transports.png",
+                 "REPORT.md"):  # fmt: skip
         assert (out / name).stat().st_size > 0, name
     report = (out / "REPORT.md").read_text()
     assert "FIXTURE" not in report
     size = next(e for e in doc["experiments"] if e["name"] == "size")
     ratio = S.paired_ratios(size, "msgs_per_s", server="fastsock", size=64)
     assert f"{ratio.median:.2f}×" in report
+    assert "## Transports" in report
+    assert "UDP lost no datagram" in report or "UDP started to lose" in report
     # `fastsock plot` from the saved JSON alone writes the very same report.
     redo = subprocess.run(
         [sys.executable, "-m", "fastsock", "plot", str(out / "bench.json"), "--out", str(tmp_path)],

@@ -13,7 +13,9 @@ import pytest
 
 from fastsock.address import Endpoint, tcp_endpoint, unix_endpoint
 from fastsock.load import run_load
+from fastsock.load.config import ConfigError
 from fastsock.load.datagram import HEADER, DatagramEngine, connect_datagram
+from fastsock.native import load_engine_module
 from fastsock.process import ServerProcess
 from tests.load.conftest import FASTSOCK, quick_config
 
@@ -134,12 +136,33 @@ def test_loss_duplication_corruption_and_reordering_are_counted(tmp_path):
 
 
 @pytest.mark.timeout(60)
-def test_seqpacket_load_is_clean(tmp_path):
+@pytest.mark.parametrize("engine", ["python", "native"])
+def test_seqpacket_load_is_clean(tmp_path, engine):
+    """Both engines run seqpacket (every message whole and verified). That the native one
+    sends exactly one message per send is proven in tests/test_floor.py, whose echo child
+    checks each message's length."""
+    if engine == "native" and load_engine_module()[0] is None:
+        pytest.skip("the native engine was not built here")
     with start(tmp_path, "seqpacket", "unix") as server:
-        result = run_load(quick_config(server.endpoint, sock_type="seqpacket", size=4096, depth=4))
+        config = quick_config(
+            server.endpoint, sock_type="seqpacket", size=4096, depth=4, engine=engine
+        )
+        result = run_load(config)
     assert result["params"]["type"] == "seqpacket"
+    assert result["params"]["engine"] == engine
     assert result["errors"]["total"] == 0
     assert result["messages"] > 0
+
+
+def test_native_seqpacket_is_refused_above_its_read_size(tmp_path):
+    config = quick_config(
+        unix_endpoint(str(tmp_path / "x.sock")),
+        sock_type="seqpacket",
+        size=300_000,
+        engine="native",
+    )
+    with pytest.raises(ConfigError, match="up to 256 KiB"):
+        config.validate()
 
 
 def run_load_cli(*args: str) -> subprocess.CompletedProcess[str]:

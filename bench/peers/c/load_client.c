@@ -4,6 +4,14 @@
  *
  *   load_client [--host H] (--port N | --unix PATH|@NAME) [--size BYTES] [--conns N]
  *               [--depth D] [--duration S] [--warmup S] [--no-verify]
+ *   load_client --fds R,W [--messages] [--size BYTES] [--depth D] ...
+ *
+ * --fds: the IPC floor (fastsock/floor.py) -- no server, one already-connected channel
+ * inherited from the parent: read echoes on fd R, write messages on fd W (R == W for a
+ * socketpair; a pipe pair has two). Pipes are driven with read()/write(), sockets with
+ * recv()/send(), exactly as the native engine does for `python -m fastsock.floor`.
+ * --messages: every send is one message of SIZE bytes (seqpacket socketpairs keep
+ * boundaries, so a send of several messages would arrive as one).
  *
  * Closed-loop echo: each connection keeps D messages of SIZE bytes in flight. Every echoed
  * byte is compared with the pattern it was sent from (byte i of connection c's stream is
@@ -21,6 +29,8 @@
 
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <sys/resource.h>
 #include <sys/time.h>
 #include <time.h>
@@ -86,13 +96,40 @@ static void json_escape(const char *s, char *out, size_t size)
     out[o] = '\0';
 }
 
+/* --fds R,W: two inherited descriptors, made non-blocking; returns whether they are pipes
+ * (read/write) rather than sockets (recv/send). */
+static int inherited_pair(const char *text, int *rfd, int *wfd)
+{
+    char *comma = strchr(text, ',');
+    if (!comma)
+        die(2, "--fds takes R,W (two file descriptors), not '%s'", text);
+    *comma = '\0';
+    *rfd = (int)parse_long("--fds", text, 0, INT_MAX);
+    *wfd = (int)parse_long("--fds", comma + 1, 0, INT_MAX);
+    struct stat st[2];
+    int fds[2] = {*rfd, *wfd};
+    for (int i = 0; i < 2; i++) {
+        int flags = fcntl(fds[i], F_GETFL);
+        if (flags < 0 || fstat(fds[i], &st[i]) < 0)
+            die(2, "--fds: descriptor %d is not open", fds[i]);
+        if (!S_ISFIFO(st[i].st_mode) && !S_ISSOCK(st[i].st_mode))
+            die(2, "--fds: descriptor %d is neither a pipe nor a socket", fds[i]);
+        fcntl(fds[i], F_SETFL, flags | O_NONBLOCK);
+    }
+    if (S_ISFIFO(st[0].st_mode) != S_ISFIFO(st[1].st_mode))
+        die(2, "--fds: give two pipes or one socket twice, not a mix");
+    signal(SIGPIPE, SIG_IGN); /* a dead peer is EPIPE, counted, not a silent death */
+    return S_ISFIFO(st[0].st_mode);
+}
+
 __attribute__((noreturn)) static void usage(int status)
 {
     fprintf(status ? stderr : stdout,
             "usage: %s [--host H] (--port N | --unix PATH|@NAME) [--size BYTES] [--conns N]\n"
             "       [--depth D] [--duration S] [--warmup S] [--no-verify]\n"
+            "       %s --fds R,W [--messages] [--size BYTES] [--depth D] ...\n"
             "defaults: --host 127.0.0.1 --size 64 --conns 1 --depth 1 --duration 5 --warmup 1\n",
-            prog_name);
+            prog_name, prog_name);
     exit(status);
 }
 
@@ -100,6 +137,8 @@ int main(int argc, char **argv)
 {
     prog_name = "load_client";
     struct endpoint_options target = ENDPOINT_OPTIONS_INIT;
+    const char *fd_pair = NULL;
+    int messages = 0;
     long conns = 1;
     double duration = 5.0, warmup = 1.0;
     uint64_t size = 64, depth = 1;
@@ -109,7 +148,8 @@ int main(int argc, char **argv)
         {"size", required_argument, NULL, 's'},     {"conns", required_argument, NULL, 'c'},
         {"depth", required_argument, NULL, 'd'},    {"duration", required_argument, NULL, 't'},
         {"warmup", required_argument, NULL, 'w'},   {"no-verify", no_argument, NULL, 'n'},
-        {"help", no_argument, NULL, 'H'},           {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, 'H'},           {"fds", required_argument, NULL, 'f'},
+        {"messages", no_argument, NULL, 'm'},       {NULL, 0, NULL, 0},
     };
     int opt;
     opterr = 0; /* we print our own one-line error */
@@ -123,25 +163,37 @@ int main(int argc, char **argv)
         case 't': duration = parse_seconds("--duration", optarg, 0.001); break;
         case 'w': warmup = parse_seconds("--warmup", optarg, 0.0); break;
         case 'n': verify = 0; break;
+        case 'f': fd_pair = optarg; break;
+        case 'm': messages = 1; break;
         case 'H': usage(0);
         default: die_bad_option(argv);
         }
     }
     refuse_operands(argc, argv);
     struct endpoint ep;
-    endpoint_from_options(&ep, &target);
-    if (ep.family != AF_UNIX && ep.port == 0)
-        die(2, "--port 0 names no server; give the port the server printed");
     char text[256];
-    endpoint_format(&ep, text, sizeof(text));
+    int rfd = -1, wfd = -1, pipes = 0;
+    if (fd_pair) {
+        if (target.port || target.unix_path || conns != 1)
+            die(2, "--fds is one channel: not with --port, --unix or --conns");
+        pipes = inherited_pair(fd_pair, &rfd, &wfd);
+        snprintf(text, sizeof(text), "fds:%d,%d", rfd, wfd);
+    } else {
+        endpoint_from_options(&ep, &target);
+        if (ep.family != AF_UNIX && ep.port == 0)
+            die(2, "--port 0 names no server; give the port the server printed");
+        endpoint_format(&ep, text, sizeof(text));
+    }
 
     fill_pattern();
     int *fds = calloc((size_t)conns, sizeof(*fds));
     struct lc_result *r = calloc(1, sizeof(*r));
     if (!fds || !r)
         die(1, "out of memory for %ld connections", conns);
-    for (long i = 0; i < conns; i++)
+    for (long i = 0; i < conns && !fd_pair; i++)
         fds[i] = connect_one(&ep, text);
+    if (fd_pair)
+        fds[0] = rfd;
 
     int64_t start = now_ns();
     struct lc_params p = {
@@ -155,6 +207,9 @@ int main(int argc, char **argv)
         .period = PERIOD,
         .span = SPAN,
         .verify = verify,
+        .wfds = fd_pair ? &wfd : NULL,
+        .fd_io = pipes,
+        .tx_chunk = messages ? size : 0,
     };
     if (lc_run(&p, fds, (int)conns, r) < 0)
         die(1, "%s", r->fatal);
@@ -180,11 +235,13 @@ int main(int argc, char **argv)
            rate, rate * (double)size / 1e6, (unsigned long long)r->completed, elapsed,
            (unsigned long long)errors, conns, (unsigned long long)size,
            (unsigned long long)depth, duration, warmup, r->cpu_user_s, r->cpu_sys_s,
-           endpoint_transport(&ep), endpoint_json, verify ? "true" : "false",
+           fd_pair ? (pipes ? "pipe" : "socketpair") : endpoint_transport(&ep), endpoint_json, verify ? "true" : "false",
            (unsigned long long)r->completed_total, total_s);
     fflush(stdout);
     for (long i = 0; i < conns; i++)
         close(fds[i]);
+    if (fd_pair && wfd != rfd)
+        close(wfd);
     free(fds);
     free(r);
     return errors ? 1 : 0;
