@@ -24,6 +24,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from fastsock.buffer import ReadBuffer
 from fastsock.handlers.base import Buffer, Handler
 from fastsock.loop import EVENT_READ, EVENT_WRITE, READABLE, WRITABLE, EventLoop, Timer
 from fastsock.stats import ServerStats
@@ -96,7 +97,7 @@ class ConnectionContext:
     imports the server."""
 
     loop: EventLoop
-    read_buffer: bytearray
+    read_buffer: ReadBuffer
     high_water: int
     low_water: int
     sendfile: bool
