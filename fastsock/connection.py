@@ -163,7 +163,11 @@ class Connection:
         self.bytes_in = 0
         self.bytes_out = 0
         # Bytes the echo fast path received and sent back whole: in *and* out, counted once
-        # (each counter is an int allocation per message: two cost ~9% of a 64 B echo).
+        # (each counter is an int allocation per message: two cost ~9% of a 64 B echo). This one
+        # is now the whole remaining gap to the bare loop: without it 5,427 instructions per
+        # 64 B echo, with it 5,716, bare loop 5,439 (callgrind). Tried and dropped: appending n
+        # to a list the server sums once per wake-up, plus an activity flag for the idle sweep
+        # (no allocation per message, but 5,781: sum() pays per element what += did).
         self.echoed = 0
         self._queue: deque[memoryview | FileBody] = deque()
         self._queued_bytes = 0
