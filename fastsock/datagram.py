@@ -27,6 +27,7 @@ import errno
 import logging
 import socket
 
+from fastsock.buffer import ReadBuffer
 from fastsock.handlers.source import PATTERN
 from fastsock.loop import EVENT_READ, EVENT_WRITE, EventLoop, Timer
 from fastsock.stats import ServerStats
@@ -51,7 +52,7 @@ class DatagramEndpoint:
         self,
         sock: socket.socket,
         mode: str,
-        read_buffer: bytearray,
+        read_buffer: ReadBuffer,
         stats: ServerStats,
         loop: EventLoop,
     ) -> None:

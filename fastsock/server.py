@@ -20,6 +20,7 @@ from fastsock.address import (
     remove_unix_file,
     unix_file_identity,
 )
+from fastsock.buffer import page_aligned_buffer
 from fastsock.connection import Connection, ConnectionContext
 from fastsock.datagram import DatagramEndpoint
 from fastsock.handlers import MODES, Handler
@@ -103,7 +104,9 @@ class Server:
         # does not know this module: the dependency runs one way).
         self.context = ConnectionContext(
             loop=self.loop,
-            read_buffer=bytearray(config.read_size),
+            # Page-aligned: at the page offset a bytearray of this size gets, the kernel's copy
+            # into it ran ~1.4x slower (fastsock/buffer.py).
+            read_buffer=page_aligned_buffer(config.read_size),
             high_water=config.high_water,
             low_water=config.low_water,
             sendfile=config.sendfile,
