@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.matrix import MATRIX_FILE, MatrixError, Variant, load_matrix, round_order
+from bench.matrix.plan import MATRIX_FILE, MatrixError, Variant, load_matrix, round_order
+from bench.matrix.run import plan
 from bench.peers.registry import PEERS
-from bench.run import plan
 
 SERVERS = set(PEERS)
 
