@@ -61,25 +61,25 @@ peers: $(STAMP)
 
 # fastsock load vs the C load client on the C echo server, interleaved (a few minutes).
 calibrate: $(STAMP)
-	$(PY) -m bench.calibrate_load --out results/calibrate_load.json
+	$(PY) -m bench.studies.calibrate_load --out results/calibrate_load.json
 
-# The benchmark matrix (bench/matrix.toml): results/bench.json, pyperf RTT files, PNG charts
+# The benchmark matrix (bench/matrix/matrix.toml): results/bench.json, pyperf RTT files, PNG charts
 # and results/REPORT.md. bench: the quick profile plus a short static-file run against nginx
 # (~3 min; nginx only where installed -- make bench-http installs it); bench-full: all of it.
 bench: $(STAMP)
-	$(PY) -m bench.http_bench --profile short --servers fastsock,nginx --out results/http.json
-	$(PY) -m bench.run --profile quick --out results
+	$(PY) -m bench.http --profile short --servers fastsock,nginx --out results/http.json
+	$(PY) -m bench.matrix --profile quick --out results
 
 bench-full: $(STAMP) http-tools app-tools
-	$(PY) -m bench.http_bench --profile full --out results/http.json
+	$(PY) -m bench.http --profile full --out results/http.json
 	$(PY) -m bench.apps --profile full --out results/apps.json
-	$(PY) -m bench.run --profile full --out results
+	$(PY) -m bench.matrix --profile full --out results
 
-# Static files: fastsock (sendfile and copy) vs nginx over TCP (wrk) and UNIX (bench/http_load.c).
+# Static files: fastsock (sendfile and copy) vs nginx over TCP (wrk) and UNIX (bench/http/http_load.c).
 # nginx and wrk are Debian packages; without them the run says so and skips nginx / uses the C client.
 # results/http.json gets its own chart and section in REPORT.md (make plot, make bench).
 bench-http: $(STAMP) http-tools
-	$(PY) -m bench.http_bench --out results/http.json
+	$(PY) -m bench.http --out results/http.json
 	$(VENV)/bin/fastsock plot results/bench.json
 
 http-tools:

@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 
 from bench.apps.parsers import ParseError, parse_pgbench, parse_redis_csv
-from bench.http_clients import _run_measured
+from bench.http.clients import run_measured
 
 CLIENT_BOUND = 0.9  # client CPU seconds per wall second (summed over its threads)
 
@@ -52,7 +52,7 @@ def run_redis_benchmark(
         "--csv",
     ]
     start = time.monotonic()
-    status, out, err, cpu = _run_measured(argv, 600, None)
+    status, out, err, cpu = run_measured(argv, 600, None)
     wall = time.monotonic() - start
     if status != 0:
         raise ParseError(f"redis-benchmark exited with {status}: {err.strip()[-200:]}")
@@ -75,7 +75,7 @@ def run_pgbench(
     amount = ["-T", str(seconds)] if seconds else ["-t", str(transactions)]
     argv = [*argv_head, *mode, "-n", "-c", str(clients), "-j", str(threads), *amount, "postgres"]
     start = time.monotonic()
-    status, out, err, cpu = _run_measured(argv, 600, None)
+    status, out, err, cpu = run_measured(argv, 600, None)
     wall = time.monotonic() - start
     if status != 0:
         raise ParseError(f"pgbench exited with {status}: {err.strip()[-200:]}")

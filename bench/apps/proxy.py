@@ -21,9 +21,9 @@ from pathlib import Path
 
 from bench.apps.redis_pg import _row, order
 from bench.apps.servers import AppError, _stop, _wait_until
-from bench.http_bench import make_files, size_label
-from bench.http_clients import run_wrk, wrk_available, wrk_warmup
-from bench.nginx import config_text, free_port, nginx_binary
+from bench.http.clients import run_wrk, wrk_available, wrk_warmup
+from bench.http.nginx import config_text, free_port, nginx_binary
+from bench.http.run import make_files, size_label
 from fastsock.address import tcp_endpoint
 from fastsock.process import ServerProcess
 

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.nginx import free_port
+from bench.http.nginx import free_port
 
 READY_TIMEOUT_S = 30.0
 PG_USER = "postgres"

@@ -4,7 +4,7 @@
 memoryview, and nothing else: no watermarks, no idle timeout, no stats, no drain, no partial-send
 queue worth the name (a short send is finished with a blocking ``sendall``, which no real server
 may do). It is the fastest a pure-Python readiness loop gets here; ``fastsock serve`` is measured
-against it (``python -m bench.server_speed``).
+against it (``python -m bench.studies.server_speed``).
 """
 
 from __future__ import annotations

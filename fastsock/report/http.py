@@ -1,6 +1,6 @@
 """The static-file section of REPORT.md: fastsock vs nginx, from ``make bench-http``'s JSON.
 
-``bench/http_bench.py`` writes ``http.json`` (schema ``fastsock.http_bench/1``) beside
+``bench/http/run.py`` writes ``http.json`` (schema ``fastsock.http_bench/1``) beside
 ``bench.json``; when it is there, ``fastsock plot`` and ``make bench`` draw its chart and add its
 section, saying when and how it was measured (it is a separate run from the rest).
 """
@@ -106,7 +106,7 @@ def section(doc: dict, out: Path) -> list[str]:
         "",
         f"![Static files: fastsock vs nginx]({chart})",
         "",
-        f"Measured by `python -m bench.http_bench --profile {p.get('profile', '?')}` "
+        f"Measured by `python -m bench.http --profile {p.get('profile', '?')}` "
         f"({str(m.get('date', '?'))[:10]}; `make bench` runs the short profile, "
         "`make bench-http` the longer quick one) with "
         "`fastsock serve --mode http` with `os.sendfile` (*fastsock*) and with read+send "

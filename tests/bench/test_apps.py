@@ -15,8 +15,8 @@ from bench.apps.__main__ import load_matrix
 from bench.apps.parsers import ParseError, parse_pgbench, parse_redis_csv
 from bench.apps.proxy import render_proxy_config
 from bench.apps.stats import paired_ratios, summarize
-from bench.http_clients import wrk_available
-from bench.nginx import nginx_binary
+from bench.http.clients import wrk_available
+from bench.http.nginx import nginx_binary
 
 SAMPLES = Path(__file__).parent / "fixtures" / "apps"
 

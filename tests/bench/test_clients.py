@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.loadrun import measure
-from bench.matrix import Variant
-from bench.placement import check
-from bench.rtt import PingPong
+from bench.matrix.loadrun import measure
+from bench.matrix.placement import check
+from bench.matrix.plan import Variant
+from bench.matrix.rtt import PingPong
 from fastsock.address import tcp_endpoint, unix_endpoint
 
 
@@ -79,8 +79,8 @@ def test_placement_check() -> None:
 
 def test_c_load_client_result_fits_the_load_schema() -> None:
     """The C client's JSON, reshaped, is a valid `load` object of the results schema."""
-    from bench.loadrun import c_result_as_load
-    from bench.matrix import Variant
+    from bench.matrix.loadrun import c_result_as_load
+    from bench.matrix.plan import Variant
     from fastsock.address import unix_endpoint
     from fastsock.report.results import schema, validate
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.matrix import MATRIX_FILE, MatrixError, Variant, load_matrix, round_order
+from bench.matrix.plan import MATRIX_FILE, MatrixError, Variant, load_matrix, round_order
+from bench.matrix.run import plan
 from bench.peers.registry import PEERS
-from bench.run import plan
 
 SERVERS = set(PEERS)
 
@@ -141,7 +141,7 @@ def test_transports_dry_run_prints_the_plan() -> None:
     from tests.bench.conftest import REPO
 
     proc = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--dry-run", "--only", "transports"],
+        [sys.executable, "-m", "bench.matrix", "--dry-run", "--only", "transports"],
         cwd=REPO, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -175,7 +175,7 @@ def test_other_transports_only_where_they_can_run(
 
 
 def test_load_argv_names_the_socket_type_and_the_floor_its_kind(tmp_path: Path) -> None:
-    from bench.loadrun import floor_argv, load_argv
+    from bench.matrix.loadrun import floor_argv, load_argv
     from fastsock.address import unix_endpoint
 
     settings = {"duration": 0.3, "warmup": 0.1}

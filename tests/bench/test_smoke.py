@@ -1,4 +1,4 @@
-"""End to end: a tiny matrix through `python -m bench.run` (real servers, real `fastsock load`,
+"""End to end: a tiny matrix through `python -m bench.matrix` (real servers, real `fastsock load`,
 real pyperf), then pyperf reads the RTT files and `fastsock plot` redraws the same report."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, str]:
     base = tmp_path_factory.mktemp("smoke")
     out = base / "results"
     env = dict(os.environ, TMPDIR=str(base))  # every socket and temp file under base
-    argv = [sys.executable, "-m", "bench.run", "--matrix", str(TINY_MATRIX), "--profile", "tiny"]
+    argv = [sys.executable, "-m", "bench.matrix", "--matrix", str(TINY_MATRIX), "--profile", "tiny"]
     proc = subprocess.run(
         [*argv, "--out", str(out)], cwd=REPO, env=env, capture_output=True, text=True, timeout=150
     )

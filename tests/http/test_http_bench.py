@@ -8,15 +8,15 @@ import subprocess
 
 import pytest
 
-from bench import http_bench
-from bench.http_clients import (
+from bench.http import run as http_bench
+from bench.http.clients import (
     HTTP_LOAD,
     build_http_load,
     file_checksum,
     parse_wrk,
     run_http_load,
 )
-from bench.nginx import Nginx, nginx_binary, render_config
+from bench.http.nginx import Nginx, nginx_binary, render_config
 from tests.http.conftest import SIZES
 
 needs_cc = pytest.mark.skipif(

@@ -1,6 +1,6 @@
 """User-space instructions per echoed message, counted by callgrind (not timed: repeatable).
 
-    python -m bench.instructions [--servers fastsock,bare-epoll] [--transport unix]
+    python -m bench.studies.instructions [--servers fastsock,bare-epoll] [--transport unix]
                                  [--size 64] [--depth 1] [--short 1] [--long 3]
 
 A server runs under ``valgrind --tool=callgrind`` while the C load client echoes through it for

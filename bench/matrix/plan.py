@@ -1,4 +1,4 @@
-"""Read ``bench/matrix.toml``, apply a profile, check it, and expand experiments into variants.
+"""Read ``matrix.toml``, apply a profile, check it, and expand experiments into variants.
 
 A *variant* is one point to measure: server, transport, size, conns, depth, placement, rate.
 Variants of an experiment are ordered with transport innermost, so the UNIX and TCP runs of a

@@ -12,8 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from bench import placement as pl
-from bench.matrix import FLOOR_TRANSPORTS, SOCKET_TYPES, Variant
+from bench.matrix import placement as pl
+from bench.matrix.plan import FLOOR_TRANSPORTS, SOCKET_TYPES, Variant
 from fastsock.address import Endpoint
 
 # A run may take this much longer than warm-up + duration (interpreter start, connecting 256

@@ -1,6 +1,6 @@
 """Calibrate ``fastsock load``'s two engines against a bare C client on the same C echo server.
 
-    python -m bench.calibrate_load --out results/calibrate_load.json      (make calibrate)
+    python -m bench.studies.calibrate_load --out results/calibrate_load.json      (make calibrate)
 
 Clients (``--clients``, the first one is the baseline every ratio divides by):
 ``c-plain`` the C load client with ``--no-verify`` (same loop as the native engine, but no
@@ -43,7 +43,7 @@ from fastsock.address import Endpoint, tcp_endpoint, unix_endpoint
 from fastsock.process import ServerProcess
 from fastsock.report.summary import spread_record as spread
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 CLIENTS = ("c-plain", "c-client", "native-p1", "python-p1", "python-p2")

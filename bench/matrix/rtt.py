@@ -1,7 +1,8 @@
 """Ping-pong round-trip time over one connection, as a pyperf benchmark script.
 
-Run by the harness (``bench/runrtt.py``), never imported by it: pyperf re-executes this file in
-worker processes, so it imports nothing from ``bench`` (only pyperf and the installed fastsock).
+Run by the harness (``bench/matrix/runrtt.py``), never imported by it: pyperf re-executes this
+file in worker processes, so it imports nothing from ``bench`` (only pyperf and the installed
+fastsock).
 
 Each pyperf *value* is ONE round trip (the harness passes ``--loops 1``): send ``size`` bytes to
 an echo server, read ``size`` bytes back, verify them. So the values are the RTT distribution
@@ -9,7 +10,7 @@ itself and their percentiles are RTT percentiles, not percentiles of means over 
 One file per transport (``pyperf-rtt-unix.json``, ``pyperf-rtt-tcp.json``) with the same
 benchmark names in each, so ``python -m pyperf compare_to TCP.json UNIX.json`` pairs them.
 
-    python bench/rtt.py --endpoint unix:/tmp/x.sock --sizes 64,4096 --server fastsock \\
+    python bench/matrix/rtt.py --endpoint unix:/tmp/x.sock --sizes 64,4096 --server fastsock \\
         --placement unpinned --loops 1 --values 100 --processes 1 --append out.json
 """
 

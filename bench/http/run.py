@@ -1,17 +1,18 @@
 """Static files: fastsock (sendfile and copy) against nginx, over TCP and UNIX sockets.
 
-    python -m bench.http_bench --out results/http.json                  (quick: 1 KiB, 16 MiB)
-    python -m bench.http_bench --profile full --out results/http.json   (4 KiB ... 256 MiB)
+    python -m bench.http --out results/http.json                  (quick: 1 KiB, 16 MiB)
+    python -m bench.http --profile full --out results/http.json   (4 KiB ... 256 MiB)
 
 Servers, each started once and left running (an idle server costs nothing):
 
 - ``fastsock``      ``fastsock serve --mode http`` (os.sendfile)
 - ``fastsock-copy`` the same with ``--no-sendfile`` (pread + send through one buffer)
-- ``nginx``         one worker, ``sendfile on``, a generated config (bench/nginx.py); skipped
+- ``nginx``         one worker, ``sendfile on``, a generated config (bench/http/nginx.py); skipped
                     with a message when nginx is not installed
 
 Clients: on TCP wrk (the reference everyone knows; falls back to http_load without it), on UNIX
-bench/http_load.c (wrk cannot speak UNIX sockets). ``--cross-check`` also runs http_load on TCP.
+bench/http/http_load.c (wrk cannot speak UNIX sockets). ``--cross-check`` also runs http_load on
+TCP.
 Every server is first verified: each file fetched with every body checksummed. During the runs
 http_load checks every status and Content-Length and checksums bodies (all of them for small
 files; a sample for large ones, so hashing does not make the client the bottleneck).
@@ -43,7 +44,7 @@ from pathlib import Path
 
 import psutil
 
-from bench.http_clients import (
+from bench.http.clients import (
     HTTP_LOAD,
     build_http_load,
     file_checksum,
@@ -52,7 +53,7 @@ from bench.http_clients import (
     wrk_available,
     wrk_warmup,
 )
-from bench.nginx import Nginx, NginxError, nginx_binary
+from bench.http.nginx import Nginx, NginxError, nginx_binary
 from fastsock import metadata, units
 from fastsock.address import Endpoint, tcp_endpoint, unix_endpoint
 from fastsock.process import ServerProcess
@@ -502,7 +503,7 @@ def measure_all(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m bench.http_bench", description=__doc__.split("\n\n")[0]
+        prog="python -m bench.http", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--profile", choices=sorted(PROFILES), default="quick")
     parser.add_argument("--sizes", help="comma-separated file sizes, e.g. 1K,4K,16M")

@@ -1,9 +1,9 @@
 """``make bench``: run the matrix and write results/bench.json, pyperf files, charts, REPORT.md.
 
-    python -m bench.run                      # quick profile (make bench)
-    python -m bench.run --profile full       # the whole matrix (make bench-full)
-    python -m bench.run --dry-run            # print the plan and its estimated duration
-    python -m bench.run --only rtt,size      # some experiments only
+    python -m bench.matrix                      # quick profile (make bench)
+    python -m bench.matrix --profile full       # the whole matrix (make bench-full)
+    python -m bench.matrix --dry-run            # print the plan and its estimated duration
+    python -m bench.matrix --only rtt,size      # some experiments only
 
 Run from the repository root (``bench`` is not an installed package). Every experiment starts
 its servers once, then interleaves its variants round by round (see ``matrix.round_order``);
@@ -23,9 +23,9 @@ from pathlib import Path
 
 import click
 
-from bench import loadrun, runrtt
-from bench import placement as pl
-from bench.matrix import (
+from bench.matrix import loadrun, runrtt
+from bench.matrix import placement as pl
+from bench.matrix.plan import (
     FLOOR_TRANSPORTS,
     MATRIX_FILE,
     Experiment,
@@ -35,8 +35,8 @@ from bench.matrix import (
     load_matrix,
     round_order,
 )
-from bench.progress import Progress
-from bench.servers import ServerPool, tcp6_available
+from bench.matrix.progress import Progress
+from bench.matrix.servers import ServerPool, tcp6_available
 from fastsock import metadata as md
 from fastsock.process import ServerStartError
 from fastsock.report import SCHEMA_ID

@@ -11,7 +11,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from bench.matrix import SOCKET_TYPES
+from bench.matrix.plan import SOCKET_TYPES
 from bench.peers.registry import PEERS, peer_env
 from fastsock.address import Endpoint, tcp_endpoint, unix_endpoint
 from fastsock.process import ServerProcess

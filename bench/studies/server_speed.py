@@ -1,6 +1,6 @@
 """How close is ``fastsock serve`` to the bare Python loop, uvloop and C? (issue #10)
 
-    python -m bench.server_speed [--rounds 3] [--duration 2] [--points quick|full]
+    python -m bench.studies.server_speed [--rounds 3] [--duration 2] [--points quick|full]
                                  [--servers uvloop-protocol,fastsock,bare-epoll,c-epoll]
                                  [--out results/server_speed.json]
 

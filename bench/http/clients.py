@@ -1,4 +1,4 @@
-"""The HTTP load clients of bench/http_bench.py: wrk (TCP only) and bench/http_load.c.
+"""The HTTP load clients of bench/http/run.py: wrk (TCP only) and bench/http/http_load.c.
 
 Both run as a subprocess for a fixed time against one URL; each result says how many responses
 per second, how many body bytes per second, how many errors, and how much CPU the client used
@@ -23,8 +23,8 @@ from pathlib import Path
 
 from fastsock.address import Endpoint
 
-REPO = Path(__file__).resolve().parent.parent
-HTTP_LOAD_SRC = REPO / "bench" / "http_load.c"
+REPO = Path(__file__).resolve().parents[2]
+HTTP_LOAD_SRC = REPO / "bench" / "http" / "http_load.c"
 HTTP_LOAD = REPO / "build" / "bench" / "http_load"
 INCLUDE = REPO / "bench" / "peers" / "c"  # common.h: endpoints, option parsing, die()
 CFLAGS = ("-O2", "-Wall", "-Wextra")
@@ -53,7 +53,7 @@ def build_http_load(cc: str | None = None) -> str | None:
         return None
     compiler = shutil.which(cc or os.environ.get("CC") or "cc")
     if compiler is None:
-        return "no C compiler (cc) to build bench/http_load.c"
+        return "no C compiler (cc) to build bench/http/http_load.c"
     HTTP_LOAD.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".http_load.", dir=HTTP_LOAD.parent)
     os.close(fd)
@@ -86,7 +86,7 @@ def file_checksum(path: Path) -> str:
     return out.stdout.strip()
 
 
-def _run_measured(
+def run_measured(
     argv: list[str], timeout: float, preexec: Callable[[], None] | None
 ) -> tuple[int, str, str, float]:
     """Run ``argv``; returns (exit status, stdout, stderr, its CPU seconds from wait4)."""
@@ -155,7 +155,7 @@ def run_http_load(
     ]
     if checksum:
         argv += ["--checksum", checksum]
-    status, out, err, _ = _run_measured(argv, duration + warmup + 60, preexec)
+    status, out, err, _ = run_measured(argv, duration + warmup + 60, preexec)
     try:
         data = json.loads(out)
     except json.JSONDecodeError:
@@ -201,7 +201,7 @@ def _wrk_argv(endpoint: Endpoint, path: str, conns: int, seconds: float) -> list
 
 def wrk_warmup(endpoint: Endpoint, path: str, *, conns: int, seconds: float) -> None:
     """wrk has no warm-up option: a short run whose results are dropped."""
-    _run_measured(_wrk_argv(endpoint, path, conns, seconds), seconds + 60, None)
+    run_measured(_wrk_argv(endpoint, path, conns, seconds), seconds + 60, None)
 
 
 def run_wrk(
@@ -215,7 +215,7 @@ def run_wrk(
 ) -> ClientResult:
     seconds = max(1, round(duration))
     argv = _wrk_argv(endpoint, path, conns, seconds)
-    status, out, err, cpu = _run_measured(argv, seconds + 90, preexec)
+    status, out, err, cpu = run_measured(argv, seconds + 90, preexec)
     try:
         rps, errors = parse_wrk(out)
     except ValueError as exc:

@@ -1,4 +1,4 @@
-"""One interleaving round of ping-pong RTT: run ``bench/rtt.py`` under pyperf, read it back.
+"""One interleaving round of ping-pong RTT: run ``bench/matrix/rtt.py`` under pyperf, read it back.
 
 Each round writes a fresh pyperf file (so this round's values are known exactly), then merges
 it into the experiment's per-transport file with ``pyperf.add_runs``. After all rounds that file
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pyperf
 
-from bench import placement as pl
+from bench.matrix import placement as pl
 from fastsock.address import Endpoint
 
 RTT_SCRIPT = Path(__file__).resolve().parent / "rtt.py"
@@ -24,7 +24,7 @@ WORKER_BUDGET_S = 20.0
 
 
 def benchmark_name(server: str, size: int, placement: str) -> str:
-    """Must match ``bench/rtt.py``'s names (that script cannot import this package)."""
+    """Must match ``bench/matrix/rtt.py``'s names (that script cannot import this package)."""
     return f"{server}-{size}B-{placement}"
 
 

@@ -6,7 +6,7 @@
  *   http_load --hash-file FILE        print FILE's checksum (what --checksum expects)
  *
  * Why it exists: wrk is the reference TCP client, but it cannot speak UNIX sockets; curl in a
- * loop or a Python client would measure themselves. bench/http_bench.py runs this one against
+ * loop or a Python client would measure themselves. bench/http/run.py runs this one against
  * fastsock and nginx alike, over both transports, and cross-checks it against wrk on TCP.
  *
  * Each connection keeps D GETs in flight (D > 1 pipelines). One thread, level-triggered epoll.

@@ -84,7 +84,7 @@ def render_config(
         root {root};
         location / {{ }}
     }}"""
-    return config_text("bench/nginx.py", workdir, http, server)
+    return config_text("bench/http/nginx.py", workdir, http, server)
 
 
 def free_port() -> int:

@@ -1,0 +1,5 @@
+"""``python -m bench.matrix``: see :mod:`bench.matrix.run`."""
+
+from bench.matrix.run import main
+
+main()

@@ -1,0 +1,6 @@
+"""Studies: one question each, outside the matrix, each a ``python -m bench.studies.NAME``.
+
+``calibrate_load`` the load engines against a bare C client (``make calibrate``);
+``server_speed`` fastsock against uvloop, the bare loop and C; ``instructions`` callgrind
+instructions per echoed message (repeatable where wall clock is not).
+"""
