@@ -10,9 +10,12 @@ per-connection template -- a SEND of the buffer with ``MSG_WAITALL`` (the kernel
 sends itself), linked (``IOSQE_IO_LINK``) to the next RECV into the same buffer, the SEND's
 completion suppressed (``IOSQE_CQE_SKIP_SUCCESS``). One completion per echoed message, no copy,
 and the link is the backpressure: no RECV is issued until the peer took the bytes, so a slow
-reader holds at most one buffer. Anything else (several writes, ``bytes``, a producer such as
-``source``) takes the queued path: copy, SEND from the queue, stop receiving above the high-water
-mark until the queue is down to the low-water mark, as the epoll engine does.
+reader holds at most one buffer. For the plain :class:`EchoHandler` the server's completion loop
+writes that pair itself, without calling into the handler (see ``UringServer.run``); the
+sockets are registered files where the kernel allows. Anything else (several writes, ``bytes``,
+a producer such as ``source``) takes the queued path: copy, SEND from the queue, stop receiving
+above the high-water mark until the queue is down to the low-water mark, as the epoll engine
+does.
 
 Lifetime: a closed connection shuts its socket down (which completes what is in flight) and is
 released -- fd closed, buffer freed, slot reused -- only when its last operation completed. In a
