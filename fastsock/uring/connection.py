@@ -68,6 +68,7 @@ class UringConnection:
         "fdx",
         "sqe_flags",
         "echo_fast",
+        "fast",
         "handler",
         "buf",
         "view",
@@ -114,6 +115,10 @@ class UringConnection:
         # data_received): the server's completion loop then submits the echo itself, without
         # the two Python calls into the handler and back (see UringServer.run).
         self.echo_fast = type(handler) is EchoHandler
+        # echo_fast and nothing queued, not closing, not paused: the one flag the completion
+        # loop tests. Cleared wherever one of those starts, recomputed where they can end
+        # (on_send, resume_reading): see _refresh_fast.
+        self.fast = self.echo_fast
         self.buf = bytearray(server.buf_size)
         self.view = memoryview(self.buf)
         self._buf_c = (ctypes.c_char * len(self.buf)).from_buffer(self.buf)
@@ -182,10 +187,12 @@ class UringConnection:
 
     def pause_reading(self) -> None:
         self.paused = True
+        self.fast = False
 
     def resume_reading(self) -> None:
         if self.paused:
             self.paused = False
+            self._refresh_fast()
             self._pump()
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> Cancellable:
@@ -198,11 +205,13 @@ class UringConnection:
         if self.closing:
             return
         self.closing = True
+        self.fast = False
         if not self._in_cb:
             self._pump()
 
     def abort(self) -> None:
         self.closing = True
+        self.fast = False
         self.out.clear()
         self.out_bytes = 0
         self._echo_n = 0
@@ -250,6 +259,7 @@ class UringConnection:
             self.handler.eof_received()  # the base handler closes; owed bytes go first
             if not self.closing:
                 self.paused = True  # half-closed: nothing more to read
+                self.fast = False
             self._pump()
         else:
             self._failed(-res)
@@ -271,6 +281,7 @@ class UringConnection:
             self.out.popleft()
         if self.held and self.out_bytes <= self.server.low_water:
             self.held = False
+        self._refresh_fast()
         self._pump()
 
     def on_chain_send_failed(self, res: int) -> None:
@@ -290,6 +301,7 @@ class UringConnection:
         if not data:
             return
         self.out.append(data)
+        self.fast = False
         self.out_bytes += len(data)
         stats = self.server.stats
         if self.out_bytes > stats.peak_buffered:
@@ -315,6 +327,9 @@ class UringConnection:
         ring.sq_tail = tail + 2
         self._chain_n = n
         self.recv_inflight = True
+
+    def _refresh_fast(self) -> None:
+        self.fast = self.echo_fast and not (self.out or self.closing or self.paused)
 
     def _pump(self) -> None:
         """Start what can start: the producer, the next send, the next receive, or the close."""
@@ -363,6 +378,7 @@ class UringConnection:
             return
         self.shut = True
         self.closing = True
+        self.fast = False
         try:
             self.sock.shutdown(socket.SHUT_RDWR)  # the peer sees the close now
         except OSError:

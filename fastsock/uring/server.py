@@ -404,14 +404,11 @@ class UringServer:
                         if op == 1:  # OP_RECV
                             conn = slots[ud >> 3]
                             # The echo fast path, UringConnection.on_recv + EchoHandler + the
-                            # connection's _submit_echo written out: data in, nothing queued,
-                            # not closing or paused -> the linked SEND->RECV pair from the
-                            # per-connection template, its SEND length patched.
-                            if (
-                                res > 0
-                                and conn.echo_fast  # type: ignore[union-attr]
-                                and not (conn.out or conn.closing or conn.paused)  # type: ignore[union-attr]
-                            ):
+                            # connection's _submit_echo written out: data in, the plain echo
+                            # handler, nothing queued, not closing or paused (conn.fast) -> the
+                            # linked SEND->RECV pair from the per-connection template, its SEND
+                            # length patched.
+                            if res > 0 and conn.fast:  # type: ignore[union-attr]
                                 conn.echoed += conn._chain_n  # type: ignore[union-attr]
                                 conn._chain_n = res  # type: ignore[union-attr]
                                 t = ring.sq_tail
