@@ -4,8 +4,10 @@ drain, over a :class:`~fastsock.uring.ring.Ring` instead of an event loop.
 What is shared with :mod:`fastsock.server`: :class:`~fastsock.server.ServerConfig`, the
 listening socket and socket-file care (:mod:`fastsock.address`), the handlers, the stats line
 (:class:`~fastsock.stats.ServerStats`), the timer objects (:class:`~fastsock.loop.Timer`) and
-the policies (accept-and-close over ``--max-conns``, the EMFILE reserve fd, the idle sweep by
-byte counters, drain then close on the second signal). What differs is how things happen:
+the policies (accept-and-close over ``--max-conns``; and, in one copy in
+:class:`fastsock.lifecycle.ServerLifecycle`, the EMFILE reserve fd, the idle sweep by byte
+counters, drain then close on the second signal, the stats of a closed connection).
+What differs is how things happen:
 
 - accepting is one multishot ACCEPT; timers are IORING_OP_TIMEOUTs; signals arrive as a READ of
   the ``signal.set_wakeup_fd`` pipe; so the loop is a single ``io_uring_enter`` that submits
@@ -32,6 +34,7 @@ from typing import TextIO
 
 from fastsock.address import bound_endpoint, listen, remove_unix_file, unix_file_identity
 from fastsock.handlers import MODES, Handler
+from fastsock.lifecycle import ServerLifecycle
 from fastsock.loop import Timer
 from fastsock.server import ACCEPT_PAUSE_S, ServerConfig
 from fastsock.stats import ServerStats
@@ -58,7 +61,7 @@ _LISTENER_READY = 5 << 3
 _SIGNAL_BUF = 64
 
 
-class UringServer:
+class UringServer(ServerLifecycle):
     """Same contract as :class:`fastsock.server.Server`: binds in ``__init__``, serves in
     :meth:`run` until :meth:`shutdown` (or a signal), prints :meth:`print_stats`."""
 
@@ -158,13 +161,6 @@ class UringServer:
         self._arm_timeout()
 
     # -- accepting ----------------------------------------------------------------------------
-    @staticmethod
-    def _open_reserve_fd() -> int | None:
-        try:
-            return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            return None
-
     def _arm_accept(self) -> None:
         if self._accepting or self._draining:
             return
@@ -264,27 +260,17 @@ class UringServer:
         self.connections.discard(conn)
         self._slots[conn.slot] = None
         self._free.append(conn.slot)
-        self.stats.closed += 1
-        self.stats.bytes_in += conn.bytes_in + conn.echoed
-        self.stats.bytes_out += conn.bytes_out + conn.echoed
-        if self._draining and not self.connections:
-            self._stopped = True
+        self._count_closed(conn)
 
-    def _sweep_idle(self) -> None:
-        """As the epoll server's: by byte counters, never early, at most one interval late."""
-        now = self.now
-        deadline = now - self.config.idle_timeout
-        idle = []
-        for conn in self.connections:
-            progress = conn.bytes_in + conn.bytes_out + conn.echoed
-            if progress != conn.progress_seen:
-                conn.progress_seen = progress
-                conn.progress_at = now
-            elif conn.progress_at < deadline and not conn.shut:
-                idle.append(conn)
-        for conn in idle:
-            self.stats.idle_closed += 1
-            conn.abort()
+    # -- the engine's steps of ServerLifecycle -------------------------------------------------
+    def _stop(self) -> None:
+        self._stopped = True
+
+    def _schedule(self, delay: float, callback: Callable[[], None]) -> Timer:
+        return self.call_later(delay, callback)
+
+    def _clock(self) -> float:
+        return self.now
 
     # -- signals ------------------------------------------------------------------------------
     def install_signal_handlers(
@@ -317,33 +303,6 @@ class UringServer:
                     self._on_signal(signum)
         if not self._stopped:
             self._arm_signal_read()
-
-    def _on_signal(self, signum: int) -> None:
-        if self._draining:
-            log.info("second signal: closing %d connections now", len(self.connections))
-            self._close_all()
-            return
-        self.shutdown()
-
-    # -- running and stopping -----------------------------------------------------------------
-    def shutdown(self) -> None:
-        """Stop accepting, let open connections finish (up to ``drain_timeout``), then stop."""
-        if self._draining:
-            return
-        self._draining = True
-        self._close_listener()
-        if not self.connections:
-            self._stopped = True
-            return
-        self.call_later(self.config.drain_timeout, self._close_all)
-
-    def _close_all(self) -> None:
-        for conn in list(self.connections):
-            conn.abort()
-        # Each connection is released when its last operation completes; the loop stops then.
-        self._draining = True
-        if not self.connections:
-            self._stopped = True
 
     def _close_listener(self) -> None:
         if not self._listener_open:
