@@ -26,6 +26,7 @@ from fastsock.datagram import DatagramEndpoint
 from fastsock.handlers import MODES, Handler
 from fastsock.handlers.source import MessageSourceHandler
 from fastsock.http.config import HttpConfig
+from fastsock.lifecycle import ServerLifecycle
 from fastsock.loop import EVENT_READ, EventLoop, Timer
 from fastsock.stats import ServerStats
 
@@ -79,7 +80,7 @@ class _Listener:
     paused_until: Timer | None = field(default=None, repr=False)
 
 
-class Server:
+class Server(ServerLifecycle):
     """A single-threaded server over one :class:`EventLoop`.
 
     ``Server(config)`` binds at once (so start-up errors surface before anything runs);
@@ -158,13 +159,6 @@ class Server:
         return MODES[config.mode]
 
     # -- accepting ----------------------------------------------------------------------------
-    @staticmethod
-    def _open_reserve_fd() -> int | None:
-        try:
-            return os.open(os.devnull, os.O_RDONLY)
-        except OSError:
-            return None
-
     def _on_acceptable(self, mask: int) -> None:
         lsock = self._listener.sock
         is_tcp = not self.endpoint.is_unix
@@ -261,32 +255,17 @@ class Server:
     # -- connections --------------------------------------------------------------------------
     def connection_closed(self, conn: Connection) -> None:
         self.connections.discard(conn)
-        self.stats.closed += 1
-        self.stats.bytes_in += conn.bytes_in + conn.echoed
-        self.stats.bytes_out += conn.bytes_out + conn.echoed
-        if self._draining and not self.connections:
-            self.loop.stop()
+        self._count_closed(conn)
 
-    def _sweep_idle(self) -> None:
-        """Close connections that moved no byte for ``idle_timeout``.
+    # -- the engine's steps of ServerLifecycle -------------------------------------------------
+    def _stop(self) -> None:
+        self.loop.stop()
 
-        Activity is judged by the byte counters, not a clock read per message: a connection
-        whose counters changed since the last sweep was active at some moment since then, and
-        is taken as active *now* -- never early, at most one sweep interval late.
-        """
-        now = self.loop.now
-        deadline = now - self.config.idle_timeout
-        idle = []
-        for conn in self.connections:
-            progress = conn.bytes_in + conn.bytes_out + conn.echoed
-            if progress != conn.progress_seen:
-                conn.progress_seen = progress
-                conn.progress_at = now
-            elif conn.progress_at < deadline:
-                idle.append(conn)
-        for conn in idle:
-            self.stats.idle_closed += 1
-            conn.abort()
+    def _schedule(self, delay: float, callback: Callable[[], None]) -> Timer:
+        return self.loop.call_later(delay, callback)
+
+    def _clock(self) -> float:
+        return self.loop.now
 
     # -- running and stopping -----------------------------------------------------------------
     def install_signal_handlers(
@@ -302,33 +281,10 @@ class Server:
         for signum in signals:
             self.loop.add_signal_handler(signum, self._on_signal, after)
 
-    def _on_signal(self, signum: int) -> None:
-        if self._draining:
-            log.info("second signal: closing %d connections now", len(self.connections))
-            self._close_all()
-            return
-        self.shutdown()
-
-    def shutdown(self) -> None:
-        """Stop accepting, let open connections finish (up to ``drain_timeout``), then stop."""
-        if self._draining:
-            return
-        self._draining = True
-        self._close_listener()
-        if not self.connections:
-            self.loop.stop()
-            return
-        self._drain_timer = self.loop.call_later(self.config.drain_timeout, self._close_all)
-
     def shutdown_threadsafe(self) -> None:
         """For tests that run the server in a thread."""
         self.loop.call_later(0, self.shutdown)
         self.loop.wake()
-
-    def _close_all(self) -> None:
-        for conn in list(self.connections):
-            conn.abort()
-        self.loop.stop()
 
     def _close_listener(self) -> None:
         listener = self._listener

@@ -26,6 +26,8 @@ COLORS = {"unix": "tab:blue", "tcp": "tab:orange", "tcp6": "tab:green"}
 PLACEMENT_COLORS = ["tab:purple", "tab:red", "tab:gray", "tab:olive"]
 RATIO_COLORS = ["black", "tab:purple", "tab:brown", "tab:cyan"]
 LINESTYLES = ["-", "--", ":", "-."]
+# Charts that belong to a report section of their own rather than to one experiment's.
+ENGINES_SECTION = "engines"
 BOUND_NOTE = "ringed/hatched: load generator CPU-bound (it, not the server, set the pace)"
 
 
@@ -269,6 +271,43 @@ def unix_tcp_ratio(doc: dict, out: Path) -> Chart | None:
     )
 
 
+def unix_tcp_by_engine(doc: dict, out: Path) -> Chart | None:
+    """UNIX ÷ TCP msgs/s per size for each of fastsock's engines (C epoll as the reference):
+    does a completion-based loop, which skips the per-message poll, change the answer?"""
+    exp = S.find(doc, "closed", "size")
+    if exp is None or not set(S.values_of(exp, "server")) & set(S.ENGINES):
+        return None
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    sizes = S.values_of(exp, "size")
+    for n, server in enumerate(S.values_of(exp, "server")):
+        spreads = [S.paired_ratios(exp, "msgs_per_s", server=server, size=s) for s in sizes]
+        engine = server in S.ENGINES
+        _errorline(ax, sizes, spreads, [False] * len(sizes), ls="-" if engine else ":",
+                   color=RATIO_COLORS[n % len(RATIO_COLORS)],
+                   label=S.server_label(server) + ("" if engine else " (reference)"))  # fmt: skip
+    ax.axhline(1.0, color="0.3", lw=1)
+    _size_axis(ax)
+    ax.set_xlabel("message size (bytes, one way)")
+    ax.set_ylabel("UNIX ÷ TCP messages/s (>1: UNIX better)")
+    ax.legend(fontsize=8)
+    missing = [sk["reason"] for sk in exp["skipped"] if sk["what"] == "server fastsock-uring"]
+    note = "ratios pair the UNIX and TCP runs of the same repeat; bars: min-max over repeats"
+    if missing:
+        note = f"io_uring engine not measured ({missing[0]}); " + note
+    title = f"UNIX ÷ TCP per message size, by fastsock engine ({_subtitle(exp, ('conns',))})"
+    name = _save(fig, ax, out, "unix-tcp-by-engine.png", title, note)
+    return Chart(
+        name,
+        title,
+        "How many times the messages/s of TCP loopback a UNIX socket gave, at each size, "
+        "with fastsock's epoll engine (readiness: a poll, then recv and send per message) and "
+        "its io_uring engine (completions: no per-message poll or syscall); the C epoll server "
+        "dotted for reference. Above 1 UNIX wins; lines that part show the engine changing "
+        "the answer.",
+        ENGINES_SECTION,
+    )
+
+
 def _hdr_x(pcts: np.ndarray) -> np.ndarray:
     """HDR-histogram percentile axis: 1/(1-p), so 90, 99, 99.9 are evenly spaced."""
     return 1.0 / (1.0 - pcts / 100.0)
@@ -459,7 +498,7 @@ def servers(doc: dict, out: Path) -> Chart | None:
         ]
         _grouped_bars(ax, x, series, "msgs_per_s")
         ax.set_xticks(x)
-        ax.set_xticklabels(names, rotation=25, ha="right", fontsize=8)
+        ax.set_xticklabels([S.server_label(n) for n in names], rotation=25, ha="right", fontsize=8)
         ax.set_ylabel("messages/s echoed")
         _num_axis(ax)
         where = _subtitle(exp, ("conns",))
@@ -562,6 +601,7 @@ CHARTS: list[Callable[[dict, Path], Chart | None]] = [
     throughput_vs_size,
     msgs_vs_conns,
     unix_tcp_ratio,
+    unix_tcp_by_engine,
     latency_spectrum,
     latency_vs_load,
     servers,

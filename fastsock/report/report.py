@@ -161,7 +161,11 @@ def _server_findings(exp: dict) -> list[str]:
         if "fastsock" not in med or len(med) < 2:
             continue
         ranked = sorted(med, key=lambda n: -med[n].median)
-        best_peer = next(n for n in ranked if n != "fastsock")
+        # The best *other* server: fastsock's io_uring engine is fastsock too (its own line).
+        others = [n for n in ranked if n not in S.ENGINES]
+        if not others:
+            continue
+        best_peer = others[0]
         share = med["fastsock"].median / med[best_peer].median
         bound = [
             n
@@ -181,7 +185,27 @@ def _server_findings(exp: dict) -> list[str]:
             f"{S.fmt_num(med['fastsock'].median)} msgs/s, {share:.0%} of the fastest "
             f"peer ({best_peer}, {S.fmt_num(med[best_peer].median)}).{note}"
         )
+        if "fastsock-uring" in med:
+            out.append(_uring_finding(exp, where, med, best_peer))
     return out
+
+
+def _uring_finding(exp: dict, where: dict, med: dict[str, S.Spread], best_peer: str) -> str:
+    """The io_uring engine at one point: its rate, and paired ratios to uvloop (the target in
+    issue #12), the best other peer and the epoll engine."""
+    refs = dict.fromkeys(n for n in ("uvloop-protocol", best_peer, "fastsock") if n in med)
+    parts = []
+    for ref in refs:
+        r = S.paired_ratios(exp, "msgs_per_s", "fastsock-uring", ref, "server", **where)
+        if r is not None:
+            parts.append(f"{ratio_text(r)} {S.server_label(ref)}")
+    return (
+        f"{S.fmt_size(where['size'])} over {S.label(where['transport'])}, "
+        f"{where['depth']} in flight: fastsock (io_uring) "
+        f"{S.fmt_num(med['fastsock-uring'].median)} msgs/s, "
+        + ", ".join(parts)
+        + " (paired by repeat)."
+    )
 
 
 def _placement_findings(exp: dict) -> list[str]:
@@ -272,6 +296,10 @@ def headlines(doc: dict) -> list[str]:
         exp = S.find(doc, kind, sweep)
         if exp is not None:
             out.extend(func(exp))
+        if sweep == "size" and kind == "closed":
+            from fastsock.report import engines  # it imports this module
+
+            out.extend(engines.findings(doc))
     exp = S.find_transports(doc)
     if exp is not None:
         from fastsock.report import transports
@@ -607,6 +635,9 @@ def render(
     lines += ["", "Ratios: median over paired repeats, min–max in brackets.", ""]
     for exp in doc["experiments"]:
         lines += _experiment_section(exp, [c for c in charts if c.experiment == exp["name"]])
+    from fastsock.report import engines  # it imports this module
+
+    lines += engines.section(doc, charts)
     lines += extra or []
     lines += ["## How it was measured", ""] + _method(doc) + [""]
     lines += ["### Machine", ""] + _metadata_rows(doc) + [""]

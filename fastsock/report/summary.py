@@ -104,6 +104,15 @@ def label(transport: str) -> str:
     return TRANSPORT_LABELS.get(transport, transport)
 
 
+# fastsock's engines, by peer name: the same server and handlers over two event loops.
+ENGINES = {"fastsock": "epoll", "fastsock-uring": "io_uring"}
+
+
+def server_label(server: str) -> str:
+    """'fastsock (io_uring)' for an engine of fastsock, else the peer name as it is."""
+    return f"fastsock ({ENGINES[server]})" if server in ENGINES else server
+
+
 def fmt_size(size: int) -> str:
     """64 B, 4 KiB, 1 MiB."""
     for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):

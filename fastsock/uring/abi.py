@@ -24,6 +24,7 @@ FEATURES: dict[str, str] = {
     "IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL": "5.19",
     "IORING_RECVSEND_POLL_FIRST": "5.19",
     "IORING_SETUP_SINGLE_ISSUER": "6.0",
+    "IORING_ASYNC_CANCEL_FD_FIXED": "6.0",
     "IORING_SETUP_DEFER_TASKRUN": "6.1",
 }
 MIN_KERNEL = "6.1"
@@ -49,6 +50,8 @@ IORING_ENTER_GETEVENTS = 1 << 0
 IORING_ENTER_REGISTERED_RING = 1 << 4  # 5.18
 
 # io_uring_register opcodes.
+IORING_REGISTER_FILES = 2  # 5.1; entries of -1 leave a slot empty (sparse)
+IORING_REGISTER_FILES_UPDATE = 6  # 5.5
 IORING_REGISTER_RING_FDS = 20  # 5.18
 
 # mmap offsets of the rings.
@@ -67,6 +70,7 @@ IORING_OP_SEND = 26
 IORING_OP_RECV = 27
 
 # sqe.flags.
+IOSQE_FIXED_FILE = 1 << 0  # sqe.fd is an index into the registered file table
 IOSQE_IO_LINK = 1 << 2
 IOSQE_CQE_SKIP_SUCCESS = 1 << 6  # 5.17
 
@@ -77,6 +81,7 @@ IORING_ACCEPT_MULTISHOT = 1 << 0  # 5.19
 # sqe.cancel_flags (op_flags) of IORING_OP_ASYNC_CANCEL.
 IORING_ASYNC_CANCEL_ALL = 1 << 0  # 5.19
 IORING_ASYNC_CANCEL_FD = 1 << 1  # 5.19
+IORING_ASYNC_CANCEL_FD_FIXED = 1 << 3  # 6.0: the fd is a registered file index
 
 # cqe.flags.
 IORING_CQE_F_MORE = 1 << 1
@@ -142,7 +147,9 @@ class Params(ctypes.Structure):
 
 
 class RsrcUpdate(ctypes.Structure):
-    """struct io_uring_rsrc_update, as IORING_REGISTER_RING_FDS takes it."""
+    """struct io_uring_rsrc_update, as IORING_REGISTER_RING_FDS takes it (and struct
+    io_uring_files_update, the same layout, as IORING_REGISTER_FILES_UPDATE does: ``data``
+    points at the s32 fds)."""
 
     _fields_ = [
         ("offset", ctypes.c_uint32),

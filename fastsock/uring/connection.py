@@ -10,9 +10,12 @@ per-connection template -- a SEND of the buffer with ``MSG_WAITALL`` (the kernel
 sends itself), linked (``IOSQE_IO_LINK``) to the next RECV into the same buffer, the SEND's
 completion suppressed (``IOSQE_CQE_SKIP_SUCCESS``). One completion per echoed message, no copy,
 and the link is the backpressure: no RECV is issued until the peer took the bytes, so a slow
-reader holds at most one buffer. Anything else (several writes, ``bytes``, a producer such as
-``source``) takes the queued path: copy, SEND from the queue, stop receiving above the high-water
-mark until the queue is down to the low-water mark, as the epoll engine does.
+reader holds at most one buffer. For the plain :class:`EchoHandler` the server's completion loop
+writes that pair itself, without calling into the handler (see ``UringServer.run``); the
+sockets are registered files where the kernel allows. Anything else (several writes, ``bytes``,
+a producer such as ``source``) takes the queued path: copy, SEND from the queue, stop receiving
+above the high-water mark until the queue is down to the low-water mark, as the epoll engine
+does.
 
 Lifetime: a closed connection shuts its socket down (which completes what is in flight) and is
 released -- fd closed, buffer freed, slot reused -- only when its last operation completed. In a
@@ -28,10 +31,10 @@ import logging
 import socket
 from collections import deque
 from collections.abc import Callable
-from struct import Struct
 from typing import TYPE_CHECKING
 
 from fastsock.handlers.base import Buffer, Cancellable, Handler
+from fastsock.handlers.echo import EchoHandler
 from fastsock.uring import abi
 from fastsock.uring.ring import SQE
 
@@ -40,14 +43,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# user_data = slot << 3 | op.
+# user_data = slot << 3 | op (slot >= 1; op 0 is the server's own, see fastsock.uring.server).
 OP_RECV = 1
 OP_SEND = 2  # a queued send (its completion is always posted)
 OP_CHAIN_SEND = 3  # the linked echo send (posted only on failure)
 OP_CANCEL = 4  # cancels what is in flight on a connection being closed (its CQE is ignored)
 
 _SEND_FLAGS = socket.MSG_WAITALL | socket.MSG_NOSIGNAL
-_U32 = Struct("<I")
 _RESETS = (errno.ECONNRESET, errno.EPIPE, errno.ECANCELED, errno.ETIMEDOUT)
 
 
@@ -63,6 +65,10 @@ class UringConnection:
         "slot",
         "sock",
         "fd",
+        "fdx",
+        "sqe_flags",
+        "echo_fast",
+        "fast",
         "handler",
         "buf",
         "view",
@@ -96,19 +102,35 @@ class UringConnection:
         self.slot = slot
         self.sock = sock
         self.fd = fd = sock.fileno()
+        # Operations name the socket by its slot in the ring's registered file table when it
+        # has one (no fget/fput per operation in the kernel), else by its fd.
+        ring = server.ring
+        if slot < ring.files and ring.set_file(slot, fd):
+            self.fdx, self.sqe_flags = slot, abi.IOSQE_FIXED_FILE
+        else:
+            self.fdx, self.sqe_flags = fd, 0
+        fdx, fixed = self.fdx, self.sqe_flags
         self.handler = handler
+        # The plain echo handler only writes back the view it is given (that is its whole
+        # data_received): the server's completion loop then submits the echo itself, without
+        # the two Python calls into the handler and back (see UringServer.run).
+        self.echo_fast = type(handler) is EchoHandler
+        # echo_fast and nothing queued, not closing, not paused: the one flag the completion
+        # loop tests. Cleared wherever one of those starts, recomputed where they can end
+        # (on_send, resume_reading): see _refresh_fast.
+        self.fast = self.echo_fast
         self.buf = bytearray(server.buf_size)
         self.view = memoryview(self.buf)
         self._buf_c = (ctypes.c_char * len(self.buf)).from_buffer(self.buf)
         addr = ctypes.addressof(self._buf_c)
         ud = slot << 3
         recv = SQE.pack(
-            abi.IORING_OP_RECV, 0, abi.IORING_RECVSEND_POLL_FIRST, fd, 0, addr, len(self.buf),
-            0, ud | OP_RECV, 0, 0, 0, 0, 0,
+            abi.IORING_OP_RECV, fixed, abi.IORING_RECVSEND_POLL_FIRST, fdx, 0, addr,
+            len(self.buf), 0, ud | OP_RECV, 0, 0, 0, 0, 0,
         )  # fmt: skip
         send = SQE.pack(
-            abi.IORING_OP_SEND, abi.IOSQE_IO_LINK | abi.IOSQE_CQE_SKIP_SUCCESS, 0, fd, 0, addr,
-            0, _SEND_FLAGS, ud | OP_CHAIN_SEND, 0, 0, 0, 0, 0,
+            abi.IORING_OP_SEND, abi.IOSQE_IO_LINK | abi.IOSQE_CQE_SKIP_SUCCESS | fixed, 0, fdx,
+            0, addr, 0, _SEND_FLAGS, ud | OP_CHAIN_SEND, 0, 0, 0, 0, 0,
         )  # fmt: skip
         self._pair = send + recv  # the echo template: len of the SEND patched per message
         self._recv_sqe = recv
@@ -165,10 +187,12 @@ class UringConnection:
 
     def pause_reading(self) -> None:
         self.paused = True
+        self.fast = False
 
     def resume_reading(self) -> None:
         if self.paused:
             self.paused = False
+            self._refresh_fast()
             self._pump()
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> Cancellable:
@@ -181,11 +205,13 @@ class UringConnection:
         if self.closing:
             return
         self.closing = True
+        self.fast = False
         if not self._in_cb:
             self._pump()
 
     def abort(self) -> None:
         self.closing = True
+        self.fast = False
         self.out.clear()
         self.out_bytes = 0
         self._echo_n = 0
@@ -233,6 +259,7 @@ class UringConnection:
             self.handler.eof_received()  # the base handler closes; owed bytes go first
             if not self.closing:
                 self.paused = True  # half-closed: nothing more to read
+                self.fast = False
             self._pump()
         else:
             self._failed(-res)
@@ -254,6 +281,7 @@ class UringConnection:
             self.out.popleft()
         if self.held and self.out_bytes <= self.server.low_water:
             self.held = False
+        self._refresh_fast()
         self._pump()
 
     def on_chain_send_failed(self, res: int) -> None:
@@ -273,6 +301,7 @@ class UringConnection:
         if not data:
             return
         self.out.append(data)
+        self.fast = False
         self.out_bytes += len(data)
         stats = self.server.stats
         if self.out_bytes > stats.peak_buffered:
@@ -287,17 +316,20 @@ class UringConnection:
         if (tail - ring.u32[ring.sq_head_i]) & 0xFFFFFFFF > ring.sq_entries - 2:
             ring.enter(0)
         idx = tail & ring.sq_mask
-        sqes = ring.sqes
+        sqes = ring.sqe_map  # not the memoryview: see UringServer.run
         off = idx * 64
         if idx != ring.sq_mask:
             sqes[off : off + 128] = self._pair
         else:  # the pair would straddle the end of the SQ ring
             sqes[off : off + 64] = self._pair[:64]
             sqes[0:64] = self._recv_sqe
-        _U32.pack_into(sqes, off + abi.SQE_LEN, n)
-        ring.sq_tail = (tail + 2) & 0xFFFFFFFF
+        ring.sqe_u32[(off + abi.SQE_LEN) >> 2] = n
+        ring.sq_tail = tail + 2
         self._chain_n = n
         self.recv_inflight = True
+
+    def _refresh_fast(self) -> None:
+        self.fast = self.echo_fast and not (self.out or self.closing or self.paused)
 
     def _pump(self) -> None:
         """Start what can start: the producer, the next send, the next receive, or the close."""
@@ -309,10 +341,11 @@ class UringConnection:
             item = self.out[0]
             self.server.ring.prep(
                 abi.IORING_OP_SEND,
-                self.fd,
+                self.fdx,
                 _address(item),
                 len(item),
                 (self.slot << 3) | OP_SEND,
+                flags=self.sqe_flags,
                 op_flags=_SEND_FLAGS,
             )
             self.send_inflight = True
@@ -323,10 +356,11 @@ class UringConnection:
         if not (self.recv_inflight or self.paused or self.held):
             self.server.ring.prep(
                 abi.IORING_OP_RECV,
-                self.fd,
+                self.fdx,
                 ctypes.addressof(self._buf_c),
                 len(self.buf),
                 (self.slot << 3) | OP_RECV,
+                flags=self.sqe_flags,
                 ioprio=abi.IORING_RECVSEND_POLL_FIRST,
             )
             self.recv_inflight = True
@@ -344,6 +378,7 @@ class UringConnection:
             return
         self.shut = True
         self.closing = True
+        self.fast = False
         try:
             self.sock.shutdown(socket.SHUT_RDWR)  # the peer sees the close now
         except OSError:
@@ -352,13 +387,16 @@ class UringConnection:
             # Cancel what is in flight: shutdown() alone does not complete a MSG_WAITALL send
             # stuck on a socket the peer reset (measured: it hung the drain). The last CQE of
             # the cancelled operations releases the connection.
+            by = abi.IORING_ASYNC_CANCEL_FD | abi.IORING_ASYNC_CANCEL_ALL
+            if self.sqe_flags:
+                by |= abi.IORING_ASYNC_CANCEL_FD_FIXED
             self.server.ring.prep(
                 abi.IORING_OP_ASYNC_CANCEL,
-                self.fd,
+                self.fdx,
                 0,
                 0,
                 (self.slot << 3) | OP_CANCEL,
-                op_flags=abi.IORING_ASYNC_CANCEL_FD | abi.IORING_ASYNC_CANCEL_ALL,
+                op_flags=by,
             )
         self._release_if_idle()
 
@@ -366,6 +404,9 @@ class UringConnection:
         if self.released or self.recv_inflight or self.send_inflight:
             return
         self.released = True
+        if self.sqe_flags:
+            # The table's reference would keep the socket open past close().
+            self.server.ring.set_file(self.slot, -1)
         self.sock.close()
         self.out.clear()
         self.out_bytes = 0

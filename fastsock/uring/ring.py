@@ -94,6 +94,7 @@ class Ring:
             raise
         self._enter_fd = fd
         self._enter_flags = abi.IORING_ENTER_GETEVENTS
+        self.files = 0  # size of the registered file table (see register_files)
         self._register_ring_fd()
 
     def _map(self, p: abi.Params) -> None:
@@ -116,7 +117,9 @@ class Ring:
         self.u32 = memoryview(self._ring_map).cast("I")
         self.i32 = memoryview(self._ring_map).cast("i")
         self.u64 = memoryview(self._ring_map).cast("Q")
+        self.sqe_map = self._sqe_map  # slice-assign here: a memoryview slice is a GC object
         self.sqes = memoryview(self._sqe_map)
+        self.sqe_u32 = self.sqes.cast("I")  # patch one SQE word without a struct call
         self.sq_mask = self.u32[p.sq_off.ring_mask // 4]
         self.sq_head_i = p.sq_off.head // 4
         self.sq_tail_i = p.sq_off.tail // 4
@@ -128,7 +131,9 @@ class Ring:
         array_i = p.sq_off.array // 4
         for i in range(p.sq_entries):
             self.u32[array_i + i] = i
-        self.sq_tail = self.u32[self.sq_tail_i]  # ours: published at submit
+        # Ours, published at submit. An unbounded int (the kernel's tail is its low 32 bits), so
+        # a caller can keep "submit before the tail passes this" as one comparison.
+        self.sq_tail = self.u32[self.sq_tail_i]
         self._submitted = self.sq_tail
 
     def _register_ring_fd(self) -> None:
@@ -148,14 +153,57 @@ class Ring:
             self._enter_fd = update.offset
             self._enter_flags |= abi.IORING_ENTER_REGISTERED_RING
 
+    # -- registered files ---------------------------------------------------------------------
+    def register_files(self, count: int) -> bool:
+        """Register an empty (sparse) table of ``count`` files; False if the kernel refuses.
+
+        An operation on a registered file (``IOSQE_FIXED_FILE``, ``sqe.fd`` = its index) spares
+        the kernel an fget/fput of the socket per operation.
+        """
+        fds = (ctypes.c_int32 * count)(*([-1] * count))
+        ret = self._syscall(
+            abi.SYS_IO_URING_REGISTER,
+            self.fd,
+            abi.IORING_REGISTER_FILES,
+            ctypes.addressof(fds),
+            count,
+            0,
+            0,
+        )
+        if ret < 0:
+            return False
+        self.files = count
+        self._file_fd = ctypes.c_int32(-1)
+        self._file_update = abi.RsrcUpdate(data=ctypes.addressof(self._file_fd))
+        return True
+
+    def set_file(self, index: int, fd: int) -> bool:
+        """Put ``fd`` in slot ``index`` of the registered table (-1 empties it); False on failure.
+
+        A slot holds a reference to the file: empty it before closing the socket, or the close
+        does not release it.
+        """
+        self._file_fd.value = fd
+        self._file_update.offset = index
+        ret = self._syscall(
+            abi.SYS_IO_URING_REGISTER,
+            self.fd,
+            abi.IORING_REGISTER_FILES_UPDATE,
+            ctypes.addressof(self._file_update),
+            1,
+            0,
+            0,
+        )
+        return ret == 1
+
     # -- submission ---------------------------------------------------------------------------
     def sqe_offset(self) -> int:
         """Take the next SQE slot; returns its byte offset in :attr:`sqes`. Submits first when
         the SQ ring is full."""
-        if self.sq_tail - self.u32[self.sq_head_i] >= self.sq_entries:
+        if (self.sq_tail - self.u32[self.sq_head_i]) & 0xFFFFFFFF >= self.sq_entries:
             self.enter(0)
         off = (self.sq_tail & self.sq_mask) * abi.SQE_SIZE
-        self.sq_tail = (self.sq_tail + 1) & 0xFFFFFFFF
+        self.sq_tail += 1
         return off
 
     def prep(
@@ -191,6 +239,13 @@ class Ring:
             0,
         )
 
+    def sq_limit(self) -> int:
+        """The highest :attr:`sq_tail` that leaves no SQE the kernel has not consumed yet
+        overwritten: valid until the next :meth:`enter` (only an enter moves the kernel's
+        head)."""
+        used = (self.sq_tail - self.u32[self.sq_head_i]) & 0xFFFFFFFF
+        return self.sq_tail - used + self.sq_entries
+
     def enter(self, wait: int) -> None:
         """Submit what was prepared and wait for ``wait`` completions (0: do not wait).
 
@@ -198,7 +253,7 @@ class Ring:
         completions to hand over first) return normally: the caller reaps and calls again.
         """
         tail = self.sq_tail
-        self.u32[self.sq_tail_i] = tail  # publish (a plain store: x86-64 keeps store order)
+        self.u32[self.sq_tail_i] = tail & 0xFFFFFFFF  # publish (x86-64 keeps store order)
         to_submit = (tail - self._submitted) & 0xFFFFFFFF
         ret = self._syscall(
             abi.SYS_IO_URING_ENTER,
@@ -220,7 +275,7 @@ class Ring:
         raise OSError(err, f"io_uring_enter: {os.strerror(err)}")
 
     def close(self) -> None:
-        for view in (self.u32, self.i32, self.u64, self.sqes):
+        for view in (self.u32, self.i32, self.u64, self.sqe_u32, self.sqes):
             view.release()
         self._ring_map.close()
         self._sqe_map.close()

@@ -20,6 +20,7 @@ EVERY_CHART = {
     "throughput-vs-size.png",
     "msgs-vs-concurrency.png",
     "unix-tcp-ratio.png",
+    "unix-tcp-by-engine.png",
     "latency-spectrum.png",
     "latency-vs-load.png",
     "servers.png",

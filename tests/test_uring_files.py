@@ -1,0 +1,72 @@
+"""The io_uring engine's registered files: each connection's socket sits in the ring's file
+table while it is open, and leaves it when the connection is released (a slot still holding
+the socket would keep it open after close())."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import uring_unavailable
+
+pytestmark = pytest.mark.skipif(uring_unavailable() is not None, reason=str(uring_unavailable()))
+
+
+def _registered(pid: int) -> set[str]:
+    """The sockets in the registered file table of the process's ring, as 'socket:[inode]'."""
+    for info in Path(f"/proc/{pid}/fdinfo").iterdir():
+        text = info.read_text()
+        if "UserFiles:" in text:
+            table = text.split("UserFiles:", 1)[1].split("UserBufs:", 1)[0]
+            return set(re.findall(r"^\s*\d+: (socket:\[\d+\])$", table, re.MULTILINE))
+    raise AssertionError(f"no io_uring fd in /proc/{pid}/fdinfo")
+
+
+def _open_sockets(pid: int) -> set[str]:
+    out = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue  # closed meanwhile
+        if target.startswith("socket:"):
+            out.add(target)
+    return out
+
+
+def _until(condition, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+@pytest.mark.timeout(30)
+def test_connections_are_registered_files_and_leave_the_table(serve) -> None:
+    server = serve("--port", "0", "--engine", "uring")
+    ep = server.endpoint
+    before = _open_sockets(server.pid)
+    assert _registered(server.pid) == set()
+    clients = [socket.create_connection((ep.host, ep.port), timeout=10) for _ in range(3)]
+    try:
+        for i, c in enumerate(clients):
+            c.sendall(b"x%d" % i)
+            assert c.recv(16) == b"x%d" % i
+        table = _registered(server.pid)
+        assert len(table) == 3
+        # The registered sockets are the server's accepted ones, not stale entries.
+        assert table <= _open_sockets(server.pid) - before
+    finally:
+        for c in clients:
+            c.close()
+    assert _until(lambda: not _registered(server.pid)), _registered(server.pid)
+    # Emptied slots let close() release the sockets: only the listener and the like remain.
+    assert _until(lambda: _open_sockets(server.pid) == before), _open_sockets(server.pid)
+    assert server.stop(timeout=10) == 0
