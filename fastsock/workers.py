@@ -94,11 +94,13 @@ def serve_workers(
         os.close(ready_w)
         signal.signal(signal.SIGTERM, forward)
         signal.signal(signal.SIGINT, forward)
-        ready = _count_ready(ready_r, workers)
+        try:
+            ready = _count_ready(ready_r, workers)
+        finally:
+            os.close(ready_r)
         if ready == workers:
             announce(endpoint_text(endpoint, config.sock_type))
     finally:
-        os.close(ready_r)
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)  # pending signals are forwarded now
     status = 0
     if ready < workers:
@@ -118,10 +120,14 @@ def serve_workers(
 
 def _count_ready(ready_r: int, workers: int) -> int:
     """Read one byte per ready worker until every write end is closed (each worker closes its own
-    after writing, or by exiting) or the time is up."""
+    after writing, or by exiting) or the time is up.
+
+    It waits for the end of the pipe, not just for N bytes: a worker closes its end right after
+    its byte, and the ready line should find every process with the descriptors it will serve
+    with (a test counts them to tell when a client's connections have arrived)."""
     ready = 0
     deadline = time.monotonic() + READY_TIMEOUT_S
-    while ready < workers:
+    while True:
         left = deadline - time.monotonic()
         if left <= 0 or not select.select([ready_r], [], [], left)[0]:
             break
@@ -129,7 +135,7 @@ def _count_ready(ready_r: int, workers: int) -> int:
         if not chunk:
             break
         ready += len(chunk)
-    return ready
+    return min(ready, workers)
 
 
 def _die_with(parent: int) -> bool:
