@@ -98,7 +98,7 @@ class FloorConfig:
 def seqpacket_limit() -> int:
     """The largest message a UNIX seqpacket socket takes here (as ``fastsock load`` checks)."""
     from fastsock.address import unix_endpoint
-    from fastsock.load.datagram import max_size
+    from fastsock.load.limits import max_size
 
     return max_size(unix_endpoint("/floor"), socket.SOCK_SEQPACKET)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fastsock.address import SOCK_TYPES, Endpoint, endpoint_text
+from fastsock.load import limits
 from fastsock.load.http import path_problem
 from fastsock.units import format_size, parse_size
 
@@ -121,9 +122,7 @@ class LoadConfig:
         if self.sock_type == "seqpacket" and self.workload not in ("echo", "recv"):
             raise ConfigError(f"--type seqpacket serves echo and recv, not {self.workload}")
         if self.sock_type == "seqpacket":
-            from fastsock.load.datagram import max_size
-
-            limit = max_size(self.endpoint, SOCK_TYPES["seqpacket"])
+            limit = limits.max_size(self.endpoint, SOCK_TYPES["seqpacket"])
             if self.size > limit:
                 raise ConfigError(
                     f"--size {self.size} does not fit one message: up to {limit} B, what a "
@@ -131,14 +130,12 @@ class LoadConfig:
                     "net.core.wmem_max); the server's --read-size must hold it too"
                 )
             return
-        from fastsock.load.datagram import MIN_SIZE, max_size
-
         if self.workload != "echo":
             raise ConfigError(f"--type dgram measures echo, not {self.workload}")
         if self.procs != 1:
             raise ConfigError("--type dgram runs in one process (--procs 1)")
-        limit = max_size(self.endpoint)
-        if not MIN_SIZE <= self.size <= limit:
+        limit = limits.max_size(self.endpoint)
+        if not limits.MIN_SIZE <= self.size <= limit:
             what = (
                 "UDP's limit"
                 if not self.endpoint.is_unix
@@ -146,7 +143,7 @@ class LoadConfig:
                 "(SO_SNDBUF, capped by net.core.wmem_max)"
             )
             raise ConfigError(
-                f"--size {self.size} does not fit one datagram: {MIN_SIZE} B (the sequence "
+                f"--size {self.size} does not fit one datagram: {limits.MIN_SIZE} B (the sequence "
                 f"header) to {limit} B, {what}"
             )
 

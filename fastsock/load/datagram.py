@@ -19,7 +19,6 @@ from __future__ import annotations
 import errno
 import select
 import socket
-import struct
 import time
 from collections import OrderedDict
 
@@ -27,14 +26,11 @@ from fastsock.address import Endpoint
 from fastsock.load.config import LoadConfig
 from fastsock.load.conn import ConnectError, ensure_fd_limit
 from fastsock.load.histogram import FOLD_AT, LatencyRecorder
+from fastsock.load.limits import HEADER, MIN_SIZE, UDP6_MAX
 from fastsock.load.schedule import DueTimes, phases
 from fastsock.load.verify import ErrorLog
 from fastsock.load.window import Window, age_unanswered, worker_result
 
-HEADER = struct.Struct("<QI")
-MIN_SIZE = HEADER.size
-UDP_MAX = 65_507  # 65,535 - 8 (UDP header) - 20 (IPv4 header)
-UDP6_MAX = 65_527  # IPv6: the 40-byte header is not counted in the payload length
 # What a datagram's payload is made of after the header: a slice of this, offset by seq/index.
 _PATTERN_PERIOD = 251  # a prime: no message size lines it up with the sequence numbers
 _PATTERN = bytes((i * 37 + 11) % 256 for i in range(_PATTERN_PERIOD)) * (UDP6_MAX // 251 + 2)
@@ -43,19 +39,6 @@ BATCH = 64  # datagrams read per socket per wake-up at most
 # Settled sequence numbers remembered per socket (bounds memory). An answer older than that
 # and not in flight counts as a duplicate: after KEEP_ANSWERED more datagrams, "late" is moot.
 KEEP_ANSWERED = 4096
-
-
-def max_size(endpoint: Endpoint, sock_type: int = socket.SOCK_DGRAM) -> int:
-    """The largest datagram the kernel takes on this path: UDP's protocol limit, or for UNIX
-    what a client socket's send buffer allows (SO_SNDBUF, capped by net.core.wmem_max),
-    measured by asking the kernel rather than assumed."""
-    if not endpoint.is_unix:
-        return UDP6_MAX if endpoint.family == socket.AF_INET6 else UDP_MAX
-    with socket.socket(socket.AF_UNIX, sock_type) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 30)
-        sndbuf = probe.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
-    # The buffer also carries the kernel's per-datagram overhead (an skb): leave it room.
-    return sndbuf - 1024 * (1 + sndbuf // (256 * 1024))
 
 
 def payload(seq: int, index: int, size: int) -> bytes:

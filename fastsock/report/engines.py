@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from fastsock.report import summary as S
 from fastsock.report.plots import ENGINES_SECTION, Chart
-from fastsock.report.report import ratio_text
+from fastsock.report.summary import ratio_text
 
 EPOLL, URING = "fastsock", "fastsock-uring"
 TITLE = "Does io_uring change the UNIX-vs-TCP answer?"

@@ -8,7 +8,6 @@ a :class:`Chart` saying what it shows, or ``None`` when the results hold no expe
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -17,11 +16,12 @@ matplotlib.use("Agg")  # no display; must precede pyplot
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from matplotlib.ticker import FuncFormatter, LogFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from fastsock.report import summary as S  # noqa: E402
+from fastsock.report.figure import DPI, Chart, any_bound, grouped_bars, num_axis  # noqa: E402
+from fastsock.report.transports import chart as transports_chart  # noqa: E402
 
-DPI = 150
 COLORS = {"unix": "tab:blue", "tcp": "tab:orange", "tcp6": "tab:green"}
 PLACEMENT_COLORS = ["tab:purple", "tab:red", "tab:gray", "tab:olive"]
 RATIO_COLORS = ["black", "tab:purple", "tab:brown", "tab:cyan"]
@@ -31,37 +31,9 @@ ENGINES_SECTION = "engines"
 BOUND_NOTE = "ringed/hatched: load generator CPU-bound (it, not the server, set the pace)"
 
 
-@dataclass(frozen=True)
-class Chart:
-    """One PNG written, and the words the report puts next to it."""
-
-    file: str
-    title: str
-    shows: str
-    experiment: str
-
-
 def _size_axis(ax) -> None:
     ax.set_xscale("log", base=2)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: S.fmt_size(int(x)) if x >= 1 else ""))
-
-
-class _LogNum(LogFormatter):
-    """Log-axis labels as plain numbers (30, 1k, 2M) instead of 3x10^1; matplotlib still decides
-    which minor ticks deserve a label (only when the axis spans about a decade or less)."""
-
-    def _num_to_string(self, x: float, vmin: float, vmax: float) -> str:
-        return S.fmt_num(x)
-
-
-def _num_axis(ax, axis: str = "y") -> None:
-    """Plain-number tick labels (call after setting the axis scale)."""
-    target = ax.yaxis if axis == "y" else ax.xaxis
-    if target.get_scale() == "log":
-        target.set_major_formatter(_LogNum(labelOnlyBase=False))
-        target.set_minor_formatter(_LogNum(labelOnlyBase=False, minor_thresholds=(1, 0.4)))
-    else:
-        target.set_major_formatter(FuncFormatter(lambda v, _: S.fmt_num(v) if v > 0 else "0"))
 
 
 def _save(fig, ax, out: Path, name: str, title: str, note: str = "") -> str:
@@ -89,10 +61,6 @@ def _errorline(ax, xs, spreads, bounds, **kw) -> None:
     if ringed:
         color = line[0].get_color()
         ax.scatter(*zip(*ringed, strict=True), s=140, facecolors="none", edgecolors=color, lw=1.2)
-
-
-def _any_bound(runs: list[dict]) -> bool:
-    return any(S.client_bound(r) for r in runs)
 
 
 def _subtitle(exp: dict, keys: tuple[str, ...]) -> str:
@@ -136,7 +104,7 @@ def rtt_vs_size(doc: dict, out: Path) -> Chart | None:
                 )
     _size_axis(ax)
     ax.set_yscale("log")
-    _num_axis(ax)
+    num_axis(ax)
     ax.set_xlabel("message size (bytes, one way)")
     ax.set_ylabel("round-trip time (µs)")
     ax.legend(fontsize=8)
@@ -170,7 +138,7 @@ def _sweep_lines(ax, exp: dict, key: str, metric: str) -> None:
                 ax,
                 xs,
                 [S.spread(g, metric) for g in groups],
-                [_any_bound(g) for g in groups],
+                [any_bound(g) for g in groups],
                 color=COLORS.get(t),
                 ls=LINESTYLES[si % 4],
                 label=f"{S.label(t)}, {server}",
@@ -185,7 +153,7 @@ def throughput_vs_size(doc: dict, out: Path) -> Chart | None:
     _sweep_lines(ax, exp, "size", "mb_per_s")
     _size_axis(ax)
     ax.set_yscale("log")
-    _num_axis(ax)
+    num_axis(ax)
     ax.set_xlabel("message size (bytes, one way)")
     ax.set_ylabel("MB/s echoed (payload one way, 1 MB = 10^6 B)")
     ax.legend(fontsize=8)
@@ -210,7 +178,7 @@ def msgs_vs_conns(doc: dict, out: Path) -> Chart | None:
     ax.set_xscale("log", base=2)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
     ax.set_ylim(bottom=0)
-    _num_axis(ax)
+    num_axis(ax)
     ax.set_xlabel("concurrent connections (each with one message in flight)")
     ax.set_ylabel("messages/s echoed")
     ax.legend(fontsize=8)
@@ -368,7 +336,7 @@ def latency_spectrum(doc: dict, out: Path) -> Chart | None:
             )
         _hdr_axis(ax)
         ax.set_yscale("log")
-        _num_axis(ax)
+        num_axis(ax)
         ax.set_xlabel("percentile")
         ax.set_ylabel("latency (µs)")
         kind = "ping-pong, 1 connection" if exp["kind"] == "rtt" else f"closed loop, {conns} conns"
@@ -404,7 +372,7 @@ def latency_vs_load(doc: dict, out: Path) -> Chart | None:
                 ax,
                 rates,
                 [S.spread(g, metric) for g in groups],
-                [_any_bound(g) for g in groups],
+                [any_bound(g) for g in groups],
                 color=COLORS.get(t),
                 ls=style,
                 label=f"{S.label(t)} {metric[:3]}",
@@ -419,8 +387,8 @@ def latency_vs_load(doc: dict, out: Path) -> Chart | None:
     share = f"{S.SATURATION_SHARE:.0%}"
     ax.scatter([], [], marker="x", color="black", label=f"a repeat delivered < {share} offered")
     ax.set_yscale("log")
-    _num_axis(ax)
-    _num_axis(ax, "x")
+    num_axis(ax)
+    num_axis(ax, "x")
     ax.set_xlabel("offered load (messages/s, fixed schedule)")
     ax.set_ylabel("latency from intended send time (µs)")
     ax.legend(fontsize=8)
@@ -448,32 +416,6 @@ def latency_vs_load(doc: dict, out: Path) -> Chart | None:
     )
 
 
-def _grouped_bars(ax, x, series: list[tuple[str, str, list[list[dict]]]], metric: str) -> None:
-    """One bar per group and series side by side around each ``x``: the median of the group's
-    runs, whiskers min-max, hatched where a run was client-bound. ``series`` holds
-    (label, colour, groups of runs, one group per x)."""
-    width = 0.8 / len(series)
-    for i, (label, color, groups) in enumerate(series):
-        spreads = [S.spread(g, metric) for g in groups]
-        med = [s.median if s else 0 for s in spreads]
-        err = [
-            [s.median - s.lo if s else 0 for s in spreads],
-            [s.hi - s.median if s else 0 for s in spreads],
-        ]
-        bars = ax.bar(
-            x + (i - (len(series) - 1) / 2) * width,
-            med,
-            width,
-            yerr=err,
-            capsize=3,
-            color=color,
-            label=label,
-        )
-        for bar, g in zip(bars, groups, strict=True):
-            if _any_bound(g):
-                bar.set_hatch("//")
-
-
 def servers(doc: dict, out: Path) -> Chart | None:
     exp = S.find(doc, "closed", "server")
     if exp is None:
@@ -496,11 +438,11 @@ def servers(doc: dict, out: Path) -> Chart | None:
             )
             for t in transports
         ]
-        _grouped_bars(ax, x, series, "msgs_per_s")
+        grouped_bars(ax, x, series, "msgs_per_s")
         ax.set_xticks(x)
         ax.set_xticklabels([S.server_label(n) for n in names], rotation=25, ha="right", fontsize=8)
         ax.set_ylabel("messages/s echoed")
-        _num_axis(ax)
+        num_axis(ax)
         where = _subtitle(exp, ("conns",))
         if len(panels) > len(S.values_of(exp, "size")):  # several depths: say which one
             conns = S.values_of(exp, "conns")
@@ -554,11 +496,11 @@ def placement(doc: dict, out: Path) -> Chart | None:
             )
             for pi, place in enumerate(places)
         ]
-        _grouped_bars(ax, x, series, metric)
+        grouped_bars(ax, x, series, metric)
         ax.set_xticks(x)
         ax.set_xticklabels([S.label(t) for t in transports])
         ax.set_ylabel("round-trip time p50 (µs)" if metric == "p50_us" else "messages/s")
-        _num_axis(ax)
+        num_axis(ax)
         ax.set_axisbelow(True)
         ax.grid(True, axis="y", alpha=0.3)
         ax.legend(fontsize=8)
@@ -588,14 +530,6 @@ def _placement_label(doc: dict, place: str) -> str:
     return f"{place} (server CPU {spec.get('server')}, client CPU {spec.get('client')})"
 
 
-def transports(doc: dict, out: Path) -> Chart | None:
-    """The transports experiment's chart (fastsock/report/transports.py, which imports this
-    module's helpers: hence the late import)."""
-    from fastsock.report.transports import chart
-
-    return chart(doc, out)
-
-
 CHARTS: list[Callable[[dict, Path], Chart | None]] = [
     rtt_vs_size,
     throughput_vs_size,
@@ -606,7 +540,7 @@ CHARTS: list[Callable[[dict, Path], Chart | None]] = [
     latency_vs_load,
     servers,
     placement,
-    transports,
+    transports_chart,
 ]
 
 

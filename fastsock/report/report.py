@@ -9,16 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from fastsock.report import engines, transports
 from fastsock.report import summary as S
 from fastsock.report.plots import Chart
+from fastsock.report.summary import ratio_text
 
 # A ratio whose whole min-max range lies within this band of 1.0 is reported as "no difference".
 PARITY_BAND = 0.05
-
-
-def ratio_text(r: S.Spread) -> str:
-    """2.25× (2.19–2.43×)."""
-    return f"{r.median:.2f}× ({r.lo:.2f}–{r.hi:.2f}×)"
 
 
 def spread_text(s: S.Spread | None, unit: str = "") -> str:
@@ -297,13 +294,9 @@ def headlines(doc: dict) -> list[str]:
         if exp is not None:
             out.extend(func(exp))
         if sweep == "size" and kind == "closed":
-            from fastsock.report import engines  # it imports this module
-
             out.extend(engines.findings(doc))
     exp = S.find_transports(doc)
     if exp is not None:
-        from fastsock.report import transports
-
         out.extend(transports.headlines(exp))
     return out
 
@@ -635,8 +628,6 @@ def render(
     lines += ["", "Ratios: median over paired repeats, min–max in brackets.", ""]
     for exp in doc["experiments"]:
         lines += _experiment_section(exp, [c for c in charts if c.experiment == exp["name"]])
-    from fastsock.report import engines  # it imports this module
-
     lines += engines.section(doc, charts)
     lines += extra or []
     lines += ["## How it was measured", ""] + _method(doc) + [""]
@@ -667,8 +658,6 @@ def _experiment_section(exp: dict, charts: list[Chart]) -> list[str]:
     for c in charts:
         out += [f"![{c.title}]({c.file})", "", c.shows, ""]
     if S.is_transports(exp):
-        from fastsock.report import transports
-
         return out + transports.section(exp)
     if exp["kind"] == "closed":
         out += closed_table(exp) + [""]

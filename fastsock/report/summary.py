@@ -95,6 +95,11 @@ def spread_record(values: list[float]) -> dict:
     }
 
 
+def ratio_text(r: Spread) -> str:
+    """A ratio's spread as text: 2.25× (2.19–2.43×)."""
+    return f"{r.median:.2f}× ({r.lo:.2f}–{r.hi:.2f}×)"
+
+
 def record_ratio_text(record: dict) -> str:
     """A stored ratio spread as text: 2.25× (2.19–2.43×)."""
     return f"{record['median']:.2f}× ({record['min']:.2f}–{record['max']:.2f}×)"

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from fastsock.report import summary as S
-from fastsock.report.plots import DPI, Chart, _grouped_bars, _num_axis
+from fastsock.report.figure import DPI, Chart, grouped_bars, num_axis
 
 CHART = "transports.png"
 COLORS = {
@@ -33,10 +33,6 @@ COLORS = {
 ORDER = list(COLORS)
 FLOOR = ("pipe", "socketpair", "socketpair-seqpacket")
 DATAGRAM = ("unix-dgram", "udp")
-
-
-def _ratio(r: S.Spread) -> str:
-    return f"{r.median:.2f}× ({r.lo:.2f}–{r.hi:.2f}×)"
 
 
 def _depths(exp: dict) -> tuple[int, int]:
@@ -104,12 +100,12 @@ def chart(doc: dict, out: Path) -> Chart | None:
             (S.label(t), COLORS.get(t, "0.5"), [_runs(exp, t, s, depth) for s in sizes])
             for t in transports
         ]
-        _grouped_bars(ax, x, series, metric)
+        grouped_bars(ax, x, series, metric)
         ax.set_xticks(x)
         ax.set_xticklabels([S.fmt_size(s) for s in sizes])
         ax.set_xlabel("message size (bytes, one way)")
         ax.set_yscale("log")
-        _num_axis(ax)
+        num_axis(ax)
         ax.set_ylabel(ylabel)
         ax.set_title(subtitle, fontsize=10)
         ax.grid(True, which="major", alpha=0.3)
@@ -190,7 +186,7 @@ def _floor(exp: dict, have: set, sizes: list[int], depth: int) -> str:
             continue
         rs = [(s, r) for s in sizes if (r := _pair(exp, "p50_us", t, "pipe", s, depth))]
         if rs:
-            each = ", ".join(f"{_ratio(r)} at {S.fmt_size(s)}" for s, r in rs)
+            each = ", ".join(f"{S.ratio_text(r)} at {S.fmt_size(s)}" for s, r in rs)
             parts.append(f"{S.label(t)} ÷ pipe round trip: {each}")
     if not parts:
         return "The pipe ran, but no UNIX socket run pairs with it."
@@ -244,10 +240,12 @@ def _datagrams(exp: dict, have: set, sizes: list[int], ping: int, deep: int) -> 
             continue
         text = f"{S.label(t)} ÷ UNIX stream"
         if lat:
-            text += " round trip " + ", ".join(f"{_ratio(r)} at {S.fmt_size(s)}" for s, r in lat)
+            text += " round trip " + ", ".join(
+                f"{S.ratio_text(r)} at {S.fmt_size(s)}" for s, r in lat
+            )
         if cap and deep != ping:
             text += f"; msgs/s at {deep} in flight " + ", ".join(
-                f"{_ratio(r)} at {S.fmt_size(s)}" for s, r in cap
+                f"{S.ratio_text(r)} at {S.fmt_size(s)}" for s, r in cap
             )
         engines = {_engine(S.select(S.ok_runs(exp), transport=x)) for x in (t, "unix")}
         if len(engines) > 1:
@@ -273,7 +271,7 @@ def _tcp(exp: dict, have: set, size: int, depth: int) -> str:
     r = _pair(exp, "p50_us", "tcp", "unix", size, depth)
     if r is None:
         return ""
-    text = f"TCP ÷ UNIX stream round trip at {S.fmt_size(size)}: {_ratio(r)}."
+    text = f"TCP ÷ UNIX stream round trip at {S.fmt_size(size)}: {S.ratio_text(r)}."
     tcp = cpu_us_per_msg(_runs(exp, "tcp", size, depth))
     unix = cpu_us_per_msg(_runs(exp, "unix", size, depth))
     if tcp and unix:
@@ -342,12 +340,12 @@ def _pick(exp: dict, have: set, size: int, ping: int, deep: int) -> str:
         if ut.lo > 1:
             words.append(
                 f"between unrelated processes on one machine a UNIX stream socket "
-                f"({_ratio(ut)} TCP's messages/s at {S.fmt_size(size)}, {deep} in flight)"
+                f"({S.ratio_text(ut)} TCP's messages/s at {S.fmt_size(size)}, {deep} in flight)"
             )
         else:
             words.append(
                 f"UNIX stream vs TCP at {S.fmt_size(size)} was not a clear win here "
-                f"({_ratio(ut)} messages/s), so pick by addressing and permissions"
+                f"({S.ratio_text(ut)} messages/s), so pick by addressing and permissions"
             )
     if "udp" in have:
         got = loss([r for r in S.ok_runs(exp) if r["variant"]["transport"] == "udp"])

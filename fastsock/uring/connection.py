@@ -31,15 +31,30 @@ import logging
 import socket
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from fastsock.handlers.base import Buffer, Cancellable, Handler
 from fastsock.handlers.echo import EchoHandler
+from fastsock.stats import ServerStats
 from fastsock.uring import abi
-from fastsock.uring.ring import SQE
+from fastsock.uring.ring import SQE, Ring
 
-if TYPE_CHECKING:
-    from fastsock.uring.server import UringServer
+
+class UringOwner(Protocol):
+    """What a connection needs from the server that owns it (``UringServer``), and no more:
+    the dependency runs one way, server -> connection."""
+
+    ring: Ring
+    stats: ServerStats
+    now: float  # the loop's clock, read once per batch of completions
+    buf_size: int
+    high_water: int
+    low_water: int
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Cancellable: ...
+
+    def connection_released(self, conn: UringConnection) -> None: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +112,7 @@ class UringConnection:
         "__weakref__",
     )
 
-    def __init__(self, server: UringServer, slot: int, sock: socket.socket, handler: Handler):
+    def __init__(self, server: UringOwner, slot: int, sock: socket.socket, handler: Handler):
         self.server = server
         self.slot = slot
         self.sock = sock

@@ -31,7 +31,7 @@ def test_findings_are_computed_from_the_runs(fixture_doc: dict) -> None:
         assert f"{S.label(t)} {p50:.1f} µs" in text
     # The floor ratio is the paired ratio of the runs.
     r = S.paired_ratios(exp, "p50_us", "socketpair", "pipe", size=64, depth=1)
-    assert f"socketpair ÷ pipe round trip: {T._ratio(r)} at 64 B" in text
+    assert f"socketpair ÷ pipe round trip: {S.ratio_text(r)} at 64 B" in text
     # Message sockets ran on the Python engine, streams on the native one: said.
     assert "measured by different load engines" in text
     # UDP: the fixture loses 2% at 60 KiB with 8 in flight and nowhere else.

@@ -188,7 +188,7 @@ def test_datagram_usage_errors(args, fragment):
 
 @pytest.fixture
 def unix_size_limit() -> Iterator[int]:
-    from fastsock.load.datagram import max_size
+    from fastsock.load.limits import max_size
 
     yield max_size(unix_endpoint("/tmp/x"))
 
