@@ -27,7 +27,7 @@ import select
 import socket
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from fastsock.load.conn import close_cleanly
@@ -341,6 +341,35 @@ class Engine:
                 self._send_due(c, at)
         return self._wait(min(due.next, self.next_edge) - now, True)
 
+    def _reads(self, events: list[tuple[int, int]]) -> Iterator[tuple[Conn, int]]:
+        """The reading part of one batch of events, the same for every stream workload: each
+        connection that had bytes, with how many are now at the start of ``rxbuf``. A short
+        send's EPOLLOUT is flushed first; a would-block is skipped, and a reset or an EOF is
+        handled here (the connection is gone then), so the caller sees only data."""
+        by_fd = self.by_fd
+        rxbuf = self.rxbuf
+        flush = self._flush
+        for fd, ev in events:
+            c = by_fd[fd]
+            if c is None:
+                continue  # dropped earlier in this batch
+            if ev & EPOLLOUT:
+                # Rare: EPOLLOUT is registered only while a send was short.
+                flush(c)
+                if not (ev & READABLE and c.alive):
+                    continue
+            try:
+                n = c.recv_into(rxbuf)
+            except BlockingIOError:
+                continue
+            except OSError as err:
+                self._fail(c, err)
+                continue
+            if not n:
+                self._closed(c)
+                continue
+            yield c, n
+
     def _edge(self, now: int) -> bool:
         """Begin or close the window, or tick, whichever is due. False: the window closed."""
         if now >= self.next_phase:
@@ -401,8 +430,7 @@ class Engine:
         self._start_messages(t0)
 
         # Locals for the hot loop (attribute lookups cost per message).
-        by_fd = self.by_fd
-        rxbuf = self.rxbuf
+        reads = self._reads
         rxview = self.rxview
         startswith = self.pattern.data.startswith
         pview = self.pattern.view
@@ -418,25 +446,7 @@ class Engine:
             events = turn(completed)
             if events is None:
                 break
-            for fd, ev in events:
-                c = by_fd[fd]
-                if c is None:
-                    continue  # dropped earlier in this batch
-                if ev & EPOLLOUT:
-                    # Rare: EPOLLOUT is registered only while a send was short.
-                    flush(c)
-                    if not (ev & READABLE and c.alive):
-                        continue
-                try:
-                    n = c.recv_into(rxbuf)
-                except BlockingIOError:
-                    continue
-                except OSError as err:
-                    self._fail(c, err)
-                    continue
-                if not n:
-                    self._closed(c)
-                    continue
+            for c, n in reads(events):
                 rx = c.rx_pos
                 if not startswith(rxview[:n], (c.seed + rx) % period):
                     self._mismatch(c, n)

@@ -21,7 +21,7 @@ import socket
 import time
 import zlib
 
-from fastsock.load.engine import EPOLLOUT, READABLE, TX_CHUNK, Conn, Engine
+from fastsock.load.engine import TX_CHUNK, Conn, Engine
 from fastsock.load.http import HEAD_END, MAX_HEAD, HeadError, describe_status, parse_head
 from fastsock.load.pattern import Pattern
 
@@ -229,8 +229,6 @@ class HttpEngine(Engine):
         self._start_clock(t0)
         open_loop = self.due is not None
         self._start_messages(t0)
-        by_fd = self.by_fd
-        rxbuf = self.rxbuf
         monotonic_ns = time.monotonic_ns
         receive = self._receive
         flush = self._flush
@@ -241,24 +239,7 @@ class HttpEngine(Engine):
             events = self._turn(completed)
             if events is None:
                 break
-            for fd, ev in events:
-                c = by_fd[fd]
-                if c is None:
-                    continue
-                if ev & EPOLLOUT:
-                    flush(c)
-                    if not (ev & READABLE and c.alive):
-                        continue
-                try:
-                    n = c.recv_into(rxbuf)
-                except BlockingIOError:
-                    continue
-                except OSError as err:
-                    self._fail(c, err)
-                    continue
-                if not n:
-                    self._closed(c)
-                    continue
+            for c, n in self._reads(events):
                 got = receive(c, n, monotonic_ns())
                 if not got:
                     continue
