@@ -52,6 +52,35 @@ class Timer:
         return self.when < other.when
 
 
+class SavedSignals:
+    """The signal handlers and the wakeup fd a loop replaced, so that :meth:`restore` puts them
+    back (or what the caller asked for instead). Both engines' loops use it."""
+
+    def __init__(self) -> None:
+        self._previous: dict[int, object] = {}
+        self._old_wakeup_fd: int | None = None
+
+    def wake(self, fd: int) -> None:
+        """Have each signal write its number to ``fd`` (once; the first call wins)."""
+        if self._old_wakeup_fd is None:
+            self._old_wakeup_fd = signal.set_wakeup_fd(fd, warn_on_full_buffer=False)
+
+    def handle(
+        self, signum: int, handler: Callable[[int, object], None], after: object = None
+    ) -> None:
+        """Install ``handler``; :meth:`restore` puts back the previous one, or ``after``."""
+        previous = signal.signal(signum, handler)
+        self._previous[signum] = previous if after is None else after
+
+    def restore(self) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)  # type: ignore[arg-type]
+        self._previous.clear()
+        if self._old_wakeup_fd is not None:
+            signal.set_wakeup_fd(self._old_wakeup_fd)
+            self._old_wakeup_fd = None
+
+
 class EventLoop:
     """Runs callbacks for ready file objects, due timers and received signals until stopped."""
 
@@ -73,8 +102,7 @@ class EventLoop:
         self._running = False
         self._signal_callbacks: dict[int, Callable[[int], None]] = {}
         self._pending_signals: list[int] = []
-        self._previous_handlers: dict[int, object] = {}
-        self._old_wakeup_fd: int | None = None
+        self._saved_signals = SavedSignals()
         # A socketpair wakes select() for signals (set_wakeup_fd) and for stop() from threads.
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -131,25 +159,13 @@ class EventLoop:
         between the loop's end and the exit cannot kill it with the default action.
         Only in the main thread, as the ``signal`` module requires.
         """
-        if self._old_wakeup_fd is None:
-            self._old_wakeup_fd = signal.set_wakeup_fd(
-                self._wake_w.fileno(), warn_on_full_buffer=False
-            )
+        self._saved_signals.wake(self._wake_w.fileno())
         self._signal_callbacks[signum] = callback
-        previous = signal.signal(signum, self._record_signal)
-        self._previous_handlers[signum] = previous if after is None else after
+        self._saved_signals.handle(signum, self._record_signal, after)
 
     def _record_signal(self, signum: int, frame: object) -> None:
         # Runs between bytecodes in the main thread; the wakeup fd makes select() return.
         self._pending_signals.append(signum)
-
-    def _restore_signals(self) -> None:
-        for signum, previous in self._previous_handlers.items():
-            signal.signal(signum, previous)  # type: ignore[arg-type]
-        self._previous_handlers.clear()
-        if self._old_wakeup_fd is not None:
-            signal.set_wakeup_fd(self._old_wakeup_fd)
-            self._old_wakeup_fd = None
 
     def _on_wake(self, mask: int) -> None:
         try:
@@ -219,7 +235,7 @@ class EventLoop:
                 callback(signum)
 
     def close(self) -> None:
-        self._restore_signals()
+        self._saved_signals.restore()
         self.selector.close()
         self._wake_r.close()
         self._wake_w.close()

@@ -24,7 +24,6 @@ import logging
 import os
 import resource
 import select
-import signal
 import socket
 import sys
 import time
@@ -35,7 +34,7 @@ from typing import TextIO
 from fastsock.address import bound_endpoint, listen, remove_unix_file, unix_file_identity
 from fastsock.handlers import MODES, Handler
 from fastsock.lifecycle import ServerLifecycle
-from fastsock.loop import Timer
+from fastsock.loop import SavedSignals, Timer
 from fastsock.server import ACCEPT_PAUSE_S, ServerConfig
 from fastsock.stats import ServerStats
 from fastsock.uring import abi
@@ -100,8 +99,7 @@ class UringServer(ServerLifecycle):
         self._listener_open = True
         self._reserve_fd: int | None = self._open_reserve_fd()
         self._signals: tuple[int, ...] = ()
-        self._previous_handlers: dict[int, object] = {}
-        self._old_wakeup_fd: int | None = None
+        self._saved_signals = SavedSignals()
         self._sig_r, self._sig_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._sig_buf = bytearray(_SIGNAL_BUF)
         self._sig_buf_c = (ctypes.c_char * _SIGNAL_BUF).from_buffer(self._sig_buf)
@@ -278,10 +276,11 @@ class UringServer(ServerLifecycle):
     ) -> None:
         """Drain on the first of ``signals``, close everything on the second (as
         :meth:`fastsock.server.Server.install_signal_handlers`)."""
-        self._old_wakeup_fd = signal.set_wakeup_fd(self._sig_w, warn_on_full_buffer=False)
+        self._saved_signals.wake(self._sig_w)
         for signum in signals:
-            previous = signal.signal(signum, _ignore_in_handler)
-            self._previous_handlers[signum] = SIG_IGN if ignore_after else previous
+            self._saved_signals.handle(
+                signum, _ignore_in_handler, SIG_IGN if ignore_after else None
+            )
         self._signals = signals
         self._arm_signal_read()
 
@@ -419,16 +418,8 @@ class UringServer(ServerLifecycle):
         if self._reserve_fd is not None:
             os.close(self._reserve_fd)
             self._reserve_fd = None
-        self._restore_signals()
+        self._saved_signals.restore()
         self._close_ring_and_pipe()
-
-    def _restore_signals(self) -> None:
-        for signum, previous in self._previous_handlers.items():
-            signal.signal(signum, previous)  # type: ignore[arg-type]
-        self._previous_handlers.clear()
-        if self._old_wakeup_fd is not None:
-            signal.set_wakeup_fd(self._old_wakeup_fd)
-            self._old_wakeup_fd = None
 
     def _close_ring_and_pipe(self) -> None:
         # Closing the ring cancels whatever is still in flight; the kernel drops its file refs.
