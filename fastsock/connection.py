@@ -42,6 +42,9 @@ _NO_SENDFILE_ERRNOS = {errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTS
 _MSG_MORE = getattr(socket, "MSG_MORE", 0)
 _MSG_TRUNC = getattr(socket, "MSG_TRUNC", 0)
 _EPOLLOUT = getattr(select, "EPOLLOUT", 4)  # the loop passes epoll-style bits (see loop.py)
+# The echo fast path keeps one view of the read buffer per message length up to this size (see
+# ConnectionContext.echo_views): at most 4,097 small objects per server, whatever clients send.
+ECHO_VIEW_MAX = 4096
 
 
 class FileBody:
@@ -104,10 +107,17 @@ class ConnectionContext:
     stats: ServerStats
     on_closed: Callable[[Connection], None]
     read_view: memoryview = field(init=False)
+    # echo_views[n] is read_view[:n], made the first time an echo of n bytes arrives. Slicing a
+    # memoryview allocates a GC-tracked object per message (and counts towards the next
+    # collection); a list lookup allocates nothing. Safe to share: a view is used only during
+    # the call that received into the buffer, and the echo path never keeps one (a partial send
+    # copies the rest into the queue).
+    echo_views: list[memoryview | None] = field(init=False)
     copy: CopyBuffer = field(default_factory=CopyBuffer)
 
     def __post_init__(self) -> None:
         self.read_view = memoryview(self.read_buffer)
+        self.echo_views = [None] * (min(ECHO_VIEW_MAX, len(self.read_buffer)) + 1)
 
 
 class Connection:
@@ -138,6 +148,7 @@ class Connection:
         "_read_buffer",
         "_read_into",
         "_read_view",
+        "_echo_views",
         "_data_received",
         "_read_callback",
         "_messages",
@@ -182,6 +193,7 @@ class Connection:
         self._recv_into = sock.recv_into
         self._read_buffer = ctx.read_buffer
         self._read_view = ctx.read_view
+        self._echo_views = ctx.echo_views
         self._data_received = handler.data_received
         self._read_callback = self._read_common
         # SOCK_SEQPACKET: every recv returns one whole message, or cuts it (see _message_common).
@@ -370,7 +382,13 @@ class Connection:
             except Exception:
                 self._handler_failed()
             return
-        view = self._read_view[:n]
+        if n <= ECHO_VIEW_MAX:
+            views = self._echo_views
+            view = views[n]
+            if view is None:
+                view = views[n] = self._read_view[:n]
+        else:
+            view = self._read_view[:n]
         try:
             sent = send(view)
         except BlockingIOError:
