@@ -15,6 +15,7 @@ import tracemalloc
 import pytest
 
 from fastsock.address import connect, unix_endpoint
+from fastsock.connection import ECHO_VIEW_MAX
 from fastsock.server import Server, ServerConfig
 
 MESSAGE = bytes(range(256)) * 2  # 512 B
@@ -58,3 +59,38 @@ def test_echo_memory_does_not_grow_with_message_count(tmp_path):
         thread.join(timeout=10)
     assert not thread.is_alive()
     assert server.stats.bytes_in == server.stats.bytes_out == 10_500 * len(MESSAGE)
+
+
+@pytest.mark.timeout(60)
+def test_echo_reuses_one_view_per_message_length_and_only_for_small_messages(tmp_path):
+    """Messages of many lengths, each length twice, on one connection: every echo is intact
+    (a reused view of the shared buffer shows the new bytes, never the old ones), the server
+    keeps one view per length up to ECHO_VIEW_MAX and none for longer messages."""
+    server = Server(ServerConfig(endpoint=unix_endpoint(str(tmp_path / "views.sock"))))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    lengths = [*range(1, 200), ECHO_VIEW_MAX, ECHO_VIEW_MAX + 1, 10_000]
+    try:
+        sock = connect(server.endpoint, timeout=10)
+        for round_ in range(2):
+            for n in lengths:
+                message = bytes((i * 7 + n + round_) % 251 for i in range(n))
+                sock.sendall(message)
+                got = bytearray()
+                while len(got) < n:
+                    chunk = sock.recv(n - len(got))
+                    assert chunk, f"the server closed after {len(got)} of {n} bytes"
+                    got += chunk
+                assert bytes(got) == message, f"round {round_}, {n} B: bytes differ"
+        sock.close()
+    finally:
+        server.shutdown_threadsafe()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+    views = server.context.echo_views
+    # A read may return less than was sent (the kernel's choice): count the lengths seen.
+    cached = {n for n, view in enumerate(views) if view is not None}
+    assert cached, "no view was kept"
+    assert max(cached) <= ECHO_VIEW_MAX
+    assert all(len(views[n]) == n for n in cached)  # type: ignore[arg-type]
+    assert len(views) == ECHO_VIEW_MAX + 1
