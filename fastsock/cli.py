@@ -50,11 +50,6 @@ def main() -> None:
     """
 
 
-def _is_default(param: str) -> bool:
-    source = click.get_current_context().get_parameter_source(param)
-    return source is click.core.ParameterSource.DEFAULT
-
-
 def _parse_mode(text: str | None) -> int | None:
     if text is None:
         return None
@@ -179,7 +174,7 @@ def _parse_ids(text: str | None, kind: str) -> frozenset[int]:
     type=SizeType(),
     default="256K",
     help="Bytes read per recv_into (one shared buffer). --engine uring: the size of each "
-    "connection's own buffer, 64K unless given.",
+    "connection's own buffer.",
 )
 @click.option(
     "--high-water",
@@ -270,7 +265,7 @@ def serve(
     import logging
 
     from fastsock.address import SOCK_TYPES, EndpointError, endpoint_from_options, endpoint_text
-    from fastsock.engines import URING_READ_SIZE, EngineUnavailable, make_server
+    from fastsock.engines import EngineUnavailable, make_server
     from fastsock.http.config import HttpConfig
     from fastsock.server import ServerConfig
     from fastsock.systemd import activated, inherited_listener
@@ -296,8 +291,6 @@ def serve(
         raise click.UsageError(
             "--engine uring serves echo, discard and source; --mode http needs --engine epoll"
         )
-    if engine == "uring" and _is_default("read_size"):
-        read_size = URING_READ_SIZE
     if engine == "uring" and workers > 1:
         raise click.UsageError("--engine uring runs one process; --workers needs --engine epoll")
     restricted = allow_uid is not None or allow_gid is not None

@@ -11,11 +11,6 @@ from fastsock.server import Server, ServerConfig
 
 ENGINES = ("epoll", "uring")
 
-# The io_uring engine's default receive buffer, one per connection. Not the epoll engine's
-# shared 256K: 32 connections x 256 KiB of buffers did not stay in cache and cost 1.2-1.6x the
-# server CPU per 64 KiB-1 MiB echo of 64 KiB buffers (bench.studies.server_speed; see the commit).
-URING_READ_SIZE = 64 * 1024
-
 
 class EngineUnavailable(Exception):
     """The chosen engine cannot run here; ``str()`` is the one-line reason."""

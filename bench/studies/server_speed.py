@@ -1,6 +1,7 @@
 """How close is ``fastsock serve`` to the bare Python loop, uvloop and C? (issue #10)
 
     python -m bench.studies.server_speed [--rounds 3] [--duration 2] [--points quick|full]
+                                 [--point unix:1M:1 ...] [--reference uvloop-protocol]
                                  [--servers uvloop-protocol,fastsock,bare-epoll,c-epoll]
                                  [--out results/server_speed.json]
 
@@ -8,11 +9,11 @@ Every server echoes for the C load client (``bench/peers/c/load_client.c``: it v
 byte and costs the least CPU per message, so the server sets the pace). For each point
 (transport x size x depth, 32 connections) all servers run side by side; each round runs every
 server once, in an order that rotates from round to round, so a drifting machine favours none.
-The table gives, per point and server, the median msgs/s relative to uvloop *in the same
-round* (median of the per-round ratios, min-max beside it) and the server's CPU per message
-(µs, from its CPU time over the client's whole run divided by the messages of that run,
-warm-up included): on 2 cores the client's share moves msgs/s, CPU per message is the server's
-own figure.
+The table gives, per point and server, the median msgs/s relative to uvloop (or
+``--reference``) *in the same round* (median of the per-round ratios, min-max beside it) and
+the server's CPU per message (µs, from its CPU time over the client's whole run divided by
+the messages of that run, warm-up included): on 2 cores the client's share moves msgs/s, CPU
+per message is the server's own figure.
 
 ``bare-epoll`` (``bench/peers/bare_epoll.py``) is the measuring stick: 40 lines of epoll +
 recv_into + send with no features. fastsock's target is >= 0.97x uvloop at every point.
@@ -66,6 +67,28 @@ FULL = (
     Point("unix", 1 << 20, 1),
 )
 POINTS = {"quick": QUICK, "full": FULL}
+
+
+def parse_point(text: str) -> Point:
+    """``unix:1M:1`` -> Point("unix", 1048576, 1): one point, for ``--point``."""
+    parts = text.split(":")
+    if len(parts) != 3 or parts[0] not in ("unix", "tcp"):
+        raise argparse.ArgumentTypeError(
+            f"expected unix|tcp:SIZE:DEPTH (e.g. unix:1M:1), not {text!r}"
+        )
+    units = {"K": 1 << 10, "M": 1 << 20}
+    size_text, scale = parts[1].upper(), 1
+    if size_text[-1:] in units:
+        size_text, scale = size_text[:-1], units[size_text[-1]]
+    try:
+        size, depth = int(size_text) * scale, int(parts[2])
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"SIZE and DEPTH must be whole numbers in {text!r}"
+        ) from None
+    if size < 1 or depth < 1:
+        raise argparse.ArgumentTypeError(f"SIZE and DEPTH must be >= 1 in {text!r}")
+    return Point(parts[0], size, depth)
 
 
 def run_client(endpoint: Endpoint, point: Point, args: argparse.Namespace, pid: int) -> dict:
@@ -127,8 +150,8 @@ def measure_point(point: Point, servers: list[str], args: argparse.Namespace) ->
     return runs
 
 
-def summarise(point: Point, runs: dict[str, list[dict]]) -> dict:
-    ref = runs.get(REFERENCE)
+def summarise(point: Point, runs: dict[str, list[dict]], reference: str = REFERENCE) -> dict:
+    ref = runs.get(reference)
     out = {}
     for name, samples in runs.items():
         if not samples:
@@ -178,6 +201,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=2.0)
     parser.add_argument("--warmup", type=float, default=0.5)
     parser.add_argument("--points", choices=sorted(POINTS), default="full")
+    parser.add_argument(
+        "--point",
+        type=parse_point,
+        action="append",
+        metavar="T:SIZE:DEPTH",
+        help="measure only this point (repeatable), e.g. unix:1M:1; replaces --points",
+    )
+    parser.add_argument(
+        "--reference",
+        default=REFERENCE,
+        help=f"the server the others are divided by, round by round (default {REFERENCE})",
+    )
     parser.add_argument("--servers", default=",".join(DEFAULT_SERVERS))
     parser.add_argument(
         "--pin",
@@ -197,23 +232,28 @@ def main(argv: list[str] | None = None) -> int:
     for name, reason in missing.items():
         print(f"server_speed: skipping {name}: {reason}", file=sys.stderr)
     servers = [s for s in servers if s not in missing]
+    if args.reference not in servers:
+        print(
+            f"server_speed: no ratios: the reference {args.reference} is not measured",
+            file=sys.stderr,
+        )
     if not LOAD_CLIENT.exists():
         print("server_speed: the C load client is not built (no cc?); nothing to measure")
         return 0
     started = time.monotonic()
     results = []
-    for point in POINTS[args.points]:
+    for point in args.point or POINTS[args.points]:
         print(f"server_speed: {point.label()} ...", file=sys.stderr, flush=True)
-        results.append(summarise(point, measure_point(point, servers, args)))
+        results.append(summarise(point, measure_point(point, servers, args), args.reference))
     print(
-        f"msgs/s vs {REFERENCE} in the same rounds (median, min-max of {args.rounds} rounds) · "
-        "server CPU per message"
+        f"msgs/s vs {args.reference} in the same rounds (median, min-max of {args.rounds} "
+        "rounds) · server CPU per message"
     )
     print(table(results, servers))
     if args.out:
         doc = {
             "schema": "fastsock.server_speed/1",
-            "reference": REFERENCE,
+            "reference": args.reference,
             "settings": {
                 "rounds": args.rounds,
                 "duration": args.duration,

@@ -38,24 +38,21 @@ from fastsock.loop import SavedSignals, Timer
 from fastsock.server import ACCEPT_PAUSE_S, ServerConfig
 from fastsock.stats import ServerStats
 from fastsock.uring import abi
-from fastsock.uring.connection import OP_CHAIN_SEND, OP_RECV, OP_SEND, UringConnection
+from fastsock.uring.connection import OP_CHAIN_SEND, OP_SEND, SLOT_MASK, UringConnection
 from fastsock.uring.ring import Ring, UringUnavailable
-
-# The completion loop tests ``op == 1`` (a constant load, not a global lookup) for RECV.
-assert OP_RECV == 1
 
 log = logging.getLogger(__name__)
 
 # Modes the engine serves: the handlers that need no sendfile.
 MODES_SERVED = ("echo", "discard", "source")
 
-# Server operations: user_data = n << 3, op bits 0 (connections' ops are 1-4: the completion
-# loop tells them apart by the low bits alone).
-_ACCEPT = 1 << 3
-_SIGNAL = 2 << 3
-_TIMEOUT = 3 << 3
-_CANCEL = 4 << 3
-_LISTENER_READY = 5 << 3
+# Server operations: user_data = n << 32, slot 0 (a connection's RECV is its slot alone, its
+# other operations are OP_* | slot with OP_* of 1-3 << 32: see fastsock.uring.connection).
+_ACCEPT = 8 << 32
+_SIGNAL = 9 << 32
+_TIMEOUT = 10 << 32
+_CANCEL = 11 << 32
+_LISTENER_READY = 12 << 32
 
 _SIGNAL_BUF = 64
 
@@ -337,6 +334,7 @@ class UringServer(ServerLifecycle):
         pair_at = [slice(i * 64, i * 64 + 128) for i in range(sq_last + 1)]
         len_at = [(i * 64 + abi.SQE_LEN) >> 2 for i in range(sq_last + 1)]
         slots = self._slots
+        not_recv = OP_SEND  # the lowest user_data that is not a RECV's (a local: LOAD_FAST)
         enter = ring.enter
         monotonic = time.monotonic
         try:
@@ -358,9 +356,8 @@ class UringServer(ServerLifecycle):
                         u32[w0 + 4 * a + 3 : w0 + 4 * b : 4].tolist(),
                         strict=True,
                     ):
-                        op = ud & 7
-                        if op == 1:  # OP_RECV
-                            conn = slots[ud >> 3]
+                        if ud < not_recv:  # a RECV: ud is the connection's slot
+                            conn = slots[ud]
                             # The echo fast path, UringConnection.on_recv + EchoHandler + the
                             # connection's _submit_echo written out: data in, the plain echo
                             # handler, nothing queued, not closing or paused (conn.fast) -> the
@@ -383,12 +380,15 @@ class UringServer(ServerLifecycle):
                                 ring.sq_tail = t + 2
                             else:
                                 conn.on_recv(res)  # type: ignore[union-attr]
-                        elif op == 0:
-                            self._on_server_cqe(ud, res, flags)
-                        elif op == OP_SEND:
-                            slots[ud >> 3].on_send(res)  # type: ignore[union-attr]
-                        elif op == OP_CHAIN_SEND:
-                            slots[ud >> 3].on_chain_send_failed(res)  # type: ignore[union-attr]
+                        else:
+                            slot = ud & SLOT_MASK
+                            op = ud - slot
+                            if slot == 0:
+                                self._on_server_cqe(op, res, flags)
+                            elif op == OP_SEND:
+                                slots[slot].on_send(res)  # type: ignore[union-attr]
+                            elif op == OP_CHAIN_SEND:
+                                slots[slot].on_chain_send_failed(res)  # type: ignore[union-attr]
                     head = (head + b - a) & 0xFFFFFFFF
                     u32[head_i] = head
                     tail = u32[tail_i]
