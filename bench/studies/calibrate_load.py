@@ -11,7 +11,9 @@ one or two processes.
 
 For each transport (UNIX, TCP) and depth one C echo server runs; the clients take turns against
 it, interleaved (then the next repeat in the opposite order, so neither a slow start nor a
-drifting machine favours one side), each run a fresh process. The report gives, per client, the
+drifting machine favours one side), each run a fresh process. Each server is warmed up once
+before its first measured run (``bench.peers.warm``): a fresh asyncio server ran its first load
+4-5x slower than every later one until a connection had closed. The report gives, per client, the
 median and min-max msgs/s, the ratio of medians to the baseline, and the median of the
 per-repeat ratios (pairs run seconds apart share the machine's mood).
 
@@ -38,6 +40,7 @@ from pathlib import Path
 import psutil
 
 from bench.peers.registry import LOAD_CLIENT, PEERS, build_c_peers, peer_env
+from bench.peers.warm import warm_up
 from fastsock import metadata
 from fastsock.address import Endpoint, tcp_endpoint, unix_endpoint
 from fastsock.process import ServerProcess
@@ -63,6 +66,9 @@ def client_argv(
     if name == "c-plain":
         return [str(LOAD_CLIENT), *where, *common, *timing, "--no-verify"]
     engine, procs = name.split("-p")
+    # Open loop (agree_load --rate): the same offered rate for every fastsock client.
+    if getattr(args, "rate", None):
+        timing += ["--rate", str(args.rate)]
     return [
         sys.executable,
         "-m",
@@ -118,16 +124,24 @@ def one_run(
     errors = out["errors"]["total"] if isinstance(out["errors"], dict) else out["errors"]
     if errors:
         raise RuntimeError(f"{name} counted {errors} errors")
+    # The C client reports CPU seconds; fastsock load its utilisation over the measured window,
+    # and the server's over the same window (--server-pid).
     if name.startswith("c-"):
         client_util = (out["cpu_user_s"] + out["cpu_sys_s"]) / out["elapsed_s"]
+        cores, server_window = 1, None
     else:
         client_util = out["cpu"]["client_cpu_util"]
+        cores, server_window = out["cpu"]["client_cores"], out["cpu"]["server_cpu_util"]
     return {
         "client": name,
         "msgs_per_s": out["msgs_per_s"],
         "p50_us": None if name.startswith("c-") else out["latency_us"]["p50"],
         "client_cpu_util": round(client_util, 3),
+        "client_cores": cores,
         "server_cpu_util_whole_run": round(server_busy, 3),
+        "server_cpu_util_window": None if server_window is None else round(server_window, 3),
+        # Other work on the machine takes CPU from both sides: context for every figure above.
+        "load_avg_1m": round(os.getloadavg()[0], 2),
         "argv": argv,
     }
 
@@ -142,14 +156,18 @@ def calibrate_transport(transport: str, depth: int, args: argparse.Namespace, tm
     runs: list[dict] = []
     with ServerProcess(peer.argv(endpoint), env=peer_env(), cpu_affinity=affinity) as server:
         endpoint = server.endpoint
+        # Before the first measured run, not just each run's own --warmup: a fresh asyncio
+        # server stays 4-5x slower until its first connection has closed (bench.peers.warm).
+        warm_up(endpoint)
         order = list(args.clients)
         for repeat in range(args.repeats):
             for name in order if repeat % 2 == 0 else reversed(order):
                 run = one_run(name, endpoint, server, args, depth)
                 run["repeat"] = repeat
                 runs.append(run)
+                rate = getattr(args, "rate", None)
                 print(
-                    f"  {transport:4} d{depth} #{repeat} {name:10} "
+                    f"  {transport:4} {f'r{rate:g}' if rate else f'd{depth}'} #{repeat} {name:10} "
                     f"{run['msgs_per_s']:>11,.0f} msgs/s  "
                     f"client {run['client_cpu_util']:.2f} cores  "
                     f"server {run['server_cpu_util_whole_run']:.2f} cores"

@@ -1,0 +1,223 @@
+"""Do ``fastsock load``'s two engines measure the same server the same way?
+
+    python -m bench.studies.agree_load --out results/calibrate_agree.json    (make calibrate-agree)
+
+Issue 11 asks that the native and the Python engine agree within 10% on msgs/s and p50 *where
+neither client is the bottleneck*. Against ``asyncio-protocol`` at 32 connections the Python
+engine needed 0.9-1.0 of a core (results/calibrate_agree.json of session 3): it measured itself,
+so a difference there said nothing about either engine. Here the premise is built in twice and
+then checked by the run itself:
+
+- ``--server asyncio-streams`` by default (``reader.read`` -> ``writer.write`` + ``await
+  drain()``): it spends 1.3-1.6x the CPU per message of ``asyncio-protocol`` (measured with this
+  script), so in a closed loop (``d1``, ``d8``: 32 connections x depth) the server saturates
+  before either client does. On 2 cores the margin is thin: a readiness-loop client pays the
+  same syscalls and wake-ups per message as the server, so even the Python client's CPU per
+  message is 0.6-0.8x this server's.
+- An open loop at a rate both clients reach (``r10000``: 10,000 msgs/s in total over the 32
+  connections, latency from each message's due time), well under what either engine reaches
+  against this server in the closed loop (the ``d1`` rows of the same run show it). Each message
+  is its own wake-up here, so the clients' CPU per message is higher than in the closed loop
+  (both engines used 0.3-0.8 of a core at 20,000 msgs/s on a busy machine). msgs/s then only
+  shows that both kept the schedule; p50 is the comparison.
+- Per point each client's CPU utilisation (per core of its own; the largest over the repeats) is
+  compared with ``--max-client-cpu`` (default 0.6 of a core: on 2 cores shared with the server,
+  a client above that competes for the CPU it measures). A point where a client crossed it says
+  "client-bound"; its ratios are shown and not counted as agreement. On a machine busy with
+  other work every process gets less than it asks for, so a low figure there is necessary, not
+  sufficient: the JSON records the load average at each run.
+- The agreement: every other client / the first of ``--clients`` (native-p1), msgs/s and p50,
+  paired per repeat (the two runs seconds apart share the machine's mood): median and min-max of
+  the paired ratios; "agree" when both medians lie within +-``--tolerance`` (10%).
+
+The runs themselves are those of ``calibrate_load`` (same interleaving: the order reverses each
+repeat; a fresh client process per run; the server warmed up once before its first measured run).
+The script measures and reports; it does not decide, and exits 0 whatever it found.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.peers.registry import PEERS
+from bench.studies.calibrate_load import CLIENTS, calibrate_transport
+from fastsock import metadata
+from fastsock.native import load_engine_module
+from fastsock.report.summary import spread_record as spread
+
+DEFAULT_SERVER = "asyncio-streams"
+DEFAULT_CLIENTS = "native-p1,python-p1"
+DEFAULT_POINTS = "d1,d8,r10000"
+MAX_CLIENT_CPU = 0.6
+TOLERANCE = 0.10
+
+
+def client_load(runs: list[dict], name: str, threshold: float) -> dict:
+    """The largest CPU use of ``name`` over its runs, per core of its own, against ``threshold``."""
+    per_core = [r["client_cpu_util"] / max(1, r.get("client_cores", 1)) for r in runs]
+    worst = max(per_core)
+    return {"cpu_util_per_core_max": round(worst, 3), "below_threshold": worst < threshold}
+
+
+def paired(runs: list[dict], name: str, base: str, key: str) -> dict:
+    """``name`` ÷ ``base`` for ``key``, one ratio per repeat, as a spread."""
+    ratios = []
+    for repeat in sorted({r["repeat"] for r in runs}):
+        mine = {r["client"]: r for r in runs if r["repeat"] == repeat}
+        ratios.append(mine[name][key] / mine[base][key])
+    return spread(ratios)
+
+
+def agreement(result: dict, threshold: float, tolerance: float) -> dict:
+    """Per point: each client's CPU against ``threshold``, and every other client ÷ the first."""
+    runs = result["runs"]
+    names = list(result["summary"])
+    base = names[0]
+    clients = {
+        name: client_load([r for r in runs if r["client"] == name], name, threshold)
+        for name in names
+    }
+    pairs = {}
+    for name in names[1:]:
+        msgs = paired(runs, name, base, "msgs_per_s")
+        p50 = paired(runs, name, base, "p50_us")
+        within = all(abs(s["median"] - 1) <= tolerance for s in (msgs, p50))
+        fair = clients[name]["below_threshold"] and clients[base]["below_threshold"]
+        verdict = ("agree" if within else "differ") if fair else "client-bound"
+        pairs[f"{name}/{base}"] = {"msgs_per_s": msgs, "p50_us": p50, "verdict": verdict}
+    return {
+        "max_client_cpu": threshold,
+        "tolerance": tolerance,
+        "clients": clients,
+        "neither_client_bound": all(c["below_threshold"] for c in clients.values()),
+        "ratios": pairs,
+    }
+
+
+def _ratio(s: dict) -> str:
+    return f"{s['median']:.2f} ({s['min']:.2f}-{s['max']:.2f})"
+
+
+def report(results: list[dict]) -> str:
+    """One line per point and pair: CPU of each client (ok / OVER), the ratios, the verdict."""
+    if not results:
+        return ""
+    threshold = results[0]["agreement"]["max_client_cpu"]
+    lines = [
+        "",
+        f"point        client CPU (per core; ok = below {threshold:.2f})   server CPU  "
+        "pair                   msgs/s ratio       p50 ratio          verdict",
+    ]
+    for res in results:
+        agree = res["agreement"]
+        cpu = "  ".join(
+            f"{name} {c['cpu_util_per_core_max']:.2f} {'ok' if c['below_threshold'] else 'OVER'}"
+            for name, c in agree["clients"].items()
+        )
+        windows = [r["server_cpu_util_window"] for r in res["runs"]]
+        server = spread([w for w in windows if w is not None]) if any(windows) else None
+        stext = f"{server['median']:.2f}" if server else "-"
+        for pair, r in agree["ratios"].items():
+            lines.append(
+                f"{res['transport']:4} {point_label(res):6} {cpu:42} {stext:>10}  {pair:21} "
+                f"{_ratio(r['msgs_per_s']):18} {_ratio(r['p50_us']):18} {r['verdict']}"
+            )
+    return "\n".join(lines)
+
+
+def parse_points(text: str) -> list[tuple[int, float | None]]:
+    """``d8`` = closed loop at depth 8, ``r10000`` = open loop at 10,000 msgs/s (depth 1)."""
+    points: list[tuple[int, float | None]] = []
+    for item in text.split(","):
+        item = item.strip()
+        try:
+            if item[:1] == "d":
+                points.append((int(item[1:]), None))
+            elif item[:1] == "r":
+                points.append((1, float(item[1:])))
+            else:
+                raise ValueError(item)
+        except ValueError:
+            raise ValueError(f"--points: dDEPTH or rRATE items, not {item!r}") from None
+        if points[-1][0] < 1 or (points[-1][1] is not None and points[-1][1] <= 0):
+            raise ValueError(f"--points: depth and rate must be positive, not {item!r}")
+    return points
+
+
+def point_label(res: dict) -> str:
+    rate = res.get("rate")
+    return f"r{rate:g}" if rate else f"d{res['depth']}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, required=True, help="Write the JSON here.")
+    parser.add_argument("--server", default=DEFAULT_SERVER, choices=sorted(PEERS))
+    parser.add_argument(
+        "--clients",
+        default=DEFAULT_CLIENTS,
+        help="Comma-separated fastsock load clients, the first is the reference; of "
+        + ", ".join(c for c in CLIENTS if not c.startswith("c-")),
+    )
+    parser.add_argument("--max-client-cpu", type=float, default=MAX_CLIENT_CPU)
+    parser.add_argument("--tolerance", type=float, default=TOLERANCE)
+    parser.add_argument("--duration", type=float, default=2.0)
+    parser.add_argument("--warmup", type=float, default=0.5)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--conns", type=int, default=32)
+    parser.add_argument(
+        "--points",
+        default=DEFAULT_POINTS,
+        help="dDEPTH: closed loop at that depth; rRATE: open loop at RATE msgs/s in total.",
+    )
+    parser.add_argument("--transports", default="unix,tcp")
+    args = parser.parse_args(argv)
+    args.clients = [c.strip() for c in args.clients.split(",") if c.strip()]
+    if len(args.clients) < 2 or not set(args.clients) <= set(CLIENTS) - {"c-plain", "c-client"}:
+        parser.error(f"--clients: two or more of native-p1, python-p1, python-p2: {args.clients}")
+    if args.repeats < 1 or not 0 < args.max_client_cpu <= 1 or not 0 < args.tolerance < 1:
+        parser.error("need --repeats >= 1, 0 < --max-client-cpu <= 1 and 0 < --tolerance < 1")
+    try:
+        points = parse_points(args.points)
+    except ValueError as err:
+        parser.error(str(err))
+    args.pin = False  # calibrate_transport reads it; two pinned CPUs would leave none to share
+    module, why = load_engine_module()
+    if module is None and any(c.startswith("native") for c in args.clients):
+        print(f"agree: skipped, {why}")
+        return 0
+
+    print(
+        f"agree: {args.server} server, {args.size} B x {args.conns} conns, {args.duration:g} s "
+        f"(+{args.warmup:g} s warm-up) x {args.repeats} repeats, clients {', '.join(args.clients)}",
+        flush=True,
+    )
+    results = []
+    with tempfile.TemporaryDirectory(prefix="fastsock-agree-") as tmp:
+        for transport in args.transports.split(","):
+            for depth, rate in points:
+                point_args = argparse.Namespace(**{**vars(args), "rate": rate})
+                res = calibrate_transport(transport.strip(), depth, point_args, tmp)
+                res["rate"] = rate
+                res["agreement"] = agreement(res, args.max_client_cpu, args.tolerance)
+                results.append(res)
+    print(report(results))
+    out = {
+        "schema": "fastsock.calibrate_agree/1",
+        "params": {k: v for k, v in vars(args).items() if k != "out"},
+        "results": results,
+        "metadata": metadata.for_load(),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
