@@ -245,8 +245,8 @@ def main(argv: list[str] | None = None) -> int:
         "--server",
         default="c-epoll",
         choices=sorted(PEERS),
-        help="The echo server (another peer checks that the engines agree where neither is "
-        "client-bound, e.g. asyncio-protocol).",
+        help="The echo server. Whether the engines agree on another server where neither is "
+        "client-bound: bench.studies.agree_load (make calibrate-agree).",
     )
     parser.add_argument(
         "--clients",
