@@ -5,8 +5,8 @@
 Issue 11 asks that the native and the Python engine agree within 10% on msgs/s and p50 *where
 neither client is the bottleneck*. Against ``asyncio-protocol`` at 32 connections the Python
 engine needed 0.9-1.0 of a core (results/calibrate_agree.json of session 3): it measured itself,
-so a difference there said nothing about either engine. Here the premise is built in twice and
-then checked by the run itself:
+so a difference there said nothing about either engine. Here every point is chosen so that the
+premise should hold, and the run checks it:
 
 - ``--server asyncio-streams`` by default (``reader.read`` -> ``writer.write`` + ``await
   drain()``): it spends 1.3-1.6x the CPU per message of ``asyncio-protocol`` (measured with this
@@ -20,18 +20,23 @@ then checked by the run itself:
   is its own wake-up here, so the clients' CPU per message is higher than in the closed loop
   (both engines used 0.3-0.8 of a core at 20,000 msgs/s on a busy machine). msgs/s then only
   shows that both kept the schedule; p50 is the comparison.
+- The open-loop tail with the server stopped for 1 s (``s1000``: 1,000 msgs/s, the stop 0.5 s
+  into the window; ``bench.studies.stall``): p90 and p99 are set by the stop and by each
+  engine's coordinated-omission correction, and those are compared instead of msgs/s and p50.
 - Per point each client's CPU utilisation (per core of its own; the largest over the repeats) is
   compared with ``--max-client-cpu`` (default 0.6 of a core: on 2 cores shared with the server,
   a client above that competes for the CPU it measures). A point where a client crossed it says
   "client-bound"; its ratios are shown and not counted as agreement. On a machine busy with
   other work every process gets less than it asks for, so a low figure there is necessary, not
   sufficient: the JSON records the load average at each run.
-- The agreement: every other client / the first of ``--clients`` (native-p1), msgs/s and p50,
-  paired per repeat (the two runs seconds apart share the machine's mood): median and min-max of
-  the paired ratios; "agree" when both medians lie within +-``--tolerance`` (10%).
+- The agreement: every other client / the first of ``--clients`` (native-p1), msgs/s and p50
+  (p90 and p99 at a stall point), paired per repeat (the two runs seconds apart share the
+  machine's mood): median and min-max of the paired ratios; "agree" when both medians lie within
+  +-``--tolerance`` (10%).
 
-The runs themselves are those of ``calibrate_load`` (same interleaving: the order reverses each
-repeat; a fresh client process per run; the server warmed up once before its first measured run).
+The closed and open loop runs are those of ``calibrate_load`` (the order reverses each repeat; a
+fresh client process per run; each server warmed up once before its first measured run); the
+stall runs are in this process, the same way round.
 The script measures and reports; it does not decide, and exits 0 whatever it found.
 """
 
@@ -45,13 +50,14 @@ from pathlib import Path
 
 from bench.peers.registry import PEERS
 from bench.studies.calibrate_load import CLIENTS, calibrate_transport
+from bench.studies.stall import stall_point
 from fastsock import metadata
 from fastsock.native import load_engine_module
 from fastsock.report.summary import spread_record as spread
 
 DEFAULT_SERVER = "asyncio-streams"
 DEFAULT_CLIENTS = "native-p1,python-p1"
-DEFAULT_POINTS = "d1,d8,r10000"
+DEFAULT_POINTS = "d1,d8,r10000,s1000"
 MAX_CLIENT_CPU = 0.6
 TOLERANCE = 0.10
 
@@ -72,10 +78,17 @@ def paired(runs: list[dict], name: str, base: str, key: str) -> dict:
     return spread(ratios)
 
 
+# What each kind of point compares: the closed and the open loop msgs/s and p50; the stall the
+# tail that the stop sets (p50 there is where the stop begins to show, not a steady state).
+COMPARED = {"d": ("msgs_per_s", "p50_us"), "r": ("msgs_per_s", "p50_us"), "s": ("p90_us", "p99_us")}
+SHORT = {"msgs_per_s": "msgs/s", "p50_us": "p50", "p90_us": "p90", "p99_us": "p99"}
+
+
 def agreement(result: dict, threshold: float, tolerance: float) -> dict:
-    """Per point: each client's CPU against ``threshold``, and every other client ÷ the first."""
+    """Per point: each client's CPU against ``threshold``, and every other client ÷ the first
+    (the first client of repeat 0) on the figures the point's kind compares."""
     runs = result["runs"]
-    names = list(result["summary"])
+    names = list(dict.fromkeys(r["client"] for r in runs if r["repeat"] == 0))
     base = names[0]
     clients = {
         name: client_load([r for r in runs if r["client"] == name], name, threshold)
@@ -83,12 +96,11 @@ def agreement(result: dict, threshold: float, tolerance: float) -> dict:
     }
     pairs = {}
     for name in names[1:]:
-        msgs = paired(runs, name, base, "msgs_per_s")
-        p50 = paired(runs, name, base, "p50_us")
-        within = all(abs(s["median"] - 1) <= tolerance for s in (msgs, p50))
+        ratios = {key: paired(runs, name, base, key) for key in COMPARED[result["kind"]]}
+        within = all(abs(s["median"] - 1) <= tolerance for s in ratios.values())
         fair = clients[name]["below_threshold"] and clients[base]["below_threshold"]
         verdict = ("agree" if within else "differ") if fair else "client-bound"
-        pairs[f"{name}/{base}"] = {"msgs_per_s": msgs, "p50_us": p50, "verdict": verdict}
+        pairs[f"{name}/{base}"] = {**ratios, "verdict": verdict}
     return {
         "max_client_cpu": threshold,
         "tolerance": tolerance,
@@ -98,8 +110,8 @@ def agreement(result: dict, threshold: float, tolerance: float) -> dict:
     }
 
 
-def _ratio(s: dict) -> str:
-    return f"{s['median']:.2f} ({s['min']:.2f}-{s['max']:.2f})"
+def _ratio(key: str, s: dict) -> str:
+    return f"{SHORT[key]} {s['median']:.2f} ({s['min']:.2f}-{s['max']:.2f})"
 
 
 def report(results: list[dict]) -> str:
@@ -110,7 +122,7 @@ def report(results: list[dict]) -> str:
     lines = [
         "",
         f"point        client CPU (per core; ok = below {threshold:.2f})   server CPU  "
-        "pair                   msgs/s ratio       p50 ratio          verdict",
+        "pair                 ratios, median (min-max) of the repeats    verdict",
     ]
     for res in results:
         agree = res["agreement"]
@@ -122,35 +134,51 @@ def report(results: list[dict]) -> str:
         server = spread([w for w in windows if w is not None]) if any(windows) else None
         stext = f"{server['median']:.2f}" if server else "-"
         for pair, r in agree["ratios"].items():
+            ratios = "  ".join(_ratio(key, r[key]) for key in COMPARED[res["kind"]])
             lines.append(
-                f"{res['transport']:4} {point_label(res):6} {cpu:42} {stext:>10}  {pair:21} "
-                f"{_ratio(r['msgs_per_s']):18} {_ratio(r['p50_us']):18} {r['verdict']}"
+                f"{res['transport']:4} {point_label(res):7} {cpu:42} {stext:>10}  {pair:20} "
+                f"{ratios:42} {r['verdict']}"
             )
+    loads = [r["load_avg_1m"] for res in results for r in res["runs"]]
+    lines.append(f"load average (1 min) during the runs: {min(loads):.1f}-{max(loads):.1f}")
     return "\n".join(lines)
 
 
-def parse_points(text: str) -> list[tuple[int, float | None]]:
-    """``d8`` = closed loop at depth 8, ``r10000`` = open loop at 10,000 msgs/s (depth 1)."""
-    points: list[tuple[int, float | None]] = []
+def parse_points(text: str) -> list[tuple[str, float]]:
+    """``d8``: closed loop at depth 8; ``r10000``: open loop at 10,000 msgs/s; ``s1000``: open
+    loop at 1,000 msgs/s with the server stopped for 1 s (bench.studies.stall)."""
+    points: list[tuple[str, float]] = []
     for item in text.split(","):
         item = item.strip()
         try:
-            if item[:1] == "d":
-                points.append((int(item[1:]), None))
-            elif item[:1] == "r":
-                points.append((1, float(item[1:])))
-            else:
-                raise ValueError(item)
+            kind, value = item[:1], float(item[1:])
         except ValueError:
-            raise ValueError(f"--points: dDEPTH or rRATE items, not {item!r}") from None
-        if points[-1][0] < 1 or (points[-1][1] is not None and points[-1][1] <= 0):
-            raise ValueError(f"--points: depth and rate must be positive, not {item!r}")
+            kind, value = "", 0.0
+        if kind not in COMPARED or not value > 0 or (kind == "d" and value != int(value)):
+            raise ValueError(f"--points: dDEPTH, rRATE or sRATE items, not {item!r}")
+        points.append((kind, int(value) if kind == "d" else value))
     return points
 
 
 def point_label(res: dict) -> str:
-    rate = res.get("rate")
-    return f"r{rate:g}" if rate else f"d{res['depth']}"
+    if res["kind"] == "d":
+        return f"d{res['depth']}"
+    return f"{res['kind']}{res['rate']:g}"
+
+
+def measure_point(
+    transport: str, kind: str, value: float, args: argparse.Namespace, tmp: str
+) -> dict:
+    """One point's interleaved runs, with its agreement."""
+    depth, rate = (int(value), None) if kind == "d" else (1, value)
+    point_args = argparse.Namespace(**{**vars(args), "rate": rate})
+    if kind == "s":
+        res = stall_point(transport, point_args, tmp)
+    else:
+        res = calibrate_transport(transport, depth, point_args, tmp)
+    res.update(kind=kind, rate=rate)
+    res["agreement"] = agreement(res, args.max_client_cpu, args.tolerance)
+    return res
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -173,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--points",
         default=DEFAULT_POINTS,
-        help="dDEPTH: closed loop at that depth; rRATE: open loop at RATE msgs/s in total.",
+        help="dDEPTH: closed loop at that depth; rRATE: open loop at RATE msgs/s in total; "
+        "sRATE: open loop with the server stopped for 1 s in the window.",
     )
     parser.add_argument("--transports", default="unix,tcp")
     args = parser.parse_args(argv)
@@ -200,12 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     with tempfile.TemporaryDirectory(prefix="fastsock-agree-") as tmp:
         for transport in args.transports.split(","):
-            for depth, rate in points:
-                point_args = argparse.Namespace(**{**vars(args), "rate": rate})
-                res = calibrate_transport(transport.strip(), depth, point_args, tmp)
-                res["rate"] = rate
-                res["agreement"] = agreement(res, args.max_client_cpu, args.tolerance)
-                results.append(res)
+            for kind, value in points:
+                results.append(measure_point(transport.strip(), kind, value, args, tmp))
     print(report(results))
     out = {
         "schema": "fastsock.calibrate_agree/1",

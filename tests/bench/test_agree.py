@@ -16,7 +16,7 @@ import pytest
 
 from bench.matrix import servers
 from bench.peers.warm import warm_up
-from bench.studies import agree_load, calibrate_load
+from bench.studies import agree_load, calibrate_load, stall
 from fastsock.address import tcp_endpoint, unix_endpoint
 from tests.load.conftest import MisbehavingServer, free_tcp_port
 
@@ -109,13 +109,7 @@ def _runs(pairs: list[tuple[float, float, float, float]], cores: int = 1) -> lis
 
 
 def _point(runs: list[dict]) -> dict:
-    return {
-        "transport": "unix",
-        "depth": 1,
-        "rate": None,
-        "runs": runs,
-        "summary": {"native-p1": {}, "python-p1": {}},
-    }
+    return {"transport": "unix", "kind": "d", "depth": 1, "rate": None, "runs": runs}
 
 
 def test_agreement_within_tolerance_where_both_clients_have_headroom() -> None:
@@ -154,9 +148,21 @@ def test_a_two_process_client_is_judged_per_core() -> None:
     }
 
 
-def test_points_parse_closed_and_open_loops() -> None:
-    assert agree_load.parse_points("d1, d8,r10000") == [(1, None), (8, None), (1, 10000.0)]
-    for bad in ("x1", "d", "r0", "d0", "rfast"):
+def test_a_stall_point_compares_the_tail() -> None:
+    res = _point(_runs([(100.0, 100.0, 0.1, 0.1)]))
+    res["kind"] = "s"
+    for run in res["runs"]:
+        run.update(p90_us=8e5, p99_us=9.8e5 if run["client"] == "native-p1" else 9.0e5)
+    pair = agree_load.agreement(res, 0.6, 0.05)["ratios"]["python-p1/native-p1"]
+    assert set(pair) == {"p90_us", "p99_us", "verdict"}
+    assert pair["p99_us"]["median"] == pytest.approx(9.0 / 9.8)
+    assert pair["verdict"] == "differ"
+
+
+def test_points_parse_closed_open_and_stall() -> None:
+    points = agree_load.parse_points("d1, d8,r10000,s1000")
+    assert points == [("d", 1), ("d", 8), ("r", 10000.0), ("s", 1000.0)]
+    for bad in ("x1", "d", "r0", "d0", "rfast", "d1.5"):
         with pytest.raises(ValueError, match="--points"):
             agree_load.parse_points(bad)
 
@@ -179,7 +185,8 @@ def test_a_short_agreement_run_reports_the_threshold_and_the_ratios(
     assert agree_load.main(argv) == 0
     doc = json.loads(out.read_text())
     assert doc["schema"] == "fastsock.calibrate_agree/1"
-    assert [(r["depth"], r["rate"]) for r in doc["results"]] == [(1, None), (1, 2000.0)]
+    kinds = [(r["kind"], r["depth"], r["rate"]) for r in doc["results"]]
+    assert kinds == [("d", 1, None), ("r", 1, 2000.0)]
     for res in doc["results"]:
         agree = res["agreement"]
         assert agree["max_client_cpu"] == 0.6
@@ -205,3 +212,26 @@ def test_the_module_runs_as_a_script() -> None:
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("agree_load.py: error: --points")
+
+
+@pytest.mark.timeout(60)
+def test_a_stall_point_stops_the_server_for_a_second_and_both_engines_see_it(
+    tmp_path: Path,
+) -> None:
+    args = argparse.Namespace(
+        server="asyncio-protocol",
+        clients=["native-p1", "python-p1"],
+        repeats=1,
+        size=64,
+        conns=4,
+        duration=1.8,
+        warmup=0.05,
+        rate=500.0,
+    )
+    res = stall.stall_point("unix", args, str(tmp_path))
+    assert [r["client"] for r in res["runs"]] == ["native-p1", "python-p1"]
+    for run in res["runs"]:
+        # Every message due in the stop waits for its end: the max is the stop, and with
+        # 1 s of 1.8 s stopped more than 10% of the messages waited a good part of it.
+        assert run["max_us"] >= 0.9 * stall.PAUSE * 1e6
+        assert run["p90_us"] >= 0.2 * stall.PAUSE * 1e6
