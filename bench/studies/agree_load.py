@@ -28,7 +28,9 @@ premise should hold, and the run checks it:
   a client above that competes for the CPU it measures). A point where a client crossed it says
   "client-bound"; its ratios are shown and not counted as agreement. On a machine busy with
   other work every process gets less than it asks for, so a low figure there is necessary, not
-  sufficient: the JSON records the load average at each run.
+  sufficient: each run records the CPU pressure (``/proc/pressure/cpu``: the share of the run
+  during which some task waited for a CPU; near 0 on a quiet machine, since client and server
+  have a core each) and the load average, and the table shows the pressure per point.
 - The agreement: every other client / the first of ``--clients`` (native-p1), msgs/s and p50
   (p90 and p99 at a stall point), paired per repeat (the two runs seconds apart share the
   machine's mood): median and min-max of the paired ratios; "agree" when both medians lie within
@@ -94,6 +96,7 @@ def agreement(result: dict, threshold: float, tolerance: float) -> dict:
         name: client_load([r for r in runs if r["client"] == name], name, threshold)
         for name in names
     }
+    pressures = [r["cpu_pressure"] for r in runs if r.get("cpu_pressure") is not None]
     pairs = {}
     for name in names[1:]:
         ratios = {key: paired(runs, name, base, key) for key in COMPARED[result["kind"]]}
@@ -106,6 +109,7 @@ def agreement(result: dict, threshold: float, tolerance: float) -> dict:
         "tolerance": tolerance,
         "clients": clients,
         "neither_client_bound": all(c["below_threshold"] for c in clients.values()),
+        "cpu_pressure_max": max(pressures) if pressures else None,
         "ratios": pairs,
     }
 
@@ -121,7 +125,7 @@ def report(results: list[dict]) -> str:
     threshold = results[0]["agreement"]["max_client_cpu"]
     lines = [
         "",
-        f"point        client CPU (per core; ok = below {threshold:.2f})   server CPU  "
+        f"point        client CPU (per core; ok = below {threshold:.2f})   server  pressure  "
         "pair                 ratios, median (min-max) of the repeats    verdict",
     ]
     for res in results:
@@ -133,14 +137,22 @@ def report(results: list[dict]) -> str:
         windows = [r["server_cpu_util_window"] for r in res["runs"]]
         server = spread([w for w in windows if w is not None]) if any(windows) else None
         stext = f"{server['median']:.2f}" if server else "-"
+        psi = agree["cpu_pressure_max"]
+        ptext = "-" if psi is None else f"{psi:.2f}"
         for pair, r in agree["ratios"].items():
             ratios = "  ".join(_ratio(key, r[key]) for key in COMPARED[res["kind"]])
             lines.append(
-                f"{res['transport']:4} {point_label(res):7} {cpu:42} {stext:>10}  {pair:20} "
+                f"{res['transport']:4} {point_label(res):7} {cpu:42} {stext:>6} {ptext:>9}  "
+                f"{pair:20} "
                 f"{ratios:42} {r['verdict']}"
             )
     loads = [r["load_avg_1m"] for res in results for r in res["runs"]]
-    lines.append(f"load average (1 min) during the runs: {min(loads):.1f}-{max(loads):.1f}")
+    lines.append(
+        "server: its CPU over the window (median); pressure: the largest share of a run during "
+        "which some task waited for a CPU (/proc/pressure/cpu; above ~0.1 the machine was busy "
+        f"with other work: orientation only); load average (1 min): {min(loads):.1f}-"
+        f"{max(loads):.1f}"
+    )
     return "\n".join(lines)
 
 

@@ -89,6 +89,26 @@ def client_argv(
     ]
 
 
+def cpu_pressure_us() -> int | None:
+    """Microseconds during which some runnable task waited for a CPU, since boot (Linux PSI,
+    /proc/pressure/cpu); None where the kernel does not provide it. Over a run, its increase
+    divided by the wall time says how busy the machine was with everything, not only with the
+    client and the server: the load average lags by a minute."""
+    try:
+        with open("/proc/pressure/cpu", encoding="ascii") as f:
+            first = f.readline()  # some avg10=... avg60=... avg300=... total=N
+        return int(first.rsplit("total=", 1)[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def pressure_share(before: int | None, after: int | None, wall_s: float) -> float | None:
+    """The share of ``wall_s`` during which some task waited for a CPU."""
+    if before is None or after is None or wall_s <= 0:
+        return None
+    return round((after - before) / 1e6 / wall_s, 3)
+
+
 def server_cpu_s(proc: psutil.Process) -> float:
     t = proc.cpu_times()
     return t.user + t.system
@@ -107,7 +127,7 @@ def one_run(
             os.sched_setaffinity(0, {cpu})
 
     sproc = psutil.Process(server.pid)
-    cpu0, t0 = server_cpu_s(sproc), time.monotonic()
+    cpu0, t0, psi0 = server_cpu_s(sproc), time.monotonic(), cpu_pressure_us()
     proc = subprocess.run(
         argv,
         capture_output=True,
@@ -117,6 +137,7 @@ def one_run(
         env=peer_env(),
     )
     wall = time.monotonic() - t0
+    pressure = pressure_share(psi0, cpu_pressure_us(), wall)
     server_busy = (server_cpu_s(sproc) - cpu0) / wall
     if proc.returncode != 0:
         raise RuntimeError(f"{name} exited {proc.returncode}: {proc.stderr.strip()[:300]}")
@@ -142,6 +163,7 @@ def one_run(
         "server_cpu_util_window": None if server_window is None else round(server_window, 3),
         # Other work on the machine takes CPU from both sides: context for every figure above.
         "load_avg_1m": round(os.getloadavg()[0], 2),
+        "cpu_pressure": pressure,
         "argv": argv,
     }
 

@@ -19,6 +19,7 @@ import time
 
 from bench.peers.registry import PEERS, peer_env
 from bench.peers.warm import warm_up
+from bench.studies.calibrate_load import cpu_pressure_us, pressure_share
 from fastsock.address import Endpoint, tcp_endpoint, unix_endpoint
 from fastsock.load import LoadConfig, run_load
 from fastsock.process import ServerProcess
@@ -62,8 +63,10 @@ def stall_run(
         server_pid=server.pid,
     )
     thread = _stop_later(server.pid, args.warmup + PAUSE_AT, stopped)
+    psi0, t0 = cpu_pressure_us(), time.monotonic()
     try:
         out = run_load(config)
+        pressure = pressure_share(psi0, cpu_pressure_us(), time.monotonic() - t0)
     finally:
         thread.join(timeout=PAUSE + 10)
         os.kill(server.pid, signal.SIGCONT)
@@ -85,6 +88,7 @@ def stall_run(
         if cpu["server_cpu_util"] is None
         else round(cpu["server_cpu_util"], 3),
         "load_avg_1m": round(os.getloadavg()[0], 2),
+        "cpu_pressure": pressure,
     }
 
 
