@@ -199,9 +199,10 @@ def test_a_short_agreement_run_reports_the_threshold_and_the_ratios(
         # Where the kernel has PSI, every run says how much of it some task waited for a CPU.
         if calibrate_load.cpu_pressure_us() is not None:
             assert all(0 <= r["cpu_pressure"] <= 1.05 for r in res["runs"])
-    # The open-loop point ran at the offered rate (each client kept the schedule).
+    # The open-loop point ran at the offered rate (each client kept the schedule). Wide margin:
+    # messages still in flight when a 0.2 s window closes are not counted as completed.
     open_runs = doc["results"][1]["runs"]
-    assert all(abs(r["msgs_per_s"] - 2000) < 200 for r in open_runs)
+    assert all(1500 < r["msgs_per_s"] < 2200 for r in open_runs)
     table = capsys.readouterr().out
     assert "unix r2000" in table and "unix d1" in table and "python-p1/native-p1" in table
 
