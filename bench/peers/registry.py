@@ -118,7 +118,7 @@ PEER_LIST: tuple[Peer, ...] = (
     ),
     Peer(
         "busy-epoll",
-        "the bare loop plus 50 us of CPU per read: slower than either load engine (calibration)",
+        "the bare loop plus 50 us of CPU per 64 B read: slower than either load engine",
         (*_python("bench.peers.bare_epoll"), "--busy-us", "50"),
     ),
     Peer(

@@ -9,14 +9,19 @@ so a difference there said nothing about either engine. Here every point is chos
 premise should hold, and the run checks it:
 
 - ``--server busy-epoll`` by default: the bare epoll loop (``bench/peers/bare_epoll.py``) that
-  spends 50 µs of its own CPU time on every read before it echoes. A server with a known cost
-  per wake-up, slower than either engine by construction, so in a closed loop (``d1``, ``d8``:
+  spends 50 µs of its own CPU time per 64 B read before it echoes. A server with a known cost
+  per message, slower than either engine by construction, so in a closed loop (``d1``, ``d8``:
   32 connections x depth) it saturates its core while both clients keep headroom. The real
   peers do not give that on 2 cores: a readiness-loop client pays the same syscalls and wake-ups
   per message as the server, so the Python client's CPU per message was 0.6-0.8x even that of
   ``asyncio-streams``, the slowest asyncio peer, and with a 25 µs spin still 0.5-0.65x (measured
-  with this script, busy machine). With 50 µs the Python client should need about a third of
-  the server's CPU per message.
+  with this script, busy machine). With 50 µs per 64 B the server saturated its core and the
+  clients used 0.07-0.52 of one (quiet machine). What the server does besides the spin
+  (epoll_wait, recv, send: 21-28 µs per message at depth 1) still depends on how many
+  connections a client lets become ready at once: with the Python client it cost 71 µs per
+  message in all, with the native one 77, so the Python client got 1.07-1.11x the msgs/s at
+  depth 1 (medians of 3 repeats, UNIX and TCP). The peer with ``--busy-us 200`` brought that to
+  0.99x and 1.06x (one run of ``--points d1``), at a quarter of the message rate.
 - An open loop at a rate both clients reach (``r5000``: 5,000 msgs/s in total over the 32
   connections, latency from each message's due time), about a third of what this server
   answers in the closed loop at depth 1 (the ``d1`` rows of the same run show it), so the
