@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-repeat lint format soak fuzz bench bench-full bench-http bench-apps plot peers calibrate http-tools app-tools clean
+.PHONY: install test test-repeat lint format soak fuzz bench bench-full bench-http bench-apps plot peers calibrate calibrate-agree http-tools app-tools clean
 
 # The native load engine (fastsock/native/*.c) is compiled by the install: rebuild when it changes.
 $(STAMP): pyproject.toml $(wildcard fastsock/native/*.c fastsock/native/*.h)
@@ -62,6 +62,10 @@ peers: $(STAMP)
 # fastsock load vs the C load client on the C echo server, interleaved (a few minutes).
 calibrate: $(STAMP)
 	$(PY) -m bench.studies.calibrate_load --out results/calibrate_load.json
+
+# Do the native and the Python engine agree where neither client is the bottleneck? (~2 min)
+calibrate-agree: $(STAMP)
+	$(PY) -m bench.studies.agree_load --out results/calibrate_agree.json
 
 # The benchmark matrix (bench/matrix/matrix.toml): results/bench.json, pyperf RTT files, PNG charts
 # and results/REPORT.md. bench: the quick profile plus a short static-file run against nginx

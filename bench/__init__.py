@@ -9,8 +9,9 @@
 - ``apps``     real servers (Redis, PostgreSQL, an nginx proxy, a veth path) over UNIX vs TCP;
                ``python -m bench.apps``
 - ``studies``  one question each, outside the matrix: the load engines against a C client
-               (``calibrate_load``), the server against uvloop and the bare loop
-               (``server_speed``), callgrind instructions per message (``instructions``)
+               (``calibrate_load``) and each other (``agree_load``), the server against uvloop
+               and the bare loop (``server_speed``), callgrind instructions per message
+               (``instructions``)
 
 Charts and the report are drawn from the saved JSON by ``fastsock.report`` (``fastsock plot``).
 """

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import psutil
 import pytest
 
 from bench.peers import registry
@@ -30,6 +31,7 @@ MY_PEERS = [
     "asyncio-streams",
     "uvloop-protocol",
     "bare-epoll",
+    "busy-epoll",
     "threaded",
     "c-epoll",
 ]
@@ -574,3 +576,27 @@ def test_load_client_no_verify_is_the_bare_baseline(load_client: Path, tmp_path:
     assert code == 0, err
     assert report is not None and report["errors"] == 0 and report["messages"] > 0
     assert report["verify"] is False
+
+
+def test_busy_epoll_spends_its_cpu_time_on_every_read(tmp_path: Path) -> None:
+    # The calibration server's cost per read is CPU time, so it holds on a busy machine too:
+    # 4,000 ping-pongs (one read each) cost the server 4,000 x 50 us = 200 ms of CPU for the
+    # spin alone, on top of the loop's own (the kernel counts CPU time in 10 ms ticks: hence so
+    # many). Without the spin the same ping-pongs cost the loop about 50 ms.
+    with running("busy-epoll", unix_endpoint(str(tmp_path / "busy.sock"))) as server:
+        proc = psutil.Process(server.pid)
+        with connect(server.endpoint, timeout=IO_TIMEOUT) as sock:
+            sock.sendall(b"x")
+            assert recv_exactly(sock, 1) == b"x"
+            before = sum(proc.cpu_times()[:2])
+            for _ in range(4000):
+                sock.sendall(b"y" * 64)
+                assert recv_exactly(sock, 64) == b"y" * 64
+            spent = sum(proc.cpu_times()[:2]) - before
+        assert spent >= 0.15
+        assert server.stop() == 0
+
+
+def test_busy_us_is_a_bad_option_when_negative() -> None:
+    result = run_quiet([*PEERS["busy-epoll"].command[:-2], "--busy-us", "-1", "--port", "0"])
+    assert result.returncode == 2 and "Traceback" not in result.stderr

@@ -4,6 +4,9 @@ Starting a Python server costs a few hundred milliseconds; starting one per run 
 than the quick matrix's budget. An idle server sits in epoll_wait/accept and uses no CPU, so the
 servers of one experiment run side by side and each load run talks to one of them. Every server
 is stopped by PID when the pool closes, also on errors and Ctrl-C.
+
+A stream server is warmed up once when it starts (``bench.peers.warm``): without that, the first
+run against a fresh asyncio server measured 4-5x fewer msgs/s than every later one (issue 11).
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ from pathlib import Path
 
 from bench.matrix.plan import SOCKET_TYPES
 from bench.peers.registry import PEERS, peer_env
+from bench.peers.warm import warm_up
 from fastsock.address import Endpoint, tcp_endpoint, unix_endpoint
-from fastsock.process import ServerProcess
+from fastsock.process import ServerProcess, ServerStartError
 
 HOSTS = {"tcp": "127.0.0.1", "tcp6": "::1", "udp": "127.0.0.1"}
 
@@ -69,6 +73,12 @@ class ServerPool:
                 cpu_affinity=set(cpus) if cpus else None,
                 ready_timeout=20.0,
             )
+            if SOCKET_TYPES[transport] == "stream":
+                try:
+                    warm_up(server.endpoint)
+                except (OSError, RuntimeError) as err:
+                    server.kill()
+                    raise ServerStartError(f"{name} ({transport}): warm-up failed: {err}") from err
             self._servers[key] = server
         return server
 

@@ -117,6 +117,11 @@ PEER_LIST: tuple[Peer, ...] = (
         _python("bench.peers.bare_epoll"),
     ),
     Peer(
+        "busy-epoll",
+        "the bare loop plus 50 us of CPU per 64 B read: slower than either load engine",
+        (*_python("bench.peers.bare_epoll"), "--busy-us", "50"),
+    ),
+    Peer(
         "threaded",
         "socketserver: a thread per connection, blocking recv_into + sendall",
         _python("bench.peers.threaded"),

@@ -11,7 +11,9 @@ one or two processes.
 
 For each transport (UNIX, TCP) and depth one C echo server runs; the clients take turns against
 it, interleaved (then the next repeat in the opposite order, so neither a slow start nor a
-drifting machine favours one side), each run a fresh process. The report gives, per client, the
+drifting machine favours one side), each run a fresh process. Each server is warmed up once
+before its first measured run (``bench.peers.warm``): a fresh asyncio server ran its first load
+4-5x slower than every later one until a connection had closed. The report gives, per client, the
 median and min-max msgs/s, the ratio of medians to the baseline, and the median of the
 per-repeat ratios (pairs run seconds apart share the machine's mood).
 
@@ -38,6 +40,7 @@ from pathlib import Path
 import psutil
 
 from bench.peers.registry import LOAD_CLIENT, PEERS, build_c_peers, peer_env
+from bench.peers.warm import warm_up
 from fastsock import metadata
 from fastsock.address import Endpoint, tcp_endpoint, unix_endpoint
 from fastsock.process import ServerProcess
@@ -63,6 +66,9 @@ def client_argv(
     if name == "c-plain":
         return [str(LOAD_CLIENT), *where, *common, *timing, "--no-verify"]
     engine, procs = name.split("-p")
+    # Open loop (agree_load --rate): the same offered rate for every fastsock client.
+    if getattr(args, "rate", None):
+        timing += ["--rate", str(args.rate)]
     return [
         sys.executable,
         "-m",
@@ -83,6 +89,26 @@ def client_argv(
     ]
 
 
+def cpu_pressure_us() -> int | None:
+    """Microseconds during which some runnable task waited for a CPU, since boot (Linux PSI,
+    /proc/pressure/cpu); None where the kernel does not provide it. Over a run, its increase
+    divided by the wall time says how busy the machine was with everything, not only with the
+    client and the server: the load average lags by a minute."""
+    try:
+        with open("/proc/pressure/cpu", encoding="ascii") as f:
+            first = f.readline()  # some avg10=... avg60=... avg300=... total=N
+        return int(first.rsplit("total=", 1)[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def pressure_share(before: int | None, after: int | None, wall_s: float) -> float | None:
+    """The share of ``wall_s`` during which some task waited for a CPU."""
+    if before is None or after is None or wall_s <= 0:
+        return None
+    return round((after - before) / 1e6 / wall_s, 3)
+
+
 def server_cpu_s(proc: psutil.Process) -> float:
     t = proc.cpu_times()
     return t.user + t.system
@@ -101,7 +127,7 @@ def one_run(
             os.sched_setaffinity(0, {cpu})
 
     sproc = psutil.Process(server.pid)
-    cpu0, t0 = server_cpu_s(sproc), time.monotonic()
+    cpu0, t0, psi0 = server_cpu_s(sproc), time.monotonic(), cpu_pressure_us()
     proc = subprocess.run(
         argv,
         capture_output=True,
@@ -111,6 +137,7 @@ def one_run(
         env=peer_env(),
     )
     wall = time.monotonic() - t0
+    pressure = pressure_share(psi0, cpu_pressure_us(), wall)
     server_busy = (server_cpu_s(sproc) - cpu0) / wall
     if proc.returncode != 0:
         raise RuntimeError(f"{name} exited {proc.returncode}: {proc.stderr.strip()[:300]}")
@@ -118,16 +145,25 @@ def one_run(
     errors = out["errors"]["total"] if isinstance(out["errors"], dict) else out["errors"]
     if errors:
         raise RuntimeError(f"{name} counted {errors} errors")
+    # The C client reports CPU seconds; fastsock load its utilisation over the measured window,
+    # and the server's over the same window (--server-pid).
     if name.startswith("c-"):
         client_util = (out["cpu_user_s"] + out["cpu_sys_s"]) / out["elapsed_s"]
+        cores, server_window = 1, None
     else:
         client_util = out["cpu"]["client_cpu_util"]
+        cores, server_window = out["cpu"]["client_cores"], out["cpu"]["server_cpu_util"]
     return {
         "client": name,
         "msgs_per_s": out["msgs_per_s"],
         "p50_us": None if name.startswith("c-") else out["latency_us"]["p50"],
         "client_cpu_util": round(client_util, 3),
+        "client_cores": cores,
         "server_cpu_util_whole_run": round(server_busy, 3),
+        "server_cpu_util_window": None if server_window is None else round(server_window, 3),
+        # Other work on the machine takes CPU from both sides: context for every figure above.
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+        "cpu_pressure": pressure,
         "argv": argv,
     }
 
@@ -142,14 +178,18 @@ def calibrate_transport(transport: str, depth: int, args: argparse.Namespace, tm
     runs: list[dict] = []
     with ServerProcess(peer.argv(endpoint), env=peer_env(), cpu_affinity=affinity) as server:
         endpoint = server.endpoint
+        # Before the first measured run, not just each run's own --warmup: a fresh asyncio
+        # server stays 4-5x slower until its first connection has closed (bench.peers.warm).
+        warm_up(endpoint)
         order = list(args.clients)
         for repeat in range(args.repeats):
             for name in order if repeat % 2 == 0 else reversed(order):
                 run = one_run(name, endpoint, server, args, depth)
                 run["repeat"] = repeat
                 runs.append(run)
+                rate = getattr(args, "rate", None)
                 print(
-                    f"  {transport:4} d{depth} #{repeat} {name:10} "
+                    f"  {transport:4} {f'r{rate:g}' if rate else f'd{depth}'} #{repeat} {name:10} "
                     f"{run['msgs_per_s']:>11,.0f} msgs/s  "
                     f"client {run['client_cpu_util']:.2f} cores  "
                     f"server {run['server_cpu_util_whole_run']:.2f} cores"
@@ -227,8 +267,8 @@ def main(argv: list[str] | None = None) -> int:
         "--server",
         default="c-epoll",
         choices=sorted(PEERS),
-        help="The echo server (another peer checks that the engines agree where neither is "
-        "client-bound, e.g. asyncio-protocol).",
+        help="The echo server. Whether the engines agree on another server where neither is "
+        "client-bound: bench.studies.agree_load (make calibrate-agree).",
     )
     parser.add_argument(
         "--clients",

@@ -13,7 +13,9 @@ The table gives, per point and server, the median msgs/s relative to uvloop (or
 ``--reference``) *in the same round* (median of the per-round ratios, min-max beside it) and
 the server's CPU per message (µs, from its CPU time over the client's whole run divided by
 the messages of that run, warm-up included): on 2 cores the client's share moves msgs/s, CPU
-per message is the server's own figure.
+per message is the server's own figure. Each server is warmed up once after it starts
+(``bench.peers.warm``: some servers, asyncio's among them, are slow until their first
+connection has closed).
 
 ``bare-epoll`` (``bench/peers/bare_epoll.py``) is the measuring stick: 40 lines of epoll +
 recv_into + send with no features. fastsock's target is >= 0.97x uvloop at every point.
@@ -35,6 +37,7 @@ from pathlib import Path
 import psutil
 
 from bench.peers.registry import LOAD_CLIENT, PEERS, available_peers, peer_env
+from bench.peers.warm import warm_up
 from fastsock import metadata
 from fastsock.address import Endpoint, tcp_endpoint, unix_endpoint
 from fastsock.process import ServerProcess
@@ -135,6 +138,7 @@ def measure_point(point: Point, servers: list[str], args: argparse.Namespace) ->
                     env=peer_env(),
                     cpu_affinity={0} if args.pin else None,
                 )
+                warm_up(started[name].endpoint)
             for rnd in range(args.rounds):
                 shift = rnd % len(servers)
                 for name in servers[shift:] + servers[:shift]:
