@@ -107,11 +107,11 @@ class ConnectionContext:
     stats: ServerStats
     on_closed: Callable[[Connection], None]
     read_view: memoryview = field(init=False)
-    # echo_views[n] is read_view[:n], made the first time an echo of n bytes arrives. Slicing a
-    # memoryview allocates a GC-tracked object per message (and counts towards the next
-    # collection); a list lookup allocates nothing. Safe to share: a view is used only during
-    # the call that received into the buffer, and the echo path never keeps one (a partial send
-    # copies the rest into the queue).
+    # echo_views[n] is read_view[:n], made the first time an echo of n bytes arrives. Slicing
+    # builds a slice object and a GC-tracked memoryview per message and frees both afterwards
+    # (~510 instructions of a 64 B echo, callgrind); a list lookup allocates nothing. Safe to
+    # share: a view is used only during the call that received into the buffer, and the echo
+    # path never keeps one (a partial send copies the rest into the queue).
     echo_views: list[memoryview | None] = field(init=False)
     copy: CopyBuffer = field(default_factory=CopyBuffer)
 
