@@ -9,29 +9,30 @@ so a difference there said nothing about either engine. Here every point is chos
 premise should hold, and the run checks it:
 
 - ``--server busy-epoll`` by default: the bare epoll loop (``bench/peers/bare_epoll.py``) that
-  spends 50 µs of its own CPU time per 64 B read before it echoes. A server with a known cost
-  per message, slower than either engine by construction, so in a closed loop (``d1``, ``d8``:
-  32 connections x depth) it saturates its core while both clients keep headroom. The real
-  peers do not give that on 2 cores: a readiness-loop client pays the same syscalls and wake-ups
-  per message as the server, so the Python client's CPU per message was 0.6-0.8x even that of
-  ``asyncio-streams``, the slowest asyncio peer, and with a 25 µs spin still 0.5-0.65x (measured
-  with this script, busy machine). With 50 µs per 64 B the server saturated its core and the
-  clients used 0.07-0.52 of one (quiet machine). What the server does besides the spin
-  (epoll_wait, recv, send: 21-28 µs per message at depth 1) still depends on how many
-  connections a client lets become ready at once: with the Python client it cost 71 µs per
-  message in all, with the native one 77, so the Python client got 1.07-1.11x the msgs/s at
-  depth 1 (medians of 3 repeats, UNIX and TCP). The peer with ``--busy-us 200`` brought that to
-  0.99x and 1.06x (one run of ``--points d1``), at a quarter of the message rate.
+  spends a fixed number of µs of its own CPU time per 64 B read before it echoes: a server with a
+  known cost per message, slower than either engine by construction. The real peers do not give
+  that on 2 cores: a readiness-loop client pays the same syscalls and wake-ups per message as the
+  server, so the Python client's CPU per message was 0.6-0.8x even that of ``asyncio-streams``,
+  the slowest asyncio peer.
+- A closed loop (``d1``, ``d8``: 32 connections x depth) against the server spinning
+  ``--busy-us`` 200 µs: it saturates its core while both clients keep headroom. What the
+  server does besides the spin (epoll_wait, recv, send: 21-28 µs per message at depth 1) depends
+  on how many connections a client lets become ready at once; at 50 µs of spin that part let the
+  Python client get 1.10x (1.04-1.14) the native one's msgs/s at depth 1 over UNIX (quiet
+  machine, 3 repeats), at 200 µs the spin dominates: 1.00x (0.96-1.06) in the same conditions.
 - An open loop at a rate both clients reach (``r5000``: 5,000 msgs/s in total over the 32
-  connections, latency from each message's due time), about a third of what this server
-  answers in the closed loop at depth 1 (the ``d1`` rows of the same run show it), so the
-  server's queue stays short even when other work takes part of its core. Each message is its
-  own wake-up here, so the clients' CPU per message is higher than in the closed loop (both
-  engines used 0.3-0.8 of a core at 20,000 msgs/s on a busy machine). msgs/s then only shows
-  that both kept the schedule; p50 is the comparison.
-- The open-loop tail with the server stopped for 1 s (``s1000``: 1,000 msgs/s, the stop 0.5 s
-  into the window; ``bench.studies.stall``): p90 and p99 are set by the stop and by each
-  engine's coordinated-omission correction, and those are compared instead of msgs/s and p50.
+  connections, latency from each message's due time) against the server spinning
+  ``--open-busy-us`` 50 µs, about a third of what it answers in a closed loop at depth 1, so its
+  queue stays short. Latency runs from each message's due time, so a client that sends late or
+  in bursts measures its own lateness and the queue its bursts build: with 200 µs of service per
+  message the same bursts queue 4x longer, and p50 python ÷ native was 1.17x (UNIX) and 1.12x
+  (TCP) at 1,500 msgs/s against 1.08x and 1.04x here (quiet machine). Each message is its own
+  wake-up, so the clients' CPU per message is higher than in the closed loop; msgs/s only shows
+  that both kept the schedule, p50 is the comparison.
+- The open-loop tail with the server (at ``--open-busy-us``) stopped for 1 s (``s1000``: 1,000
+  msgs/s, the stop 0.5 s into the window; ``bench.studies.stall``): p90 and p99 are set by the
+  stop and by each engine's coordinated-omission correction, and those are compared instead of
+  msgs/s and p50.
 - Per point each client's CPU utilisation (per core of its own; the largest over the repeats) is
   compared with ``--max-client-cpu`` (default 0.6 of a core: on 2 cores shared with the server,
   a client above that competes for the CPU it measures). A point where a client crossed it says
@@ -69,6 +70,10 @@ from fastsock.report.summary import spread_record as spread
 DEFAULT_SERVER = "busy-epoll"
 DEFAULT_CLIENTS = "native-p1,python-p1"
 DEFAULT_POINTS = "d1,d8,r5000,s1000"
+# The busy-epoll server's CPU per 64 B read (the registered peer spins 50 µs: its tests echo up
+# to 1 MiB): 200 µs in the closed loop, 50 in the open loop and the stall (module docstring).
+DEFAULT_BUSY_US = 200.0
+DEFAULT_OPEN_BUSY_US = 50.0
 MAX_CLIENT_CPU = 0.6
 TOLERANCE = 0.10
 
@@ -193,11 +198,14 @@ def measure_point(
     """One point's interleaved runs, with its agreement."""
     depth, rate = (int(value), None) if kind == "d" else (1, value)
     point_args = argparse.Namespace(**{**vars(args), "rate": rate})
+    if args.server == "busy-epoll":
+        spin = args.busy_us if kind == "d" else args.open_busy_us
+        point_args.server_options = ["--busy-us", f"{spin:g}"]
     if kind == "s":
         res = stall_point(transport, point_args, tmp)
     else:
         res = calibrate_transport(transport, depth, point_args, tmp)
-    res.update(kind=kind, rate=rate)
+    res.update(kind=kind, rate=rate, server_options=getattr(point_args, "server_options", []))
     res["agreement"] = agreement(res, args.max_client_cpu, args.tolerance)
     return res
 
@@ -226,7 +234,29 @@ def main(argv: list[str] | None = None) -> int:
         "sRATE: open loop with the server stopped for 1 s in the window.",
     )
     parser.add_argument("--transports", default="unix,tcp")
+    parser.add_argument(
+        "--busy-us",
+        type=float,
+        default=None,
+        help="busy-epoll only: µs of server CPU per 64 B read in the closed-loop points "
+        f"(default {DEFAULT_BUSY_US:g})",
+    )
+    parser.add_argument(
+        "--open-busy-us",
+        type=float,
+        default=None,
+        help="busy-epoll only: the same in the open-loop and stall points "
+        f"(default {DEFAULT_OPEN_BUSY_US:g})",
+    )
     args = parser.parse_args(argv)
+    if args.server == "busy-epoll":
+        args.busy_us = DEFAULT_BUSY_US if args.busy_us is None else args.busy_us
+        if args.open_busy_us is None:
+            args.open_busy_us = DEFAULT_OPEN_BUSY_US
+        if min(args.busy_us, args.open_busy_us) < 0:
+            parser.error("--busy-us and --open-busy-us must be >= 0")
+    elif args.busy_us is not None or args.open_busy_us is not None:
+        parser.error("--busy-us and --open-busy-us apply to --server busy-epoll only")
     args.clients = [c.strip() for c in args.clients.split(",") if c.strip()]
     if len(args.clients) < 2 or not set(args.clients) <= set(CLIENTS) - {"c-plain", "c-client"}:
         parser.error(f"--clients: two or more of native-p1, python-p1, python-p2: {args.clients}")
@@ -242,9 +272,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"agree: skipped, {why}")
         return 0
 
+    spin = (
+        f" ({args.busy_us:g} µs per 64 B read closed loop, {args.open_busy_us:g} open loop)"
+        if args.server == "busy-epoll"
+        else ""
+    )
     print(
-        f"agree: {args.server} server, {args.size} B x {args.conns} conns, {args.duration:g} s "
-        f"(+{args.warmup:g} s warm-up) x {args.repeats} repeats, clients {', '.join(args.clients)}",
+        f"agree: {args.server} server{spin}, {args.size} B x {args.conns} conns, "
+        f"{args.duration:g} s (+{args.warmup:g} s warm-up) x {args.repeats} repeats, "
+        f"clients {', '.join(args.clients)}",
         flush=True,
     )
     results = []

@@ -168,15 +168,21 @@ def one_run(
     }
 
 
+def server_argv(args: argparse.Namespace, endpoint: Endpoint) -> list[str]:
+    """The command line of ``args.server`` on ``endpoint``, plus ``args.server_options`` when a
+    study sets them (appended: where the peer already gives an option, click takes the last)."""
+    return [*PEERS[args.server].argv(endpoint), *getattr(args, "server_options", ())]
+
+
 def calibrate_transport(transport: str, depth: int, args: argparse.Namespace, tmp: str) -> dict:
     if transport == "unix":
         endpoint = unix_endpoint(os.path.join(tmp, "echo.sock"))
     else:
         endpoint = tcp_endpoint("127.0.0.1", 0)
     affinity = {args.server_cpu} if args.pin else None
-    peer = PEERS[args.server]
     runs: list[dict] = []
-    with ServerProcess(peer.argv(endpoint), env=peer_env(), cpu_affinity=affinity) as server:
+    argv = server_argv(args, endpoint)
+    with ServerProcess(argv, env=peer_env(), cpu_affinity=affinity) as server:
         endpoint = server.endpoint
         # Before the first measured run, not just each run's own --warmup: a fresh asyncio
         # server stays 4-5x slower until its first connection has closed (bench.peers.warm).

@@ -17,9 +17,9 @@ import signal
 import threading
 import time
 
-from bench.peers.registry import PEERS, peer_env
+from bench.peers.registry import peer_env
 from bench.peers.warm import warm_up
-from bench.studies.calibrate_load import cpu_pressure_us, pressure_share
+from bench.studies.calibrate_load import cpu_pressure_us, pressure_share, server_argv
 from fastsock.address import Endpoint, tcp_endpoint, unix_endpoint
 from fastsock.load import LoadConfig, run_load
 from fastsock.process import ServerProcess
@@ -101,7 +101,7 @@ def stall_point(transport: str, args: argparse.Namespace, tmp: str) -> dict:
     else:
         endpoint = tcp_endpoint("127.0.0.1", 0)
     runs: list[dict] = []
-    with ServerProcess(PEERS[args.server].argv(endpoint), env=peer_env()) as server:
+    with ServerProcess(server_argv(args, endpoint), env=peer_env()) as server:
         warm_up(server.endpoint)
         for repeat in range(args.repeats):
             order = args.clients if repeat % 2 == 0 else list(reversed(args.clients))

@@ -168,7 +168,14 @@ def test_points_parse_closed_open_and_stall() -> None:
 
 
 def test_bad_usage_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str], tmp_path) -> None:
-    for argv in (["--points", "q3"], ["--clients", "native-p1"], ["--max-client-cpu", "2"]):
+    for argv in (
+        ["--points", "q3"],
+        ["--clients", "native-p1"],
+        ["--max-client-cpu", "2"],
+        ["--busy-us", "-1"],
+        ["--busy-us", "5", "--server", "asyncio-protocol"],
+        ["--open-busy-us", "-2"],
+    ):
         with pytest.raises(SystemExit) as exc:
             agree_load.main(["--out", str(tmp_path / "x.json"), *argv])
         assert exc.value.code == 2
@@ -187,6 +194,15 @@ def test_a_short_agreement_run_reports_the_threshold_and_the_ratios(
     assert doc["schema"] == "fastsock.calibrate_agree/1"
     kinds = [(r["kind"], r["depth"], r["rate"]) for r in doc["results"]]
     assert kinds == [("d", 1, None), ("r", 1, 2000.0)]
+    # The closed loop's server spun the study's 200 µs per 64 B read, not the registered peer's
+    # 50: at depth 1 every read is one message, so it cannot answer 5,000 msgs/s (at 50 µs it
+    # answers ~15,000). The open loop's spun 50.
+    assert doc["params"]["busy_us"] == agree_load.DEFAULT_BUSY_US == 200
+    assert [r["server_options"] for r in doc["results"]] == [
+        ["--busy-us", "200"],
+        ["--busy-us", "50"],
+    ]
+    assert all(r["msgs_per_s"] < 5000 for r in doc["results"][0]["runs"])
     for res in doc["results"]:
         agree = res["agreement"]
         assert agree["max_client_cpu"] == 0.6
