@@ -12,6 +12,7 @@ import re
 import selectors
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Sequence
 
@@ -125,3 +126,24 @@ class ServerProcess:
             self.stop()
         else:
             self.kill()
+
+
+def stop_for_a_while(
+    pid: int, delay: float, pause: float, stopped: threading.Event
+) -> threading.Thread:
+    """SIGSTOP ``pid`` after ``delay`` s for ``pause`` s, setting ``stopped`` while it is, and
+    SIGCONT it whatever happens. The coordinated-omission tests and the stall study use it:
+    the stop is the experiment, so the sleeps are a schedule, not a wait for readiness."""
+
+    def run() -> None:
+        time.sleep(delay)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            stopped.set()
+            time.sleep(pause)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread

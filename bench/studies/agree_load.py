@@ -55,15 +55,13 @@ The script measures and reports; it does not decide, and exits 0 whatever it fou
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
 
 from bench.peers.registry import PEERS
-from bench.studies.calibrate_load import CLIENTS, calibrate_transport
+from bench.studies.calibrate_load import CLIENTS, calibrate_transport, write_study
 from bench.studies.stall import stall_point
-from fastsock import metadata
 from fastsock.native import load_engine_module
 from fastsock.report.summary import spread_record as spread
 
@@ -289,15 +287,7 @@ def main(argv: list[str] | None = None) -> int:
             for kind, value in points:
                 results.append(measure_point(transport.strip(), kind, value, args, tmp))
     print(report(results))
-    out = {
-        "schema": "fastsock.calibrate_agree/1",
-        "params": {k: v for k, v in vars(args).items() if k != "out"},
-        "results": results,
-        "metadata": metadata.for_load(),
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"\nwrote {args.out}")
+    write_study(args, "fastsock.calibrate_agree/1", results)
     return 0
 
 

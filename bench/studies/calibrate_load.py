@@ -168,6 +168,20 @@ def one_run(
     }
 
 
+def write_study(args: argparse.Namespace, schema: str, results: list[dict]) -> None:
+    """A study's JSON at ``args.out``: its schema, every option but ``--out``, the results and
+    the machine's metadata."""
+    out = {
+        "schema": schema,
+        "params": {k: v for k, v in vars(args).items() if k != "out"},
+        "results": results,
+        "metadata": metadata.for_load(),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"\nwrote {args.out}")
+
+
 def server_argv(args: argparse.Namespace, endpoint: Endpoint) -> list[str]:
     """The command line of ``args.server`` on ``endpoint``, plus ``args.server_options`` when a
     study sets them (appended: where the peer already gives an option, click takes the last)."""
@@ -316,15 +330,7 @@ def main(argv: list[str] | None = None) -> int:
             for depth in args.depths:
                 results.append(calibrate_transport(transport.strip(), depth, args, tmp))
     print(report(results))
-    out = {
-        "schema": "fastsock.calibrate_load/2",
-        "params": {k: v for k, v in vars(args).items() if k != "out"},
-        "results": results,
-        "metadata": metadata.for_load(),
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"\nwrote {args.out}")
+    write_study(args, "fastsock.calibrate_load/2", results)
     return 0
 
 

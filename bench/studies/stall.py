@@ -22,27 +22,10 @@ from bench.peers.warm import warm_up
 from bench.studies.calibrate_load import cpu_pressure_us, pressure_share, server_argv
 from fastsock.address import Endpoint, tcp_endpoint, unix_endpoint
 from fastsock.load import LoadConfig, run_load
-from fastsock.process import ServerProcess
+from fastsock.process import ServerProcess, stop_for_a_while
 
 PAUSE = 1.0
 PAUSE_AT = 0.5  # seconds into the measured window
-
-
-def _stop_later(pid: int, delay: float, stopped: threading.Event) -> threading.Thread:
-    """SIGSTOP ``pid`` after ``delay`` s for PAUSE s; SIGCONT it whatever happens."""
-
-    def run() -> None:
-        time.sleep(delay)  # a schedule, not a wait for readiness: the stop is the experiment
-        os.kill(pid, signal.SIGSTOP)
-        try:
-            stopped.set()
-            time.sleep(PAUSE)
-        finally:
-            os.kill(pid, signal.SIGCONT)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
 
 
 def stall_run(
@@ -62,7 +45,7 @@ def stall_run(
         engine=engine,
         server_pid=server.pid,
     )
-    thread = _stop_later(server.pid, args.warmup + PAUSE_AT, stopped)
+    thread = stop_for_a_while(server.pid, args.warmup + PAUSE_AT, PAUSE, stopped)
     psi0, t0 = cpu_pressure_us(), time.monotonic()
     try:
         out = run_load(config)

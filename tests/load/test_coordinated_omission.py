@@ -12,11 +12,11 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 
 import pytest
 
 from fastsock.load import run_load
+from fastsock.process import stop_for_a_while
 from tests.load.conftest import quick_config
 
 PAUSE = 0.5
@@ -27,19 +27,7 @@ DURATION = 2.0
 def pause_later(pid: int, delay: float) -> tuple[threading.Thread, threading.Event]:
     """Stop ``pid`` after ``delay`` seconds for at least PAUSE seconds; always continue it."""
     paused = threading.Event()
-
-    def run() -> None:
-        time.sleep(delay)
-        os.kill(pid, signal.SIGSTOP)
-        try:
-            paused.set()
-            time.sleep(PAUSE)
-        finally:
-            os.kill(pid, signal.SIGCONT)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread, paused
+    return stop_for_a_while(pid, delay, PAUSE, paused), paused
 
 
 def run_with_pause(server, engine: str, **overrides) -> dict:
