@@ -68,6 +68,7 @@ FULL = (
     Point("unix", 65536, 1),
     Point("tcp", 65536, 1),
     Point("unix", 1 << 20, 1),
+    Point("tcp", 1 << 20, 1),
 )
 POINTS = {"quick": QUICK, "full": FULL}
 
