@@ -18,13 +18,30 @@ pytestmark = pytest.mark.skipif(uring_unavailable() is not None, reason=str(urin
 
 
 def _registered(pid: int) -> set[str]:
-    """The sockets in the registered file table of the process's ring, as 'socket:[inode]'."""
-    for info in Path(f"/proc/{pid}/fdinfo").iterdir():
-        text = info.read_text()
+    """The sockets in the registered file table of the process's ring, as 'socket:[inode]'.
+
+    The kernel lists the table in the ring's fdinfo only when it gets the ring's lock at once
+    (io_uring/fdinfo.c: a trylock, to avoid a lock-order inversion); while the server is inside
+    io_uring_enter the "UserFiles:" part is missing, so read again until it is there."""
+    ring = None
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            if os.readlink(fd) == "anon_inode:[io_uring]":
+                ring = Path(f"/proc/{pid}/fdinfo/{fd.name}")
+                break
+        except OSError:
+            continue  # closed meanwhile
+    if ring is None:
+        raise AssertionError(f"no io_uring fd in /proc/{pid}/fd")
+    deadline = time.monotonic() + 5.0
+    while True:
+        text = ring.read_text()
         if "UserFiles:" in text:
             table = text.split("UserFiles:", 1)[1].split("UserBufs:", 1)[0]
             return set(re.findall(r"^\s*\d+: (socket:\[\d+\])$", table, re.MULTILINE))
-    raise AssertionError(f"no io_uring fd in /proc/{pid}/fdinfo")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the ring's fdinfo never listed its files: {text[:300]!r}")
+        time.sleep(0.01)
 
 
 def _open_sockets(pid: int) -> set[str]:
