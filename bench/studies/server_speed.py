@@ -41,6 +41,7 @@ from bench.peers.warm import warm_up
 from fastsock import metadata
 from fastsock.address import Endpoint, tcp_endpoint, unix_endpoint
 from fastsock.process import ServerProcess
+from fastsock.units import parse_size
 
 REFERENCE = "uvloop-protocol"
 DEFAULT_SERVERS = ("uvloop-protocol", "fastsock", "bare-epoll", "c-epoll")
@@ -74,21 +75,18 @@ POINTS = {"quick": QUICK, "full": FULL}
 
 
 def parse_point(text: str) -> Point:
-    """``unix:1M:1`` -> Point("unix", 1048576, 1): one point, for ``--point``."""
+    """``unix:1M:1`` -> Point("unix", 1048576, 1): one point, for ``--point``. SIZE is what
+    ``fastsock load --size`` takes (``64``, ``4K``, ``1MiB``: :func:`fastsock.units.parse_size`)."""
     parts = text.split(":")
     if len(parts) != 3 or parts[0] not in ("unix", "tcp"):
         raise argparse.ArgumentTypeError(
             f"expected unix|tcp:SIZE:DEPTH (e.g. unix:1M:1), not {text!r}"
         )
-    units = {"K": 1 << 10, "M": 1 << 20}
-    size_text, scale = parts[1].upper(), 1
-    if size_text[-1:] in units:
-        size_text, scale = size_text[:-1], units[size_text[-1]]
     try:
-        size, depth = int(size_text) * scale, int(parts[2])
-    except ValueError:
+        size, depth = parse_size(parts[1]), int(parts[2])
+    except ValueError:  # SizeError is a ValueError
         raise argparse.ArgumentTypeError(
-            f"SIZE and DEPTH must be whole numbers in {text!r}"
+            f"SIZE must be bytes like 64, 4K, 1M and DEPTH a whole number in {text!r}"
         ) from None
     if size < 1 or depth < 1:
         raise argparse.ArgumentTypeError(f"SIZE and DEPTH must be >= 1 in {text!r}")
