@@ -188,11 +188,15 @@ def server_argv(args: argparse.Namespace, endpoint: Endpoint) -> list[str]:
     return [*PEERS[args.server].argv(endpoint), *getattr(args, "server_options", ())]
 
 
-def calibrate_transport(transport: str, depth: int, args: argparse.Namespace, tmp: str) -> dict:
+def study_endpoint(transport: str, tmp: str, name: str = "echo.sock") -> Endpoint:
+    """Where a study's server listens: ``tmp/name`` over UNIX, a free loopback port over TCP."""
     if transport == "unix":
-        endpoint = unix_endpoint(os.path.join(tmp, "echo.sock"))
-    else:
-        endpoint = tcp_endpoint("127.0.0.1", 0)
+        return unix_endpoint(os.path.join(tmp, name))
+    return tcp_endpoint("127.0.0.1", 0)
+
+
+def calibrate_transport(transport: str, depth: int, args: argparse.Namespace, tmp: str) -> dict:
+    endpoint = study_endpoint(transport, tmp)
     affinity = {args.server_cpu} if args.pin else None
     runs: list[dict] = []
     argv = server_argv(args, endpoint)

@@ -19,8 +19,13 @@ import time
 
 from bench.peers.registry import peer_env
 from bench.peers.warm import warm_up
-from bench.studies.calibrate_load import cpu_pressure_us, pressure_share, server_argv
-from fastsock.address import Endpoint, tcp_endpoint, unix_endpoint
+from bench.studies.calibrate_load import (
+    cpu_pressure_us,
+    pressure_share,
+    server_argv,
+    study_endpoint,
+)
+from fastsock.address import Endpoint
 from fastsock.load import LoadConfig, run_load
 from fastsock.process import ServerProcess, stop_for_a_while
 
@@ -79,10 +84,7 @@ def stall_point(transport: str, args: argparse.Namespace, tmp: str) -> dict:
     """Every client once per repeat (order reversed each repeat) against one warmed server."""
     if args.duration < PAUSE_AT + PAUSE + 0.2:
         raise ValueError(f"a stall point needs --duration >= {PAUSE_AT + PAUSE + 0.2:g} s")
-    if transport == "unix":
-        endpoint = unix_endpoint(os.path.join(tmp, "stall.sock"))
-    else:
-        endpoint = tcp_endpoint("127.0.0.1", 0)
+    endpoint = study_endpoint(transport, tmp, "stall.sock")
     runs: list[dict] = []
     with ServerProcess(server_argv(args, endpoint), env=peer_env()) as server:
         warm_up(server.endpoint)
