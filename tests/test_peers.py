@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -34,6 +35,7 @@ MY_PEERS = [
     "busy-epoll",
     "threaded",
     "c-epoll",
+    "c-uring",
 ]
 ALL_PEERS = ["fastsock", "fastsock-uring", *MY_PEERS]
 PAYLOAD_SIZES = [1, 64 * 1024, 1024 * 1024]
@@ -278,6 +280,37 @@ def test_unix_path_in_use_is_refused_and_stale_one_replaced(
             assert echo_roundtrip(sock, b"still") == b"still"
 
 
+@pytest.mark.parametrize("transport", ["unix", "tcp"])
+@pytest.mark.parametrize("name", ["c-epoll", "c-uring"])
+def test_c_servers_survive_resets_mid_echo_and_reuse_their_fds(
+    availability: dict[str, str | None], name: str, transport: str, tmp_path: Path
+) -> None:
+    """Clients that send 1 MiB, read nothing and reset: the server's echo fails mid-send (for
+    c-uring, the linked SEND fails and the kernel cancels the RECV behind it), the fd numbers
+    are reused by the next connections, and every later echo is still intact."""
+    require(availability, name)
+    with running(name, endpoint_for(transport, tmp_path)) as server:
+        fds_at_start = len(os.listdir(f"/proc/{server.pid}/fd"))
+        for _ in range(20):
+            with open_conn(server.endpoint) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                sock.settimeout(0.2)
+                try:
+                    sock.sendall(os.urandom(1 << 20))  # the echo fills both buffers
+                except TimeoutError:
+                    pass
+        # Every reset connection is closed: the server's fd count comes back to where it was.
+        deadline = time.monotonic() + 5
+        while len(os.listdir(f"/proc/{server.pid}/fd")) > fds_at_start:
+            assert time.monotonic() < deadline, "the server kept reset connections open"
+            time.sleep(0.05)
+        for size in (1, 100_000):
+            payload = os.urandom(size)
+            with open_conn(server.endpoint) as sock:
+                assert echo_roundtrip(sock, payload) == payload
+        assert server.proc.poll() is None
+
+
 def test_uvloop_missing_is_a_one_line_error(tmp_path: Path) -> None:
     fake = tmp_path / "uvloop"
     fake.mkdir()
@@ -324,15 +357,20 @@ def test_build_only_when_sources_are_newer(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setattr(registry, "C_DIR", src)
     monkeypatch.setattr(registry, "BIN_DIR", out)
 
-    assert registry.build_c_peers() == {"echo_server": None, "load_client": None}
+    all_built = {name: None for name in ("echo_server", "uring_echo_server", "load_client")}
+    assert registry.build_c_peers() == all_built
     built = {name: (out / name).stat().st_mtime_ns for name in registry.C_PROGRAMS}
-    assert registry.build_c_peers() == {"echo_server": None, "load_client": None}
+    assert registry.build_c_peers() == all_built
     assert {name: (out / name).stat().st_mtime_ns for name in registry.C_PROGRAMS} == built
 
-    # A newer header rebuilds both programs.
+    # A newer header rebuilds the programs that include it, and only those.
     future = time.time() + 60
-    os.utime(src / "common.h", (future, future))
-    assert registry.build_c_peers() == {"echo_server": None, "load_client": None}
+    os.utime(src / "server.h", (future, future))
+    assert registry.build_c_peers() == all_built
+    rebuilt = {n for n in registry.C_PROGRAMS if (out / n).stat().st_mtime_ns != built[n]}
+    assert rebuilt == {"echo_server", "uring_echo_server"}
+    os.utime(src / "common.h", (future + 5, future + 5))
+    assert registry.build_c_peers() == all_built
     for name in registry.C_PROGRAMS:
         assert (out / name).stat().st_mtime_ns != built[name]
 
@@ -356,6 +394,7 @@ def test_missing_compiler_and_module_are_reasons(
     monkeypatch.setattr(registry.importlib.util, "find_spec", find_spec)
     status = available_peers()
     assert "no C compiler" in (status["c-epoll"] or "")
+    assert "no C compiler" in (status["c-uring"] or "")
     assert "uvloop" in (status["uvloop-protocol"] or "")
     assert status["asyncio-protocol"] is None
     assert status["threaded"] is None

@@ -36,7 +36,8 @@ CFLAGS = ("-O2", "-Wall", "-Wextra", f"-I{NATIVE_DIR}")
 # C programs: binary name -> its sources, relative to C_DIR or absolute (the .c files are
 # compiled together; headers only trigger rebuilds).
 C_PROGRAMS: dict[str, tuple[str | Path, ...]] = {
-    "echo_server": ("echo_server.c", "common.h"),
+    "echo_server": ("echo_server.c", "common.h", "server.h"),
+    "uring_echo_server": ("uring_echo_server.c", "common.h", "server.h"),
     "load_client": (
         "load_client.c",
         "common.h",
@@ -131,6 +132,13 @@ PEER_LIST: tuple[Peer, ...] = (
         "C, one thread, level-triggered epoll, 64 KiB buffer per connection",
         (str(BIN_DIR / "echo_server"),),
         needs_binary="echo_server",
+    ),
+    Peer(
+        "c-uring",
+        "C, fastsock's io_uring design: a linked SEND->RECV pair per echo, 256 KiB buffers",
+        (str(BIN_DIR / "uring_echo_server"),),
+        needs_binary="uring_echo_server",
+        needs_uring=True,
     ),
 )
 PEERS: dict[str, Peer] = {peer.name: peer for peer in PEER_LIST}
@@ -227,8 +235,8 @@ def available_peers(build: bool = True) -> dict[str, str | None]:
         reason = None
         if peer.needs_module and importlib.util.find_spec(peer.needs_module) is None:
             reason = f"Python module {peer.needs_module} is not installed"
-        elif peer.needs_binary:
-            reason = binaries.get(peer.needs_binary)
+        elif peer.needs_binary and binaries.get(peer.needs_binary):
+            reason = binaries[peer.needs_binary]
         elif peer.needs_uring:
             reason = _uring_unavailable()
         status[peer.name] = reason
