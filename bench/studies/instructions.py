@@ -6,10 +6,11 @@
 A server runs under ``valgrind --tool=callgrind`` while the C load client echoes through it for
 ``--short`` seconds; then a fresh one for ``--long`` seconds. Instructions per message is the
 slope between the two runs, (Ir_long - Ir_short) / (messages_long - messages_short), so start-up
-and shutdown (the interpreter, imports, binding) cancel out. Callgrind counts instructions, not
-time: the same binary and input give the same count whatever else the machine does, which makes
-it the profile to compare code changes by on a shared 2-core machine. Kernel work (the syscalls
-themselves, 80-89% of a 64 B echo's CPU) is not counted: this is the Python server's own share.
+and shutdown (the interpreter, imports, binding, the warm-up of ``bench.peers.warm``) cancel
+out. Callgrind counts instructions, not time: the same binary and input give the same count
+whatever else the machine does, which makes it the profile to compare code changes by on a
+shared 2-core machine. Kernel work (the syscalls themselves, 80-89% of a 64 B echo's CPU) is
+not counted: this is the Python server's own share.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import tempfile
 from pathlib import Path
 
 from bench.peers.registry import LOAD_CLIENT, PEERS, build_c_peers, peer_env
+from bench.peers.warm import warm_up
 from fastsock.address import tcp_endpoint, unix_endpoint
 from fastsock.process import ServerProcess
 
@@ -44,6 +46,10 @@ def count(name: str, args: argparse.Namespace, seconds: float, tmp: Path) -> tup
     env["PYTHONHASHSEED"] = "0"
     with ServerProcess([*argv, *PEERS[name].argv(where)], env=env, ready_timeout=120) as server:
         ep = server.endpoint
+        # As every other harness does (bench.peers.warm): a fresh asyncio server reads through
+        # glibc's mmap path until its first connection closes. Both runs warm up alike, so the
+        # warm-up's own instructions cancel in the slope.
+        warm_up(ep, timeout=120)
         client = [str(LOAD_CLIENT)]
         client += ["--unix", ep.path] if ep.is_unix else ["--port", str(ep.port)]
         client += ["--size", str(args.size), "--conns", str(CONNS), "--depth", str(args.depth)]
