@@ -47,13 +47,6 @@ struct run {
     unsigned char *rxbuf;
 };
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 static void rusage_s(double *user, double *sys)
 {
     struct rusage ru;
@@ -310,7 +303,7 @@ static void on_echo_readable(struct run *run, struct conn *c, int open_loop)
         return; /* part of a message */
     /* The closed loop without latency recording reads no clock per message (the baseline). */
     int timing = open_loop || p->hist_counts;
-    int64_t now = timing ? now_ns() : 0;
+    int64_t now = timing ? lc_now_ns() : 0;
     uint64_t got = 0;
     while (rx >= c->next_done) { /* more than one message per read at depth > 1 */
         if (timing)
@@ -445,7 +438,7 @@ static void loop(struct run *run)
         }
     }
     while (run->alive > 0) {
-        int64_t now = now_ns();
+        int64_t now = lc_now_ns();
         if (now >= next_phase) {
             if (measuring) {
                 end_window(run, now);
@@ -529,7 +522,7 @@ int lc_run(const struct lc_params *p, const int *fds, int nconns, struct lc_resu
         return -1;
     }
     if (setup(&run, fds) == 0) {
-        int64_t delay = p->t0_ns - now_ns();
+        int64_t delay = p->t0_ns - lc_now_ns();
         if (delay > 0) {
             struct timespec ts = {.tv_sec = delay / 1000000000LL, .tv_nsec = delay % 1000000000LL};
             while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
@@ -537,11 +530,11 @@ int lc_run(const struct lc_params *p, const int *fds, int nconns, struct lc_resu
         }
         loop(&run);
         if (!r->window_start_ns) { /* every connection failed during the warm-up */
-            int64_t now = now_ns();
+            int64_t now = lc_now_ns();
             begin_window(&run, now);
             end_window(&run, now);
         } else if (!r->window_end_ns) {
-            end_window(&run, now_ns());
+            end_window(&run, lc_now_ns());
         }
         if (p->progress)
             *p->progress = (int64_t)(p->workload == LC_ECHO ? run.completed

@@ -18,6 +18,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 enum lc_workload { LC_ECHO = 0, LC_SEND = 1, LC_RECV = 2 };
 
@@ -74,6 +75,14 @@ struct lc_result {
     int stopped;              /* `interrupted` asked to stop */
     char fatal[LC_SAMPLE_LEN]; /* non-empty: the run could not start (out of memory, epoll) */
 };
+
+/* CLOCK_MONOTONIC in nanoseconds: the clock of every timestamp in a run. */
+static inline int64_t lc_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
 
 /* HdrHistogram's counts index of a latency (see fastsock/load/histogram.py, LatencyRecorder):
  * a value of bit length L > half_magnitude + 1 shares a bucket with the values that agree in

@@ -43,13 +43,6 @@
 
 static unsigned char pattern[PERIOD + SPAN]; /* pattern[i] == pattern[i % PERIOD] */
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 static void fill_pattern(void)
 {
     uint32_t x = 2463534242u; /* xorshift32: cheap, and no byte value repeats in a short cycle */
@@ -195,7 +188,7 @@ int main(int argc, char **argv)
     if (fd_pair)
         fds[0] = rfd;
 
-    int64_t start = now_ns();
+    int64_t start = lc_now_ns();
     struct lc_params p = {
         .workload = LC_ECHO,
         .size = size,
@@ -213,7 +206,7 @@ int main(int argc, char **argv)
     };
     if (lc_run(&p, fds, (int)conns, r) < 0)
         die(1, "%s", r->fatal);
-    double total_s = (double)(now_ns() - start) / 1e9;
+    double total_s = (double)(lc_now_ns() - start) / 1e9;
 
     uint64_t errors = 0;
     for (int i = 0; i < LC_NERR; i++)
