@@ -23,10 +23,16 @@ with atheris.instrument_imports(include=["fastsock"]):
     import fastsock.handlers.http
     import fastsock.http.paths  # noqa: F401
 
-from tests.reliability.http_fuzz import replay  # noqa: E402
+from tests.reliability import http_fuzz  # noqa: E402
+from tests.reliability.http_fuzz import make_site, make_site_dir, replay  # noqa: E402
+
+# The site the HTTP target serves: in .fuzz/ (make fuzz's directory), not a temporary directory,
+# since libFuzzer exits without Python's exit handlers.
+SITE_DIR = ".fuzz/site"
 
 
 def main() -> None:
+    http_fuzz._SITE = make_site(make_site_dir(SITE_DIR))
     atheris.Setup(sys.argv, replay)
     atheris.Fuzz()
 

@@ -26,10 +26,18 @@ STATUS_LINE = re.compile(rb"HTTP/1\.1 ([1-5]\d\d) [!-~][ -~]*\r\n")
 CONTENT_LENGTH = re.compile(rb"\r\ncontent-length: *(\d+)\r\n", re.I)
 
 
-def make_site_dir() -> str:
-    """``base/root`` is served; ``base/secret.txt`` and links to it must never be."""
-    base = tempfile.mkdtemp(prefix="fastsock-fuzz-")
-    atexit.register(shutil.rmtree, base, True)
+def make_site_dir(base: str | None = None) -> str:
+    """``base/root`` is served; ``base/secret.txt`` and links to it must never be.
+
+    ``base`` None: a temporary directory removed at exit. Else ``base`` is emptied and reused:
+    ``make fuzz`` passes one, because libFuzzer ends the process without running Python's
+    exit handlers, which left a temporary directory behind on every run."""
+    if base is None:
+        base = tempfile.mkdtemp(prefix="fastsock-fuzz-")
+        atexit.register(shutil.rmtree, base, True)
+    else:
+        shutil.rmtree(base, ignore_errors=True)
+        os.makedirs(base)
     root = os.path.join(base, "root")
     os.makedirs(os.path.join(root, "dir"))
     with open(os.path.join(base, "secret.txt"), "wb") as f:
