@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -462,6 +463,24 @@ def test_load_client_big_messages_do_not_deadlock(
         code, report, err = run_client(load_client, server.endpoint, *args, "--warmup", "0.1")
     assert code == 0, err
     assert report is not None and report["errors"] == 0 and report["messages"] > 0
+
+
+@pytest.mark.parametrize("name", ["fastsock", "fastsock-uring"])
+def test_load_client_ends_its_connections_without_resets(
+    availability: dict[str, str | None], load_client: Path, name: str, tmp_path: Path
+) -> None:
+    """At the end of a run echoes are still in flight; closing over them unread would RST every
+    connection and the server would count resets after a normal run. The client shuts its
+    write side and reads to EOF first (it did not: the server counted one reset per connection)."""
+    require(availability, name)
+    with running(name, endpoint_for("tcp", tmp_path)) as server:
+        args = ("--size", "4096", "--conns", "8", "--depth", "8", "--duration", "0.3")
+        code, report, err = run_client(load_client, server.endpoint, *args, "--warmup", "0.1")
+        assert code == 0, err
+        assert server.stop() == 0
+        stats = dict(re.findall(r"(\w+)=(\d+)", server.stderr_text.splitlines()[-1]))
+    assert stats["closed"] == "8"
+    assert stats["resets"] == "0"
 
 
 def test_load_client_against_python_peer(

@@ -29,6 +29,7 @@
 
 #include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/resource.h>
@@ -91,6 +92,41 @@ static void json_escape(const char *s, char *out, size_t size)
 
 /* --fds R,W: two inherited descriptors, made non-blocking; returns whether they are pipes
  * (read/write) rather than sockets (recv/send). */
+/* End the connections as a well-behaved client does (fastsock.load.conn.close_cleanly): shut
+ * our write side, read and drop what the server still sends until its EOF or the deadline,
+ * then close. Closing with the echoes in flight unread would make the kernel send a RST and the
+ * server count a reset for every connection of a normal run. Nothing read here is measured. */
+static void close_cleanly(int *fds, long n, double seconds)
+{
+    struct pollfd *pfds = calloc((size_t)n, sizeof(*pfds));
+    long open = 0;
+    for (long i = 0; i < n; i++) {
+        if (pfds && shutdown(fds[i], SHUT_WR) == 0)
+            pfds[open++] = (struct pollfd){.fd = fds[i], .events = POLLIN};
+        else
+            close(fds[i]); /* already reset (or no memory to wait): close is all that is left */
+    }
+    static unsigned char sink[65536];
+    int64_t deadline = lc_now_ns() + (int64_t)(seconds * 1e9);
+    while (open > 0) {
+        int64_t left_ms = (deadline - lc_now_ns()) / 1000000;
+        if (left_ms <= 0 || poll(pfds, (nfds_t)open, (int)left_ms) <= 0)
+            break;
+        for (long i = 0; i < open; i++) {
+            if (!pfds[i].revents)
+                continue;
+            ssize_t got = recv(pfds[i].fd, sink, sizeof(sink), MSG_DONTWAIT);
+            if (got > 0 || (got < 0 && (errno == EAGAIN || errno == EINTR)))
+                continue;
+            close(pfds[i].fd); /* EOF or an error: done with this one */
+            pfds[i--] = pfds[--open];
+        }
+    }
+    for (long i = 0; i < open; i++)
+        close(pfds[i].fd);
+    free(pfds);
+}
+
 static int inherited_pair(const char *text, int *rfd, int *wfd)
 {
     char *comma = strchr(text, ',');
@@ -231,8 +267,11 @@ int main(int argc, char **argv)
            fd_pair ? (pipes ? "pipe" : "socketpair") : endpoint_transport(&ep), endpoint_json, verify ? "true" : "false",
            (unsigned long long)r->completed_total, total_s);
     fflush(stdout);
-    for (long i = 0; i < conns; i++)
-        close(fds[i]);
+    if (fd_pair) {
+        close(fds[0]);
+    } else {
+        close_cleanly(fds, conns, 2.0);
+    }
     if (fd_pair && wfd != rfd)
         close(wfd);
     free(fds);
