@@ -60,7 +60,8 @@ import tempfile
 from pathlib import Path
 
 from bench.peers.registry import PEERS
-from bench.studies.calibrate_load import CLIENTS, calibrate_transport, write_study
+from bench.studies.calibrate_load import CLIENTS, calibrate_transport
+from bench.studies.common import write_study
 from bench.studies.stall import stall_point
 from fastsock.native import load_engine_module
 from fastsock.report.summary import spread_record as spread

@@ -41,8 +41,8 @@ import psutil
 
 from bench.peers.registry import LOAD_CLIENT, PEERS, build_c_peers, peer_env
 from bench.peers.warm import warm_up
-from fastsock import metadata
-from fastsock.address import Endpoint, tcp_endpoint, unix_endpoint
+from bench.studies.common import study_endpoint, write_study
+from fastsock.address import Endpoint
 from fastsock.process import ServerProcess
 from fastsock.report.summary import spread_record as spread
 
@@ -168,31 +168,10 @@ def one_run(
     }
 
 
-def write_study(args: argparse.Namespace, schema: str, results: list[dict]) -> None:
-    """A study's JSON at ``args.out``: its schema, every option but ``--out``, the results and
-    the machine's metadata."""
-    out = {
-        "schema": schema,
-        "params": {k: v for k, v in vars(args).items() if k != "out"},
-        "results": results,
-        "metadata": metadata.for_load(),
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"\nwrote {args.out}")
-
-
 def server_argv(args: argparse.Namespace, endpoint: Endpoint) -> list[str]:
     """The command line of ``args.server`` on ``endpoint``, plus ``args.server_options`` when a
     study sets them (appended: where the peer already gives an option, click takes the last)."""
     return [*PEERS[args.server].argv(endpoint), *getattr(args, "server_options", ())]
-
-
-def study_endpoint(transport: str, tmp: str, name: str = "echo.sock") -> Endpoint:
-    """Where a study's server listens: ``tmp/name`` over UNIX, a free loopback port over TCP."""
-    if transport == "unix":
-        return unix_endpoint(os.path.join(tmp, name))
-    return tcp_endpoint("127.0.0.1", 0)
 
 
 def calibrate_transport(transport: str, depth: int, args: argparse.Namespace, tmp: str) -> dict:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from bench.peers.registry import LOAD_CLIENT, PEERS, build_c_peers, peer_env
 from bench.peers.warm import warm_up
-from fastsock.address import tcp_endpoint, unix_endpoint
+from bench.studies.common import study_endpoint
 from fastsock.process import ServerProcess
 
 CONNS = 32
@@ -36,11 +36,7 @@ CONNS = 32
 def count(name: str, args: argparse.Namespace, seconds: float, tmp: Path) -> tuple[int, int]:
     """(instructions, messages) of one server run under callgrind for ``seconds`` of load."""
     out = tmp / f"{name}-{seconds}.cg"
-    where = (
-        unix_endpoint(str(tmp / f"{name}.sock"))
-        if args.transport == "unix"
-        else tcp_endpoint("127.0.0.1", 0)
-    )
+    where = study_endpoint(args.transport, str(tmp), f"{name}.sock")
     argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--dump-instr=no"]
     env = peer_env()
     env["PYTHONHASHSEED"] = "0"

@@ -38,8 +38,9 @@ import psutil
 
 from bench.peers.registry import LOAD_CLIENT, PEERS, available_peers, peer_env
 from bench.peers.warm import warm_up
+from bench.studies.common import study_endpoint
 from fastsock import metadata
-from fastsock.address import Endpoint, tcp_endpoint, unix_endpoint
+from fastsock.address import Endpoint
 from fastsock.process import ServerProcess
 from fastsock.units import parse_size
 
@@ -128,10 +129,7 @@ def measure_point(point: Point, servers: list[str], args: argparse.Namespace) ->
         started: dict[str, ServerProcess] = {}
         try:
             for name in servers:
-                if point.transport == "unix":
-                    where = unix_endpoint(str(Path(tmp) / f"{name}.sock"))
-                else:
-                    where = tcp_endpoint("127.0.0.1", 0)
+                where = study_endpoint(point.transport, tmp, f"{name}.sock")
                 started[name] = ServerProcess(
                     PEERS[name].argv(where),
                     env=peer_env(),

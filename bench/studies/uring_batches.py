@@ -3,7 +3,7 @@ engine's result at UNIX 1 MiB (issue #12, README "The io_uring engine").
 
     python -m bench.studies.uring_batches [--servers fastsock-uring,c-uring] [--conns 2,8,32]
                                           [--size 1M] [--transport unix] [--seconds 2]
-                                          [--out results/uring_batches.json]
+                                          [--repeat 3] [--out results/uring_batches.json]
 
 Each server echoes for the C load client (depth 1) while ``perf record`` takes three
 tracepoints of that server: ``io_uring:io_uring_complete`` (every completion: its user_data and
@@ -43,7 +43,7 @@ from pathlib import Path
 
 from bench.peers.registry import LOAD_CLIENT, PEERS, available_peers, peer_env
 from bench.peers.warm import warm_up
-from bench.studies.calibrate_load import study_endpoint, write_study
+from bench.studies.common import study_endpoint, write_study
 from fastsock.process import ServerProcess
 from fastsock.units import parse_size
 from fastsock.uring.connection import OP_CHAIN_SEND, SLOT_MASK
@@ -196,6 +196,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=parse_size, default=parse_size("1M"))
     parser.add_argument("--transport", choices=["unix", "tcp"], default="unix")
     parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument(
+        "--repeat", type=int, default=3,
+        help="runs per server and connection count, alternating the servers' order "
+        "(the batching differs from run to run)",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON")
     args = parser.parse_args(argv)
     servers = args.servers.split(",")
@@ -215,18 +220,19 @@ def main(argv: list[str] | None = None) -> int:
     print(header, flush=True)
     with tempfile.TemporaryDirectory(prefix="fastsock-batches-") as tmp:
         for conns in (int(c) for c in args.conns.split(",")):
-            for name in servers:
-                r = trace_run(name, conns, args, tmp)
-                results.append(r)
-                kib = lambda v: "–" if v is None else f"{v / 1024:,.0f} KiB"  # noqa: E731
-                print(
-                    f"{name:15} {conns:5}  {r['recvs_per_message']:9}"
-                    f"  {kib(r['mean_recv_bytes']):>9}  {r['sends_per_enter']:11}"
-                    f"  {kib(r['distance_median_bytes']):>15}  {kib(r['distance_p90_bytes'])}",
-                    flush=True,
-                )
+            for repeat in range(args.repeat):
+                for name in servers if repeat % 2 == 0 else servers[::-1]:
+                    r = {**trace_run(name, conns, args, tmp), "repeat": repeat}
+                    results.append(r)
+                    kib = lambda v: "–" if v is None else f"{v / 1024:,.0f} KiB"  # noqa: E731
+                    print(
+                        f"{name:15} {conns:5}  {r['recvs_per_message']:9}"
+                        f"  {kib(r['mean_recv_bytes']):>9}  {r['sends_per_enter']:11}"
+                        f"  {kib(r['distance_median_bytes']):>15}  {kib(r['distance_p90_bytes'])}",
+                        flush=True,
+                    )
     if args.out:
-        write_study(args, "fastsock-uring-batches/1", results)
+        write_study(args, "fastsock.uring_batches/1", results)
     return 0
 
 

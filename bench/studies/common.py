@@ -1,0 +1,31 @@
+"""What the studies share: where a study's server listens, and how its JSON is written."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from fastsock import metadata
+from fastsock.address import Endpoint, tcp_endpoint, unix_endpoint
+
+
+def study_endpoint(transport: str, tmp: str, name: str = "echo.sock") -> Endpoint:
+    """Where a study's server listens: ``tmp/name`` over UNIX, a free loopback port over TCP."""
+    if transport == "unix":
+        return unix_endpoint(os.path.join(tmp, name))
+    return tcp_endpoint("127.0.0.1", 0)
+
+
+def write_study(args: argparse.Namespace, schema: str, results: list[dict]) -> None:
+    """A study's JSON at ``args.out``: its schema, every option but ``--out``, the results and
+    the machine's metadata."""
+    out = {
+        "schema": schema,
+        "params": {k: v for k, v in vars(args).items() if k != "out"},
+        "results": results,
+        "metadata": metadata.for_load(),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"\nwrote {args.out}")
