@@ -1,4 +1,5 @@
-"""What the studies share: where a study's server listens, and how its JSON is written."""
+"""What the studies share: where a study's server listens, the C load client's command line,
+and how a study's JSON is written."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import json
 import os
 
+from bench.peers.registry import LOAD_CLIENT
 from fastsock import metadata
 from fastsock.address import Endpoint, tcp_endpoint, unix_endpoint
 
@@ -15,6 +17,17 @@ def study_endpoint(transport: str, tmp: str, name: str = "echo.sock") -> Endpoin
     if transport == "unix":
         return unix_endpoint(os.path.join(tmp, name))
     return tcp_endpoint("127.0.0.1", 0)
+
+
+def load_client_argv(
+    endpoint: Endpoint, *, size: int, conns: int, depth: int, duration: float, warmup: float
+) -> list[str]:
+    """The C load client (``bench/peers/c/load_client.c``) echoing through ``endpoint``."""
+    where = ["--unix", endpoint.path] if endpoint.is_unix else ["--port", str(endpoint.port)]
+    return [
+        str(LOAD_CLIENT), *where, "--size", str(size), "--conns", str(conns),
+        "--depth", str(depth), "--duration", str(duration), "--warmup", str(warmup),
+    ]  # fmt: skip
 
 
 def write_study(args: argparse.Namespace, schema: str, results: list[dict]) -> None:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from bench.peers.registry import LOAD_CLIENT, PEERS, build_c_peers, peer_env
 from bench.peers.warm import warm_up
-from bench.studies.common import study_endpoint
+from bench.studies.common import load_client_argv, study_endpoint
 from fastsock.process import ServerProcess
 
 CONNS = 32
@@ -41,15 +41,14 @@ def count(name: str, args: argparse.Namespace, seconds: float, tmp: Path) -> tup
     env = peer_env()
     env["PYTHONHASHSEED"] = "0"
     with ServerProcess([*argv, *PEERS[name].argv(where)], env=env, ready_timeout=120) as server:
-        ep = server.endpoint
         # As every other harness does (bench.peers.warm): a fresh asyncio server reads through
         # glibc's mmap path until its first connection closes. Both runs warm up alike, so the
         # warm-up's own instructions cancel in the slope.
-        warm_up(ep, timeout=120)
-        client = [str(LOAD_CLIENT)]
-        client += ["--unix", ep.path] if ep.is_unix else ["--port", str(ep.port)]
-        client += ["--size", str(args.size), "--conns", str(CONNS), "--depth", str(args.depth)]
-        client += ["--duration", str(seconds), "--warmup", "0"]
+        warm_up(server.endpoint, timeout=120)
+        client = load_client_argv(
+            server.endpoint, size=args.size, conns=CONNS, depth=args.depth,
+            duration=seconds, warmup=0,
+        )  # fmt: skip
         proc = subprocess.run(client, capture_output=True, text=True, timeout=seconds + 60)
         if proc.returncode != 0:
             raise RuntimeError(f"load_client: {proc.stderr.strip()}")

@@ -38,7 +38,7 @@ import psutil
 
 from bench.peers.registry import LOAD_CLIENT, PEERS, available_peers, peer_env
 from bench.peers.warm import warm_up
-from bench.studies.common import study_endpoint
+from bench.studies.common import load_client_argv, study_endpoint
 from fastsock import metadata
 from fastsock.address import Endpoint
 from fastsock.process import ServerProcess
@@ -96,10 +96,10 @@ def parse_point(text: str) -> Point:
 
 def run_client(endpoint: Endpoint, point: Point, args: argparse.Namespace, pid: int) -> dict:
     """One C-client run against the server ``pid``: msgs/s and the server's µs per message."""
-    where = ["--unix", endpoint.path] if endpoint.is_unix else ["--port", str(endpoint.port)]
-    argv = [str(LOAD_CLIENT), *where, "--size", str(point.size), "--conns", str(CONNS)]
-    argv += ["--depth", str(point.depth), "--duration", str(args.duration)]
-    argv += ["--warmup", str(args.warmup)]
+    argv = load_client_argv(
+        endpoint, size=point.size, conns=CONNS, depth=point.depth,
+        duration=args.duration, warmup=args.warmup,
+    )  # fmt: skip
     server = psutil.Process(pid)
     before = server.cpu_times()
     proc = subprocess.run(

@@ -41,9 +41,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.peers.registry import LOAD_CLIENT, PEERS, available_peers, peer_env
+from bench.peers.registry import PEERS, available_peers, peer_env
 from bench.peers.warm import warm_up
-from bench.studies.common import study_endpoint, write_study
+from bench.studies.common import load_client_argv, study_endpoint, write_study
 from fastsock.process import ServerProcess
 from fastsock.units import parse_size
 from fastsock.uring.connection import OP_CHAIN_SEND, SLOT_MASK
@@ -150,12 +150,10 @@ def trace_run(name: str, conns: int, args: argparse.Namespace, tmp: str) -> dict
     endpoint = study_endpoint(args.transport, tmp, f"{name}.sock")
     with ServerProcess(PEERS[name].argv(endpoint), env=peer_env(), cpu_affinity={0}) as server:
         warm_up(server.endpoint)
-        ep = server.endpoint
-        client = [
-            str(LOAD_CLIENT),
-            *(["--unix", ep.path] if ep.is_unix else ["--port", str(ep.port)]),
-        ]
-        client += ["--size", str(args.size), "--conns", str(conns), "--depth", "1"]
+        client = load_client_argv(
+            server.endpoint, size=args.size, conns=conns, depth=1,
+            duration=args.seconds, warmup=0,
+        )  # fmt: skip
         perf = subprocess.Popen(
             ["perf", "record", "-q", "-o", str(data), "-p", str(server.pid)]
             + [arg for tp in TRACEPOINTS for arg in ("-e", tp)],
@@ -165,7 +163,7 @@ def trace_run(name: str, conns: int, args: argparse.Namespace, tmp: str) -> dict
         try:
             time.sleep(0.5)  # perf attaches to the server
             run = subprocess.run(
-                [*client, "--duration", str(args.seconds), "--warmup", "0"],
+                client,
                 capture_output=True,
                 text=True,
                 timeout=args.seconds + 30,
