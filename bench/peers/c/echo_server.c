@@ -30,8 +30,7 @@ struct conn {
 static char listener_tag, signal_tag;
 
 static int epfd;
-static int discard_mode;
-static int conn_family;
+static struct server srv; /* the command line's choices, the listener, the signalfd */
 
 static void watch(int op, int fd, uint32_t events, void *ptr)
 {
@@ -90,7 +89,7 @@ static void on_conn(struct conn *c, uint32_t events)
         conn_close(c);
         return;
     }
-    if (discard_mode)
+    if (srv.discard)
         return;
     c->off = 0;
     c->len = (size_t)n;
@@ -125,7 +124,7 @@ static void on_accept(int lfd)
         }
         c->fd = fd;
         c->off = c->len = 0;
-        set_nodelay(fd, conn_family);
+        set_nodelay(fd, srv.ep.family);
         watch(EPOLL_CTL_ADD, fd, EPOLLIN, c);
     }
 }
@@ -133,17 +132,14 @@ static void on_accept(int lfd)
 int main(int argc, char **argv)
 {
     prog_name = "c-epoll";
-    struct server s;
-    server_start(&s, argc, argv);
-    discard_mode = s.discard;
-    conn_family = s.ep.family;
+    server_start(&srv, argc, argv);
 
     epfd = epoll_create1(EPOLL_CLOEXEC);
     if (epfd < 0)
         die(2, "epoll_create1: %s", strerror(errno));
-    watch(EPOLL_CTL_ADD, s.lfd, EPOLLIN, &listener_tag);
-    watch(EPOLL_CTL_ADD, s.sfd, EPOLLIN, &signal_tag);
-    server_ready(&s);
+    watch(EPOLL_CTL_ADD, srv.lfd, EPOLLIN, &listener_tag);
+    watch(EPOLL_CTL_ADD, srv.sfd, EPOLLIN, &signal_tag);
+    server_ready(&srv);
 
     struct epoll_event events[MAX_EVENTS];
     for (int running = 1; running;) {
@@ -158,12 +154,12 @@ int main(int argc, char **argv)
             if (ptr == &signal_tag)
                 running = 0;
             else if (ptr == &listener_tag)
-                on_accept(s.lfd);
+                on_accept(srv.lfd);
             else
                 on_conn(ptr, events[i].events);
         }
     }
 
-    server_stop(&s);
+    server_stop(&srv);
     return 0;
 }

@@ -90,8 +90,6 @@ static void json_escape(const char *s, char *out, size_t size)
     out[o] = '\0';
 }
 
-/* --fds R,W: two inherited descriptors, made non-blocking; returns whether they are pipes
- * (read/write) rather than sockets (recv/send). */
 /* End the connections as a well-behaved client does (fastsock.load.conn.close_cleanly): shut
  * our write side, read and drop what the server still sends until its EOF or the deadline,
  * then close. Closing with the echoes in flight unread would make the kernel send a RST and the
@@ -127,6 +125,8 @@ static void close_cleanly(int *fds, long n, double seconds)
     free(pfds);
 }
 
+/* --fds R,W: two inherited descriptors, made non-blocking; returns whether they are pipes
+ * (read/write) rather than sockets (recv/send). */
 static int inherited_pair(const char *text, int *rfd, int *wfd)
 {
     char *comma = strchr(text, ',');
@@ -268,12 +268,12 @@ int main(int argc, char **argv)
            (unsigned long long)r->completed_total, total_s);
     fflush(stdout);
     if (fd_pair) {
-        close(fds[0]);
+        close(rfd);
+        if (wfd != rfd)
+            close(wfd);
     } else {
         close_cleanly(fds, conns, 2.0);
     }
-    if (fd_pair && wfd != rfd)
-        close(wfd);
     free(fds);
     free(r);
     return errors ? 1 : 0;

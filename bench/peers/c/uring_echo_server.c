@@ -60,8 +60,7 @@ struct ring {
 static struct ring ring;
 static struct conn *conns;
 static int max_fd;
-static int discard_mode;
-static int conn_family;
+static struct server srv; /* the command line's choices, the listener, the signalfd */
 
 static void ring_setup(struct ring *r)
 {
@@ -188,7 +187,7 @@ static void on_accept(int lfd, int res, unsigned flags)
                 c->buf = NULL;
             } else {
                 c->open = 1;
-                set_nodelay(res, conn_family);
+                set_nodelay(res, srv.ep.family);
                 arm_recv(res);
             }
         }
@@ -211,10 +210,7 @@ static void on_accept(int lfd, int res, unsigned flags)
 int main(int argc, char **argv)
 {
     prog_name = "c-uring";
-    struct server s;
-    server_start(&s, argc, argv);
-    discard_mode = s.discard;
-    conn_family = s.ep.family;
+    server_start(&srv, argc, argv);
 
     struct rlimit nofile;
     getrlimit(RLIMIT_NOFILE, &nofile);
@@ -225,10 +221,10 @@ int main(int argc, char **argv)
         die(2, "out of memory for %d connections", max_fd);
 
     ring_setup(&ring);
-    arm_accept(s.lfd);
+    arm_accept(srv.lfd);
     struct signalfd_siginfo info;
-    prep(ring_sqe(&ring), IORING_OP_READ, s.sfd, &info, sizeof(info), UD(K_SIGNAL, 0, 0));
-    server_ready(&s);
+    prep(ring_sqe(&ring), IORING_OP_READ, srv.sfd, &info, sizeof(info), UD(K_SIGNAL, 0, 0));
+    server_ready(&srv);
 
     for (int running = 1; running;) {
         ring_enter(&ring, 1);
@@ -240,9 +236,9 @@ int main(int argc, char **argv)
             int kind = (int)(ud >> 56), fd = (int)(uint32_t)ud, res = cqe->res;
             unsigned gen = (unsigned)(ud >> 32) & 0xFFFFFF;
             if (kind == K_ACCEPT) {
-                on_accept(s.lfd, res, cqe->flags);
+                on_accept(srv.lfd, res, cqe->flags);
             } else if (kind == K_ACCEPT_RETRY) {
-                arm_accept(s.lfd);
+                arm_accept(srv.lfd);
             } else if (kind == K_SIGNAL) {
                 running = 0;
             } else if (!conns[fd].open || (conns[fd].gen & 0xFFFFFF) != gen) {
@@ -251,7 +247,7 @@ int main(int argc, char **argv)
                 /* K_SEND: the echo SEND failed (success posts nothing); res <= 0: EOF or an
                  * error on the RECV. Either way the connection is done. */
                 conn_close(fd);
-            } else if (discard_mode) {
+            } else if (srv.discard) {
                 arm_recv(fd);
             } else {
                 echo(fd, (unsigned)res);
@@ -260,6 +256,6 @@ int main(int argc, char **argv)
         __atomic_store_n(ring.cq_head, head, __ATOMIC_RELEASE);
     }
 
-    server_stop(&s);
+    server_stop(&srv);
     return 0;
 }
