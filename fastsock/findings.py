@@ -184,17 +184,18 @@ def ratio_text(f: dict) -> str:
 
 
 def answer(f: dict) -> str:
-    """The finding in words: who wins on which metric, or that the run cannot tell."""
+    """The finding in words: who is faster on which metric, or that the run cannot tell and
+    how small a difference it could have told."""
     v, a, b, metric = f["verdict"], f["a"], f["b"], f["metric"]
     if v == "equivalent":
         return f"{a} and {b} are equivalent on {metric} (within ±{EQUIVALENCE:.0%})"
     side = better(f)
     if side is not None:
         winner, loser = (a, b) if side == "a" else (b, a)
-        return f"{winner} is better than {loser} on {metric}"
+        return f"{winner} is faster than {loser} on {metric}"
     hw = f.get("half_width")
-    can = f"±{hw:.0%}" if hw is not None else "no difference at all (too few trials)"
-    return f"no clear difference on {metric}; this run could have detected about {can}"
+    can = f"about ±{hw:.0%}" if hw is not None else "nothing (too few trials)"
+    return f"no clear difference on {metric}; this run could have detected {can}"
 
 
 def compare(first: list[dict], second: list[dict]) -> list[dict]:

@@ -37,17 +37,24 @@ def block_orders(members: Sequence[T], rounds: int, rng: random.Random) -> list[
     return [base[s:] + base[:s] for s in shifts[:rounds]]
 
 
-def schedule(blocks: Sequence[Sequence[T]], rounds: int, seed: int | None = None) -> list[list[T]]:
-    """Round by round, the flat list of members to run: blocks shuffled per round, each
-    block's members adjacent in their balanced rotating order."""
+def schedule_blocks(
+    blocks: Sequence[Sequence[T]], rounds: int, seed: int | None = None
+) -> list[list[list[T]]]:
+    """Round by round, the blocks to run in order, each as its members in their balanced
+    rotating order; the blocks' order is shuffled anew every round."""
     rng = random.Random(seed)
     per_block = [block_orders(b, rounds, rng) for b in blocks]
     out = []
     for r in range(rounds):
         idx = list(range(len(blocks)))
         rng.shuffle(idx)
-        out.append([m for i in idx for m in per_block[i][r]])
+        out.append([per_block[i][r] for i in idx])
     return out
+
+
+def schedule(blocks: Sequence[Sequence[T]], rounds: int, seed: int | None = None) -> list[list[T]]:
+    """:func:`schedule_blocks` with each round flattened: the members to run, in order."""
+    return [[m for b in r for m in b] for r in schedule_blocks(blocks, rounds, seed)]
 
 
 def ab_order(trials: int, seed: int | None = None) -> list[tuple[str, str]]:

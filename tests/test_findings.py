@@ -91,7 +91,7 @@ def test_words_name_the_winner_by_direction() -> None:
     lat = F.finding("x", "q", "unix", "tcp", "p50 latency", [10] * 5, [20, 21, 19, 20, 22])
     lat["higher_is_better"] = False
     assert F.better(lat) == "a"
-    assert F.answer(lat).startswith("unix is better than tcp")
+    assert F.answer(lat).startswith("unix is faster than tcp")
     unclear = {"verdict": "unclear", "a": "A", "b": "B", "metric": "m", "half_width": 0.12}
     assert "±12%" in F.answer(unclear)
 

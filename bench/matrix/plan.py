@@ -2,15 +2,18 @@
 
 A *variant* is one point to measure: server, transport, size, conns, depth, placement, rate.
 Variants of an experiment are ordered with transport innermost, so the UNIX and TCP runs of a
-point run back to back (their ratio is then paired in time) -- see :func:`round_order`.
+point run back to back (their ratio is then paired in time) -- see :func:`schedule`.
 """
 
 from __future__ import annotations
 
 import itertools
 import tomllib
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from fastsock import trials
 
 MATRIX_FILE = Path(__file__).resolve().parent / "matrix.toml"
 KINDS = ("rtt", "closed", "open")
@@ -39,6 +42,14 @@ SETTINGS = {
     "rtt_warmups": int,
     "rtt_processes": int,
 }
+# Settings a profile may leave out, with their defaults.
+#   restart_every  start every server afresh after this many rounds (0: never). A server
+#                  instance has a speed of its own (issue 22: CV 0.08 between instances, 0.12
+#                  between runs of one), so the trials must sample instances too, not one.
+#   seed           the trial order's seed; none: a new random order every run (recorded).
+#   rerun_limit    how many rounds of an experiment may be run again because outside load
+#                  (another process, steal) was seen during one of their trials.
+OPTIONAL_SETTINGS = {"restart_every": (int, 0), "seed": (int, None), "rerun_limit": (int, 3)}
 EXPERIMENT_KEYS = {
     "name",
     "kind",
@@ -54,6 +65,7 @@ EXPERIMENT_KEYS = {
     "rate_fractions",
     "calibration_depth",
     "client",
+    "profiles",
 }
 # Load generators: `fastsock load` (latency histograms, every byte verified) or the C reference
 # load client (throughput only; far cheaper per message, so a fast server sets the pace).
@@ -161,6 +173,10 @@ def _experiment(
     merged.setdefault("depth", [1])
     merged.setdefault("placements", ["unpinned"])
     merged.setdefault("client", "fastsock")
+    merged.setdefault("profiles", sorted(profiles))
+    for prof in _list(name, "profiles", merged["profiles"], str):
+        if prof not in profiles:
+            raise MatrixError(f"experiment {name}: profiles names an unknown profile {prof!r}")
     kind, sweep = merged.get("kind"), merged.get("sweep")
     if kind not in KINDS:
         raise MatrixError(f"experiment {name}: kind must be one of {', '.join(KINDS)}")
@@ -208,7 +224,10 @@ def _experiment(
         )
     if kind == "rtt" and (merged["conns"] != [1] or merged["depth"] != [1]):
         raise MatrixError(f"experiment {name}: rtt runs one connection with depth 1")
-    params = {k: merged[k] for k in merged if k not in ("name", "kind", "sweep", "title")}
+    params = {
+        k: merged[k] for k in merged if k not in ("name", "kind", "sweep", "title", "profiles")
+    }
+    params["profiles"] = merged["profiles"]
     params.pop("question")
     return Experiment(name, kind, sweep, merged["title"], merged["question"], params)
 
@@ -239,6 +258,12 @@ def load_matrix(
     if settings["repeats"] < 1 or settings["duration"] <= 0 or settings["rtt_values"] < 1:
         raise MatrixError(f"{path}: profile {profile}: repeats, duration, rtt_values must be > 0")
     settings["rtt_processes"] = max(1, settings["rtt_processes"])
+    for key, (kind, default) in OPTIONAL_SETTINGS.items():
+        value = settings.setdefault(key, default)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
+            raise MatrixError(f"{path}: profile {profile}: {key} must be a whole number")
+        if value is not None and value < 0:
+            raise MatrixError(f"{path}: profile {profile}: {key} must be >= 0")
     placements = _placements(raw.get("placements", {"unpinned": {}}), path)
     if known_servers is None:
         from bench.peers.registry import PEERS
@@ -253,6 +278,7 @@ def load_matrix(
     names = [e.name for e in exps]
     if len(set(names)) != len(names):
         raise MatrixError(f"{path}: experiment names must be unique")
+    exps = [e for e in exps if profile in e.params["profiles"]]
     return Matrix(profile, settings, placements, exps)
 
 
@@ -272,22 +298,37 @@ def _placements(raw: dict, path: Path) -> dict[str, dict[str, list[int]]]:
     return out
 
 
-def round_order(variants: list[Variant], repeat: int) -> list[Variant]:
-    """The order of one interleaving round.
+# What a block holds besides its transports: the other servers (sweep = server) or placements
+# (sweep = placement) of one point, since the findings compare those with each other too.
+BLOCK_SWEEPS = ("server", "placement")
 
-    Points (variants that differ only in transport) keep their transports adjacent so each
-    UNIX/TCP pair runs back to back; the list of points rotates by one per round and the
-    transport order flips every other round, so no variant always runs first or after the same
-    neighbour.
-    """
-    points: dict[tuple, list[Variant]] = {}
+
+def block_key(v: Variant, sweep: str) -> tuple:
+    """Variants with the same key form one block: they run back to back in every round, and
+    only variants of one block are compared with each other (see fastsock.trials)."""
+    return (
+        None if sweep == "server" else v.server,
+        v.size,
+        v.conns,
+        v.depth,
+        None if sweep == "placement" else v.placement,
+        v.rate,
+    )
+
+
+def blocks(variants: list[Variant], sweep: str) -> list[list[Variant]]:
+    out: dict[tuple, list[Variant]] = {}
     for v in variants:
-        points.setdefault((v.server, v.size, v.conns, v.depth, v.placement, v.rate), []).append(v)
-    groups = list(points.values())
-    if groups:
-        k = repeat % len(groups)
-        groups = groups[k:] + groups[:k]
-    out = []
-    for g in groups:
-        out.extend(reversed(g) if repeat % 2 else g)
-    return out
+        out.setdefault(block_key(v, sweep), []).append(v)
+    return list(out.values())
+
+
+def schedule(
+    variants: list[Variant], sweep: str, rounds: int, seed: int | None, salt: str = ""
+) -> list[list[list[Variant]]]:
+    """Each round's blocks in run order, each block's variants back to back in a balanced
+    rotation (fastsock.trials.schedule_blocks). ``salt`` (the experiment's name) gives every
+    experiment an order of its own from one seed."""
+    if seed is not None:
+        seed = seed ^ zlib.crc32(salt.encode())
+    return trials.schedule_blocks(blocks(variants, sweep), rounds, seed)

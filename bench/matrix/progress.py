@@ -65,6 +65,13 @@ class Progress:
         if self._rich is not None:
             self._rich.update(self._task, completed=self.done, eta=self.eta())
 
+    def note(self, text: str) -> None:
+        """A line worth keeping (a rerun, a restart that failed), on any output."""
+        if self._rich is not None:
+            self._rich.console.print(f"bench: {self._exp}: {text}")
+        else:
+            print(f"bench: {self._exp}: {text}", file=self.stream, flush=True)
+
     def end(self) -> None:
         if self._rich is None:
             took = time.monotonic() - self._exp_start

@@ -5,15 +5,22 @@
     python -m bench.matrix --dry-run            # print the plan and its estimated duration
     python -m bench.matrix --only rtt,size      # some experiments only
 
-Run from the repository root (``bench`` is not an installed package). Every experiment starts
-its servers once, then interleaves its variants round by round (see ``matrix.round_order``);
-each measurement runs in its own client process; servers are stopped by PID on every path.
+Run from the repository root (``bench`` is not an installed package). Every experiment runs
+its variants as paired trials, round by round, in a random balanced order (``plan.schedule``):
+the variants compared with each other form a block that runs back to back. Servers start on
+demand and start afresh every ``restart_every`` rounds, so the trials sample server instances
+too. Each measurement runs in its own client process, with the machine's outside load read
+around it (fastsock.interference); a round with a disturbed trial runs again (bounded). The
+findings (fastsock.report.verdicts) are computed from the runs and stored in bench.json.
+Servers are stopped by PID on every path.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
+import resource
 import signal
 import sys
 import tempfile
@@ -33,14 +40,16 @@ from bench.matrix.plan import (
     MatrixError,
     Variant,
     load_matrix,
-    round_order,
+    schedule,
 )
 from bench.matrix.progress import Progress
 from bench.matrix.servers import ServerPool, tcp6_available
+from fastsock import interference
 from fastsock import metadata as md
 from fastsock.process import ServerStartError
 from fastsock.report import SCHEMA_ID
 from fastsock.report.results import check
+from fastsock.report.verdicts import matrix_findings
 
 RESULTS_NAME = "bench.json"
 # Estimated fixed cost of one load run (interpreter start, connecting, JSON) and of a pyperf
@@ -124,7 +133,9 @@ class Runner:
         self.progress.step(f"{v.describe()} (round {repeat + 1})")
         run = {"variant": v.as_dict(), "repeat": repeat, "seq": self._next_seq()}
         if v.transport in FLOOR_TRANSPORTS:  # no server: the floor's echo child answers
-            run.update(loadrun.measure(None, v, self.settings, 0, spec, self.tmp / "load.json"))
+            with _watch(None) as seen:
+                run.update(loadrun.measure(None, v, self.settings, 0, spec, self.tmp / "load.json"))
+            run["interference"] = seen
             self.progress.advance(est_load(self.settings, client))
             return run
         try:
@@ -133,11 +144,14 @@ class Runner:
             run.update(status="failed", error=f"server did not start: {err}", load=None, wall_s=0)
         else:
             json_path = self.tmp / "load.json"
-            run.update(
-                loadrun.measure(
-                    server.endpoint, v, self.settings, server.pid, spec, json_path, client
+            with _watch(server.pid) as seen:
+                run.update(
+                    loadrun.measure(
+                        server.endpoint, v, self.settings, server.pid, spec, json_path, client
+                    )
                 )
-            )
+            run["interference"] = seen
+            run["instance"] = pool.generation
         self.progress.advance(est_load(self.settings, client))
         return run
 
@@ -149,9 +163,26 @@ class Runner:
         out: list,
         client: str = "fastsock",
     ) -> None:
-        for repeat in range(self.settings["repeats"]):
-            for v in round_order(variants, repeat):
-                out.append(self._load_run(v, repeat, pool, client))
+        """Every round runs each block once; a block with a disturbed trial runs again (its
+        first runs stay in the results, marked ``superseded``) while the experiment's rerun
+        budget lasts. Servers restart every ``restart_every`` rounds."""
+        s = self.settings
+        reruns = 0
+        order = schedule(variants, exp.sweep, s["repeats"], s["seed"], exp.name)
+        for repeat, round_blocks in enumerate(order):
+            if repeat and s["restart_every"] and repeat % s["restart_every"] == 0:
+                pool.restart()
+            for block in round_blocks:
+                while True:
+                    runs = [self._load_run(v, repeat, pool, client) for v in block]
+                    out.extend(runs)
+                    disturbed = any((r.get("interference") or {}).get("disturbed") for r in runs)
+                    if not disturbed or reruns >= s["rerun_limit"]:
+                        break
+                    reruns += 1
+                    for r in runs:
+                        r["superseded"] = True
+                    self.progress.note(f"outside load seen: running that block again ({reruns})")
 
     @staticmethod
     def _client_for(exp: Experiment, pool: ServerPool) -> str:
@@ -207,11 +238,15 @@ class Runner:
         sizes = exp.params["sizes"]
         merged = {t: self.staging / f"pyperf-{exp.name}-{t}.json" for t in exp.params["transports"]}
         doc["pyperf_files"] = {t: f.name for t, f in merged.items()}
-        # One variant per group (the first size) gives round_order the groups to interleave.
+        # One variant per group (the first size) stands for the group in the schedule.
         groups = [v for v in exp.variants() if v.size == sizes[0]]
         est = est_rtt_round(self.settings, sizes)
-        for repeat in range(self.settings["repeats"]):
-            for g in round_order(groups, repeat):
+        s = self.settings
+        order = schedule(groups, exp.sweep, s["repeats"], s["seed"], exp.name)
+        for repeat, round_blocks in enumerate(order):
+            if repeat and s["restart_every"] and repeat % s["restart_every"] == 0:
+                pool.restart()
+            for g in (v for block in round_blocks for v in block):
                 spec = self.matrix.placements[g.placement]
                 self.progress.step(f"{g.server} {g.transport} {g.placement} (round {repeat + 1})")
                 try:
@@ -308,6 +343,7 @@ def move_outputs(staging: Path, out: Path) -> list[Path]:
     help="Override seconds measured per load run.",
 )
 @click.option("--warmup", type=click.FloatRange(0), default=None, help="Override warm-up seconds.")
+@click.option("--seed", type=int, default=None, help="The trial order's seed (default: random).")
 @click.option("--dry-run", is_flag=True, help="Print the plan and estimated time; run nothing.")
 @click.option("--no-plot", is_flag=True, help="Write the JSON only (draw later: fastsock plot).")
 def main(
@@ -318,6 +354,7 @@ def main(
     repeats: int | None,
     duration: float | None,
     warmup: float | None,
+    seed: int | None,
     dry_run: bool,
     no_plot: bool,
 ) -> None:
@@ -332,6 +369,10 @@ def main(
         for key, value in (("repeats", repeats), ("duration", duration), ("warmup", warmup)):
             if value is not None:
                 matrix.settings[key] = value
+        if seed is not None:
+            matrix.settings["seed"] = seed
+        if matrix.settings["seed"] is None:  # a fresh order every run, recorded to replay it
+            matrix.settings["seed"] = random.SystemRandom().randrange(2**31)
         # Compiles the C peers when their sources changed; a missing compiler is a skip reason.
         peers = available_peers(build=not dry_run)
         prune(matrix, only.split(",") if only else None, peers)
@@ -390,6 +431,7 @@ def main(
             },
             "experiments": experiments,
         }
+        doc["findings"] = matrix_findings(doc)
         errors = check(doc)
         if errors:  # a bug in this runner, not a user error: say where
             raise RuntimeError(f"results do not match the schema: {errors[:3]}")
@@ -400,6 +442,38 @@ def main(
     if not no_plot:
         _draw(doc, out)
     click.echo(f"bench: finished in {time.monotonic() - started:.0f} s")
+
+
+class _watch:
+    """Reads the machine's outside load around one measurement: ``with _watch(pid) as seen``
+    fills the dict ``seen`` (fastsock.interference.between) on exit. The trial's own CPU is
+    the harness's waited-for children (the client) plus the server's (by PID, if any)."""
+
+    def __init__(self, server_pid: int | None) -> None:
+        self.pid = server_pid
+        self.seen: dict = {}
+
+    def _own(self) -> float | None:
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        own = ru.ru_utime + ru.ru_stime
+        if self.pid is not None:
+            import psutil
+
+            try:
+                t = psutil.Process(self.pid).cpu_times()
+            except psutil.Error:
+                return None
+            own += t.user + t.system
+        return own
+
+    def __enter__(self) -> dict:
+        self.own0, self.snap0 = self._own(), interference.snapshot()
+        return self.seen
+
+    def __exit__(self, *exc: object) -> None:
+        snap1, own1 = interference.snapshot(), self._own()
+        own = None if self.own0 is None or own1 is None else own1 - self.own0
+        self.seen.update(interference.between(self.snap0, snap1, own))
 
 
 def _interrupt_on_sigterm() -> None:

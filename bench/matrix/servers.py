@@ -43,6 +43,8 @@ class ServerPool:
         self._servers: dict[tuple, ServerProcess] = {}
         self._count = 0
         self.notes: list[str] = []
+        # Counts restart(): which set of server instances a run talked to.
+        self.generation = 0
 
     def _endpoint(self, name: str, transport: str) -> Endpoint:
         if transport.startswith("unix"):
@@ -81,6 +83,11 @@ class ServerPool:
                     raise ServerStartError(f"{name} ({transport}): warm-up failed: {err}") from err
             self._servers[key] = server
         return server
+
+    def restart(self) -> None:
+        """Stop every server; the next ``get`` of each starts (and warms up) a new instance."""
+        self.close()
+        self.generation += 1
 
     def close(self) -> None:
         """Stop every server by PID (SIGTERM, then SIGKILL after a grace period)."""

@@ -89,6 +89,14 @@ PEER_LIST: tuple[Peer, ...] = (
         (sys.executable, "-m", "fastsock", "serve", "--idle-timeout", "300"),
         modes=("echo", "discard", "source"),
     ),
+    # The A/A check (issue 22): a second, identical fastsock server, compared with the first
+    # like any other pair. The harness must not find a difference between them.
+    Peer(
+        "fastsock-twin",
+        "a second fastsock serve, identical to fastsock: the harness's A/A false-alarm check",
+        (sys.executable, "-m", "fastsock", "serve", "--idle-timeout", "300"),
+        modes=("echo", "discard", "source"),
+    ),
     Peer(
         "fastsock-uring",
         "fastsock serve --engine uring: io_uring, a linked SEND->RECV pair per echo",

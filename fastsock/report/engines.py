@@ -3,14 +3,16 @@
 fastsock serves the same handlers over two event loops. The epoll engine pays a poll and two
 syscalls per message, and TCP's poll path (``tcp_poll``, ``sock_poll``) is part of what makes TCP
 loopback slower; the io_uring engine takes no per-message poll or syscall. If that path is a
-large share of TCP's extra cost, UNIX ÷ TCP shrinks under io_uring. Every figure and verdict
-here is computed from the size sweep of the results document (paired UNIX/TCP ratios per
-repeat, min-max over repeats); nothing is typed in.
+large share of TCP's extra cost, UNIX ÷ TCP shrinks under io_uring. The answer is a finding of
+its own (fastsock.report.verdicts): per round, io_uring's UNIX ÷ TCP over epoll's, with a 95%
+CI and a verdict; the table beside it gives each engine's ratio with its CI. Nothing is typed in.
 """
 
 from __future__ import annotations
 
+from fastsock import findings as F
 from fastsock.report import summary as S
+from fastsock.report import verdicts as V
 from fastsock.report.plots import ENGINES_SECTION, Chart
 from fastsock.report.summary import ratio_text
 
@@ -19,16 +21,23 @@ TITLE = "Does io_uring change the UNIX-vs-TCP answer?"
 
 
 def _size_exp(doc: dict) -> dict | None:
-    """The closed-loop size sweep, if it has any run (skipped variants still leave a record)."""
+    """The experiment that measured both engines over both transports: the closed-loop size
+    sweep where it has them (make bench-full), else the servers experiment (make bench);
+    the size sweep (or None) when neither does."""
+    fallback = None
     for exp in doc["experiments"]:
-        if exp["kind"] == "closed" and exp["sweep"] == "size":
+        if exp["kind"] != "closed" or exp["sweep"] not in ("size", "server"):
+            continue
+        if exp["sweep"] == "size" and fallback is None:
+            fallback = exp
+        asked = set(exp["params"].get("servers", []))
+        if {EPOLL, URING} <= asked or any(sk["what"] == f"server {URING}" for sk in exp["skipped"]):
             return exp
-    return None
+    return fallback
 
 
 def uring_skip_reason(doc: dict) -> str | None:
-    """Why the io_uring engine did not run in the size sweep (None when it ran or was never
-    asked for)."""
+    """Why the io_uring engine did not run (None when it ran or was never asked for)."""
     exp = _size_exp(doc)
     if exp is None:
         return None
@@ -39,32 +48,46 @@ def uring_skip_reason(doc: dict) -> str | None:
 
 
 def engine_ratios(exp: dict) -> dict[int, dict[str, S.Spread | None]]:
-    """size -> UNIX ÷ TCP of each engine and io_uring ÷ epoll per transport (paired by repeat)."""
+    """size -> UNIX ÷ TCP of each engine and io_uring ÷ epoll per transport (paired by round,
+    estimate and 95% CI)."""
     out = {}
     for size in S.values_of(exp, "size"):
         row: dict[str, S.Spread | None] = {
-            server: S.paired_ratios(exp, "msgs_per_s", server=server, size=size)
+            server: S.paired_ratios(exp, "msgs_per_s", server=server, size=size, depth=1)
             for server in (EPOLL, URING)
         }
         for t in ("unix", "tcp"):
             row[f"uring/epoll {t}"] = S.paired_ratios(
-                exp, "msgs_per_s", URING, EPOLL, "server", size=size, transport=t
+                exp, "msgs_per_s", URING, EPOLL, "server", size=size, transport=t, depth=1
             )
         out[size] = row
     return out
 
 
-def _change(epoll: S.Spread, uring: S.Spread) -> str:
-    """smaller / larger when the two engines' min-max ranges do not overlap, else same."""
-    if uring.hi < epoll.lo:
-        return "smaller"
-    if uring.lo > epoll.hi:
-        return "larger"
-    return "same"
+def engine_findings(doc: dict) -> dict[int, dict]:
+    """size -> the finding "does io_uring change UNIX ÷ TCP" of the section's experiment."""
+    exp = _size_exp(doc)
+    if exp is None:
+        return {}
+    out = {}
+    for f in V.findings_of(doc):
+        d = f.get("detail") or {}
+        mine = d.get("compared") == "engine" and d.get("experiment") == exp["name"]
+        if mine and d["point"].get("depth", 1) == 1:
+            out[d["point"]["size"]] = f
+    return out
+
+
+def _change(f: dict) -> str:
+    return {
+        "greater": "UNIX ÷ TCP was **larger** under io_uring",
+        "less": "UNIX ÷ TCP was **smaller** under io_uring",
+        "equivalent": "UNIX ÷ TCP was the same under both engines (within ±5%)",
+    }.get(f["verdict"], "no change shown: " + F.answer(f).split("; ", 1)[-1])
 
 
 def findings(doc: dict) -> list[str]:
-    """One headline: at how many sizes io_uring moved UNIX ÷ TCP beyond the repeats' spread."""
+    """One sentence: what the engine findings say, over the sizes measured."""
     exp = _size_exp(doc)
     if exp is None:
         return []
@@ -72,21 +95,16 @@ def findings(doc: dict) -> list[str]:
     if reason is not None:
         return [f"The io_uring engine was not measured here ({reason}), so this run does not "
                 "say whether io_uring changes the UNIX-vs-TCP answer."]  # fmt: skip
-    rows = {size: r for size, r in engine_ratios(exp).items() if r[EPOLL] and r[URING]}
-    if not rows:
+    found = engine_findings(doc)
+    if not found:
         return []
-    changes = {size: _change(r[EPOLL], r[URING]) for size, r in rows.items()}
-    moved = [S.fmt_size(z) for z, c in changes.items() if c != "same"]
-    first = min(rows)
-    e, u = rows[first][EPOLL], rows[first][URING]
+    moved = [S.fmt_size(z) for z, f in found.items() if f["verdict"] in ("greater", "less")]
     if moved:
-        where = f"did not overlap at {len(moved)} ({', '.join(moved)})"
+        where = f"changed it at {len(moved)} ({', '.join(moved)})"
     else:
-        where = "overlapped at every one (no change this run can show)"
+        where = "changed it at none (no change this run can show)"
     return [
-        f"With fastsock's io_uring engine, UNIX ÷ TCP messages/s at {S.fmt_size(first)} was "
-        f"{ratio_text(u)} against {ratio_text(e)} with its epoll engine; over the "
-        f"{len(rows)} sizes measured, the two engines' ranges {where}."
+        f"Of the {len(found)} sizes measured with both of fastsock's engines, io_uring {where}."
     ]
 
 
@@ -119,39 +137,25 @@ def section(doc: dict, charts: list[Chart]) -> list[str]:
         if c.experiment == ENGINES_SECTION:
             out += [f"![{c.title}]({c.file})", "", c.shows, ""]
     ratios = engine_ratios(exp)
+    found = engine_findings(doc)
     rows = [
-        "| size | UNIX ÷ TCP, epoll engine | UNIX ÷ TCP, io_uring engine | "
-        "io_uring ÷ epoll over UNIX | io_uring ÷ epoll over TCP |",
-        "|---|---|---|---|---|",
+        "| size | UNIX ÷ TCP, epoll engine | UNIX ÷ TCP, io_uring engine | io_uring's ÷ epoll's "
+        "UNIX ÷ TCP | io_uring ÷ epoll over UNIX | io_uring ÷ epoll over TCP |",
+        "|---|---|---|---|---|---|",
     ]
     sentences = []
     for size, r in ratios.items():
+        f = found.get(size)
         rows.append(
             f"| {S.fmt_size(size)} | {_cell(r[EPOLL])} | {_cell(r[URING])} | "
+            f"{F.ratio_text(f) + ' ' + f['verdict'] if f else '–'} | "
             f"{_cell(r['uring/epoll unix'])} | {_cell(r['uring/epoll tcp'])} |"
         )
-        e, u = r[EPOLL], r[URING]
-        if e is None or u is None:
+        if f is None or r[EPOLL] is None or r[URING] is None:
             continue
-        change = _change(e, u)
-        if change == "same":
-            verdict = (
-                "the two ranges overlap, so this run shows no change beyond the spread "
-                "between repeats"
-            )
-        else:
-            verdict = (
-                f"UNIX ÷ TCP was **{change}** under io_uring, with no overlap "
-                f"between the engines' min-max ranges"
-            )
-        gain = [
-            f"{label} {ratio_text(g)}"
-            for label, g in (("UNIX", r["uring/epoll unix"]), ("TCP", r["uring/epoll tcp"]))
-            if g is not None
-        ]
         sentences.append(
-            f"- {S.fmt_size(size)}: UNIX ÷ TCP {ratio_text(e)} with epoll, {ratio_text(u)} "
-            f"with io_uring: {verdict}. io_uring ÷ epoll messages/s: {', '.join(gain)}."
+            f"- {S.fmt_size(size)}: UNIX ÷ TCP {ratio_text(r[EPOLL])} with epoll, "
+            f"{ratio_text(r[URING])} with io_uring: {_change(f)}."
         )
     if not sentences:
         return out + ["Neither engine has paired UNIX and TCP runs in this sweep.", ""]
@@ -162,10 +166,11 @@ def section(doc: dict, charts: list[Chart]) -> list[str]:
         + sentences
         + [
             "",
-            f"Closed loop, {conns[0]} connections, one message in flight each; ratios pair the "
-            "UNIX and TCP runs (or the two engines' runs) of the same repeat; min–max over "
-            f"{max(s.n for r in ratios.values() for s in r.values() if s)} repeats in brackets. "
-            "A change counts only where the engines' ranges do not overlap.",
+            f"Closed loop (`{exp['name']}` experiment), {conns[0]} connections, one message in "
+            "flight each. Every ratio pairs runs of the same round and is given with its 95% "
+            "confidence interval; whether io_uring changes the answer is the ratio of the two "
+            "engines' UNIX ÷ TCP, paired by round, and counts only where its interval "
+            "excludes 1.",
             "",
         ]
     )

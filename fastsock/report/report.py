@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
+from fastsock import findings as F
 from fastsock.report import engines, transports
 from fastsock.report import summary as S
+from fastsock.report import verdicts as V
 from fastsock.report.plots import Chart
-from fastsock.report.summary import ratio_text
-
-# A ratio whose whole min-max range lies within this band of 1.0 is reported as "no difference".
-PARITY_BAND = 0.05
 
 
 def spread_text(s: S.Spread | None, unit: str = "") -> str:
@@ -25,21 +25,6 @@ def spread_text(s: S.Spread | None, unit: str = "") -> str:
     if s.n == 1 or s.lo == s.hi:
         return f"{S.fmt_num(s.median)}{unit}"
     return f"{S.fmt_num(s.median)} ({S.fmt_num(s.lo)}–{S.fmt_num(s.hi)}){unit}"
-
-
-def verdict(r: S.Spread) -> str:
-    """clear: every repeat on one side of 1; level: all within PARITY_BAND of 1; mixed: the
-    repeats disagree about which transport won."""
-    if r.lo > 1.0 + PARITY_BAND or r.hi < 1.0 - PARITY_BAND:
-        return "clear"
-    if r.lo >= 1.0 - PARITY_BAND and r.hi <= 1.0 + PARITY_BAND:
-        return "level"
-    return "mixed"
-
-
-def judge(r: S.Spread, clear: str, level: str, mixed: str) -> str:
-    """The sentence for a ratio by its :func:`verdict`; ``{r}`` in it becomes the ratio."""
-    return {"clear": clear, "level": level, "mixed": mixed}[verdict(r)].format(r=ratio_text(r))
 
 
 def _preferred_server(exp: dict) -> str:
@@ -59,246 +44,105 @@ def _fixed(exp: dict, key: str) -> str:
     return f"{vals[0]} connections{in_flight}"
 
 
-# --- headline findings -------------------------------------------------------------------------
+# --- verdicts ---------------------------------------------------------------------------------
 
 
-def _closed_size_findings(exp: dict) -> list[str]:
-    out = []
-    server = _preferred_server(exp)
-    sizes = S.values_of(exp, "size")
-    conns = _fixed(exp, "conns")
-    for size in dict.fromkeys([sizes[0], sizes[-1]]):
-        r = S.paired_ratios(exp, "msgs_per_s", server=server, size=size)
-        if r is None:
-            continue
-        where = f"at {S.fmt_size(size)}, {conns} ({server} server, {r.n} paired repeats)"
-        kind = verdict(r)
-        if kind == "clear":
-            out.append(
-                f"UNIX sockets delivered **{ratio_text(r)}** the messages/s of TCP "
-                f"loopback {where}."
-            )
-        elif kind == "level":
-            out.append(
-                f"UNIX and TCP loopback were level {where}: UNIX ÷ TCP messages/s = "
-                f"{ratio_text(r)}."
-            )
-        else:
-            out.append(
-                f"UNIX ÷ TCP messages/s {where} was {ratio_text(r)}: the repeats disagree "
-                f"on the winner, so this run does not settle it (see Caveats on noise)."
-            )
+def answer_cell(f: dict) -> str:
+    """The answer column: the winner in bold, or equivalent, or what the run could detect."""
+    text = F.answer(f)
+    if F.better(f) is not None:
+        winner, rest = text.split(" is faster than ", 1)
+        return f"**{winner} is faster** than {rest}"
+    return text
+
+
+def verdict_table(findings: list[dict], first: str = "question") -> list[str]:
+    rows = _table(f"{first} | answer | A ÷ B, 95% CI | trials")
+    for f in findings:
+        rows.append(_row(f["question"], answer_cell(f), F.ratio_text(f), f["n"]))
+    return rows
+
+
+def _summaries(doc: dict) -> list[str]:
+    """Sentences that sum several findings up: the engines' and the transports' answers."""
+    out = engines.findings(doc)
+    exp = S.find_transports(doc)
+    if exp is not None:
+        out += transports.headlines(exp)
     return out
-
-
-def _rtt_findings(exp: dict) -> list[str]:
-    out = []
-    server = _preferred_server(exp)
-    sizes = S.values_of(exp, "size")
-    for size in dict.fromkeys([sizes[0], sizes[-1]]):
-        runs = S.select(S.ok_runs(exp), server=server, size=size)
-        u = S.spread(S.select(runs, transport="unix"), "p50_us")
-        t = S.spread(S.select(runs, transport="tcp"), "p50_us")
-        r = S.paired_ratios(exp, "p50_us", "tcp", "unix", server=server, size=size)
-        if u is None or t is None or r is None:
-            continue
-        judged = judge(
-            r,
-            clear="TCP took **{r}** as long",
-            level="the two were level (TCP ÷ UNIX {r})",
-            mixed="TCP ÷ UNIX was {r}: the repeats disagree on the winner",
-        )
-        out.append(
-            f"Ping-pong on one connection at {S.fmt_size(size)} ({server} server): median "
-            f"round trip {S.fmt_num(u.median)} µs over UNIX vs {S.fmt_num(t.median)} µs over "
-            f"TCP; paired by repeat, {judged}."
-        )
-    return out
-
-
-def _conns_findings(exp: dict) -> list[str]:
-    server = _preferred_server(exp)
-    ratios = {
-        c: S.paired_ratios(exp, "msgs_per_s", server=server, conns=c)
-        for c in S.values_of(exp, "conns")
-    }
-    ratios = {c: r for c, r in ratios.items() if r is not None}
-    if not ratios:
-        return []
-    lo = min(ratios, key=lambda c: ratios[c].median)
-    hi = max(ratios, key=lambda c: ratios[c].median)
-    return [
-        f"Across {min(ratios)}–{max(ratios)} connections at {_fixed(exp, 'sizes')} "
-        f"({server}), the UNIX ÷ TCP messages/s ratio ran from {ratio_text(ratios[lo])} "
-        f"at {_conns(lo)} to {ratio_text(ratios[hi])} at {_conns(hi)}."
-    ]
-
-
-def _conns(n: int) -> str:
-    return "1 connection" if n == 1 else f"{n} connections"
-
-
-def _server_findings(exp: dict) -> list[str]:
-    out = []
-    runs = S.ok_runs(exp)
-    names = S.values_of(exp, "server")
-    if "fastsock" not in names or len(names) < 2:
-        return out
-    depths = S.values_of(exp, "depth")
-    points = [
-        (size, depth, t)
-        for size in S.values_of(exp, "size")
-        for depth in depths
-        for t in S.values_of(exp, "transport")
-    ]
-    for size, depth, t in points:
-        where = {"size": size, "depth": depth, "transport": t}
-        med = {n: S.spread(S.select(runs, server=n, **where), "msgs_per_s") for n in names}
-        med = {n: s for n, s in med.items() if s is not None}
-        if "fastsock" not in med or len(med) < 2:
-            continue
-        ranked = sorted(med, key=lambda n: -med[n].median)
-        # The best *other* server: fastsock's io_uring engine is fastsock too (its own line).
-        others = [n for n in ranked if n not in S.ENGINES]
-        if not others:
-            continue
-        best_peer = others[0]
-        share = med["fastsock"].median / med[best_peer].median
-        bound = [
-            n
-            for n in ("fastsock", best_peer)
-            if any(S.client_bound(r) for r in S.select(runs, server=n, **where))
-        ]
-        note = (
-            f" Client-bound runs for {' and '.join(bound)}: the load generator, not the "
-            "server, set that pace, so the server may be faster than shown."
-            if bound
-            else ""
-        )
-        in_flight = f", {depth} in flight per connection" if len(depths) > 1 else ""
-        out.append(
-            f"{S.fmt_size(size)} over {S.label(t)}{in_flight}: fastsock ranked "
-            f"{ranked.index('fastsock') + 1} of {len(ranked)} servers with "
-            f"{S.fmt_num(med['fastsock'].median)} msgs/s, {share:.0%} of the fastest "
-            f"peer ({best_peer}, {S.fmt_num(med[best_peer].median)}).{note}"
-        )
-        if "fastsock-uring" in med:
-            out.append(_uring_finding(exp, where, med, best_peer))
-    return out
-
-
-def _uring_finding(exp: dict, where: dict, med: dict[str, S.Spread], best_peer: str) -> str:
-    """The io_uring engine at one point: its rate, and paired ratios to uvloop (the target in
-    issue #12), the best other peer and the epoll engine."""
-    refs = dict.fromkeys(n for n in ("uvloop-protocol", best_peer, "fastsock") if n in med)
-    parts = []
-    for ref in refs:
-        r = S.paired_ratios(exp, "msgs_per_s", "fastsock-uring", ref, "server", **where)
-        if r is not None:
-            parts.append(f"{ratio_text(r)} {S.server_label(ref)}")
-    return (
-        f"{S.fmt_size(where['size'])} over {S.label(where['transport'])}, "
-        f"{where['depth']} in flight: fastsock (io_uring) "
-        f"{S.fmt_num(med['fastsock-uring'].median)} msgs/s, "
-        + ", ".join(parts)
-        + " (paired by repeat)."
-    )
-
-
-def _placement_findings(exp: dict) -> list[str]:
-    places = S.values_of(exp, "placement")
-    if not {"same-core", "cross-core"} <= set(places):
-        return []
-    metric = "p50_us" if exp["kind"] == "rtt" else "msgs_per_s"
-    server = _preferred_server(exp)
-    out = []
-    for size in S.values_of(exp, "size"):
-        for t in S.values_of(exp, "transport"):
-            where = {"server": server, "transport": t, "size": size}
-            if metric == "p50_us":
-                r = S.paired_ratios(exp, metric, "cross-core", "same-core", "placement", **where)
-                clear = "cross-core round trips took **{r}** as long as same-core ones"
-                ratio = "cross-core ÷ same-core round-trip time"
-            else:
-                r = S.paired_ratios(exp, metric, "same-core", "cross-core", "placement", **where)
-                clear = "same-core runs delivered **{r}** the messages/s of cross-core ones"
-                ratio = "same-core ÷ cross-core messages/s"
-            if r is not None:
-                judged = judge(
-                    r,
-                    clear=clear,
-                    level=f"same core and cross core were level ({ratio} {{r}})",
-                    mixed=f"{ratio} was {{r}}: the repeats disagree",
-                )
-                out.append(
-                    f"CPU placement over {S.label(t)} ({S.fmt_size(size)}, {server}): {judged}."
-                )
-    return out
-
-
-def sustained_rate(exp: dict, transport: str) -> float | None:
-    """Open loop: the highest offered rate the transport kept up with -- every repeat delivered
-    at least SATURATION_SHARE of it and the median p99 stayed within KNEE_FACTOR times the p99
-    of the lightest step (queueing had not taken over)."""
-    runs = S.select(S.ok_runs(exp), transport=transport)
-    rates = sorted({r["variant"]["rate"] for r in runs})
-    if not rates:
-        return None
-    light = S.spread(S.select(runs, rate=rates[0]), "p99_us")
-    good = []
-    for rate in rates:
-        group = S.select(runs, rate=rate)
-        p99 = S.spread(group, "p99_us")
-        if any(S.saturated(r) for r in group) or p99 is None or light is None:
-            continue
-        if p99.median <= S.KNEE_FACTOR * light.median:
-            good.append(rate)
-    return max(good) if good else None
-
-
-def _open_findings(exp: dict) -> list[str]:
-    parts = []
-    for t in S.values_of(exp, "transport"):
-        rate = sustained_rate(exp, t)
-        if rate is None:
-            parts.append(f"{S.label(t)} did not keep up even at the lightest step")
-            continue
-        p99 = S.spread(S.select(S.ok_runs(exp), transport=t, rate=rate), "p99_us")
-        parts.append(
-            f"{S.label(t)} kept up with up to {S.fmt_num(rate)} msgs/s offered "
-            f"(p99 {spread_text(p99, ' µs')} there)"
-        )
-    if not parts:
-        return []
-    where = ", ".join(x for x in (_fixed(exp, "sizes"), _fixed(exp, "conns")) if x)
-    return [
-        f"Open loop (fixed send schedule, {where}): " + "; ".join(parts) + ". *Kept up*: "
-        f"every repeat delivered ≥ {S.SATURATION_SHARE:.0%} of the offered rate and p99 stayed "
-        f"within {S.KNEE_FACTOR:g}× the p99 at the lightest load; beyond that, queues grow."
-    ]
 
 
 def headlines(doc: dict) -> list[str]:
-    """The findings, in the order a reader asks the questions."""
-    out: list[str] = []
-    for kind, sweep, func in (
-        ("closed", "size", _closed_size_findings),
-        ("rtt", "size", _rtt_findings),
-        ("closed", "conns", _conns_findings),
-        ("open", "rate", _open_findings),
-        ("closed", "server", _server_findings),
-        ("rtt", "placement", _placement_findings),
-        ("closed", "placement", _placement_findings),
-    ):
-        exp = S.find(doc, kind, sweep)
-        if exp is not None:
-            out.extend(func(exp))
-        if sweep == "size" and kind == "closed":
-            out.extend(engines.findings(doc))
-    exp = S.find_transports(doc)
-    if exp is not None:
-        out.extend(transports.headlines(exp))
-    return out
+    """One sentence per headline finding, in the report's order, then the summaries (what
+    make bench prints)."""
+    doc = {**doc, "findings": V.matrix_findings(doc)}
+    return [
+        f"{f['question']}: {F.answer(f)}, {f['a']} ÷ {f['b']} = {F.ratio_text(f)}"
+        for f in V.headline(V.findings_of(doc))
+    ] + _summaries(doc)
+
+
+def _aa_lines(findings: list[dict]) -> list[str]:
+    aa = [f for f in findings if V.is_aa(f)]
+    if not aa:
+        return []
+    verdicts = ", ".join(
+        f"{f['detail']['point'].get('transport', '?')} {F.ratio_text(f)} *{f['verdict']}*"
+        for f in aa
+    )
+    ok = all(f["verdict"] in ("unclear", "equivalent") for f in aa)
+    return [
+        f"**The harness's own check (A/A):** two identical fastsock servers, compared like any "
+        f"other pair: {verdicts}. "
+        + (
+            "As it must, the check claims no difference."
+            if ok
+            else "**It claimed a difference between identical servers: treat this run's "
+            "verdicts with suspicion** (a 95% CI does this about 1 time in 20 by chance)."
+        ),
+        "",
+    ]
+
+
+def _interference_lines(doc: dict) -> list[str]:
+    runs = [r for e in doc["experiments"] for r in e["runs"] if "interference" in r]
+    if not runs:
+        return []
+    redone = sum(bool(r.get("superseded")) for r in runs)
+    kept = [r for r in runs if not r.get("superseded")]
+    still = sum(bool(r["interference"].get("disturbed")) for r in kept)
+    pressures = [r["interference"]["pressure"] for r in kept if r["interference"].get("pressure")]
+    psi = f"; median CPU pressure {S.fmt_num(100 * np.median(pressures))}%" if pressures else ""
+    return [
+        f"**Outside load:** {redone} of {len(runs)} trials were run again because another "
+        f"process (or the hypervisor) took CPU during their round; {still} of the {len(kept)} "
+        f"trials kept still saw some{psi}.",
+        "",
+    ]
+
+
+def _verdicts_section(doc: dict) -> list[str]:
+    found = V.findings_of(doc)
+    heads = V.headline(found)
+    if not heads:
+        return ["## Verdicts", "", "No experiment produced paired trials.", ""]
+    n = max(f["n"] for f in heads)
+    return [
+        "## Verdicts",
+        "",
+        *verdict_table(heads),
+        "",
+        f"A ÷ B: the geometric mean of the per-trial ratios of up to {n} paired trials, with "
+        "its 95% confidence interval (a bootstrap, fastsock/findings.py). **A is faster** "
+        "only where the whole interval says so; *equivalent* where it lies within ±5%; "
+        "otherwise the run cannot tell, and says how small a difference it could have "
+        "detected. For times (round trips, latency) lower is faster.",
+        "",
+        *[f"- {line}" for line in _summaries(doc)],
+        *([""] if _summaries(doc) else []),
+        *_aa_lines(found),
+        *_interference_lines(doc),
+    ]
 
 
 # --- tables ------------------------------------------------------------------------------------
@@ -362,36 +206,11 @@ def _cores(s: S.Spread | None) -> str:
     return "–" if s is None else f"{s.median:.2f}"
 
 
-def ratio_table(exp: dict) -> list[str]:
-    """UNIX vs TCP for every point of the sweep, paired by repeat (rtt: TCP ÷ UNIX time)."""
-    if not {"unix", "tcp"} <= set(S.values_of(exp, "transport")):
-        return []
-    rtt = exp["kind"] == "rtt"
-    if rtt:
-        ratios = "TCP ÷ UNIX round-trip p50 | TCP ÷ UNIX p99"
-        num, den = "tcp", "unix"
-    else:
-        ratios = "UNIX ÷ TCP msgs/s | UNIX ÷ TCP p99 latency"
-        num, den = "unix", "tcp"
-    rows = _table(f"server | size | conns | placement | {ratios}")
-    points = {
-        (v["server"], v["size"], v["conns"], v["placement"], v["rate"])
-        for v in (r["variant"] for r in S.ok_runs(exp))
-    }
-    servers, places = S.values_of(exp, "server"), S.values_of(exp, "placement")
-    for server, size, conns, place, rate in sorted(
-        points, key=lambda p: (servers.index(p[0]), p[1], p[2], places.index(p[3]), p[4] or 0)
-    ):
-        where = {"server": server, "size": size, "conns": conns, "placement": place, "rate": rate}
-        first = "p50_us" if rtt else "msgs_per_s"
-        a = S.paired_ratios(exp, first, num, den, **where)
-        b = S.paired_ratios(exp, "p99_us", num, den, **where)
-        if a is None:
-            continue
-        rows.append(
-            _row(server, S.fmt_size(size), conns, place, ratio_text(a), ratio_text(b) if b else "–")
-        )
-    return rows if len(rows) > 2 else []
+def findings_table(doc: dict, exp: dict) -> list[str]:
+    """Every finding of one experiment (the verdicts table has only the headline ones)."""
+    name = exp["name"]
+    found = [f for f in V.findings_of(doc) if (f.get("detail") or {}).get("experiment") == name]
+    return verdict_table(found, "comparison") if found else []
 
 
 def rtt_table(exp: dict) -> list[str]:
@@ -525,10 +344,30 @@ def _method(doc: dict) -> list[str]:
         f"is a single round trip (`--loops 1`), {st.get('rtt_values', '?')} values per worker "
         f"process after {st.get('rtt_warmups', '?')} warm-ups. The pyperf files beside this "
         f"report can be read with `python -m pyperf stats` and `compare_to`.",
-        f"- **Interleaving and repeats**: each experiment's variants run in turn (A B C, A B C, "
-        f"…; the order rotates each round) for {st['repeats']} repeats. Figures are the median "
-        f"over repeats with the min–max in brackets. UNIX ÷ TCP ratios pair the two runs of the "
-        f"same repeat, which ran back to back.",
+        f"- **Paired trials in a random order**: every experiment runs {st['repeats']} rounds; "
+        "in each round the variants compared with each other (UNIX and TCP of one point, or "
+        "the servers of one point) run back to back, in an order that is random yet balanced "
+        "(each goes first equally often), and the points themselves in a fresh random order "
+        f"(seed {st.get('seed', '?')}). Drift on a shared machine then hits both sides of a "
+        "ratio alike. "
+        + (
+            f"Every server starts afresh every {st['restart_every']} rounds, so the trials "
+            "sample several server instances, not one. "
+            if st.get("restart_every")
+            else ""
+        )
+        + "Tables give the median over rounds with the min–max in brackets: a description "
+        "of the spread, not an uncertainty.",
+        "- **Confidence intervals and verdicts**: each comparison is a finding: the geometric "
+        "mean of its per-round ratios with a 95% bootstrap confidence interval (BCa, "
+        "`scipy.stats.bootstrap`, widened for small samples). *greater*/*less* when the "
+        "interval excludes 1, *equivalent* when it lies within ±5%, else *unclear*. The A/A "
+        "pair checks the method itself. `fastsock compare A.json B.json` sets two runs' "
+        "findings side by side.",
+        "- **Outside load**: around every trial the harness reads the CPU that other "
+        "processes used (`/proc/stat` less the server's and the client's own), the steal "
+        "time and the CPU pressure (`/proc/pressure/cpu`); a round with a disturbed trial is "
+        f"run again, at most {st.get('rerun_limit', '?')} times per experiment.",
         f"- **CPU placement**: {places}.",
         f"- **Client-bound**: a run where the load generator used ≥ "
         f"{S.CLIENT_BOUND_UTIL:.0%} of its CPU. There the client, not the server or the "
@@ -558,24 +397,10 @@ def _caveats(doc: dict) -> list[str]:
         )
     else:
         out.append(f"None of the {len(all_runs)} load-generator runs was client-bound.")
-    worst = None
-    for exp in doc["experiments"]:
-        if exp["kind"] != "closed":
-            continue
-        for key in {tuple(sorted(r["variant"].items())) for r in S.ok_runs(exp)}:
-            runs = S.select(S.ok_runs(exp), **dict(key))
-            s = S.spread(runs, "msgs_per_s")
-            if s and s.n > 1 and (worst is None or s.rel_range > worst[0]):
-                worst = (s.rel_range, dict(key), s)
-    if worst:
-        rel, v, s = worst
-        out.append(
-            f"Noise: the widest spread between repeats of one closed-loop variant was "
-            f"{rel:.0%} of its median ({v['server']}, {S.label(v['transport'])}, "
-            f"{S.fmt_size(v['size'])}, {v['conns']} connections: "
-            f"{spread_text(s, ' msgs/s')}). Differences smaller than the spreads shown "
-            f"are not findings."
-        )
+    out.append(
+        "Noise: only the verdicts are findings. A difference between two table cells that no "
+        "verdict backs is within what this run could not tell apart."
+    )
     for exp in doc["experiments"]:
         for r in S.failed_runs(exp):
             v = r["variant"]
@@ -601,7 +426,10 @@ def render(
     results_name: str = "bench.json",
     extra: list[str] | None = None,
 ) -> str:
-    """The whole REPORT.md as text; ``extra`` is a finished section (static files) to add."""
+    """The whole REPORT.md as text; ``extra`` is a finished section (static files) to add.
+    The findings are computed afresh from the runs (the same computation as the stored ones,
+    so a report always follows its data)."""
+    doc = {**doc, "findings": V.matrix_findings(doc)}
     m = doc["metadata"]
     lines = ["# fastsock benchmark report: UNIX-domain sockets vs TCP loopback", ""]
     if doc.get("fixture"):
@@ -620,14 +448,10 @@ def render(
         f"({m['cpu_model_name']}, {m['cpu_count']} CPUs) on {m['date'][:10]}. Redraw this "
         f"report and its charts from the saved data with `fastsock plot {results_name}`.",
         "",
-        "## Headline findings",
-        "",
     ]
-    found = headlines(doc)
-    lines += [f"- {h}" for h in found] or ["- No experiment produced usable runs."]
-    lines += ["", "Ratios: median over paired repeats, min–max in brackets.", ""]
+    lines += _verdicts_section(doc)
     for exp in doc["experiments"]:
-        lines += _experiment_section(exp, [c for c in charts if c.experiment == exp["name"]])
+        lines += _experiment_section(doc, exp, [c for c in charts if c.experiment == exp["name"]])
     lines += engines.section(doc, charts)
     lines += extra or []
     lines += ["## How it was measured", ""] + _method(doc) + [""]
@@ -651,7 +475,7 @@ def render(
     return "\n".join(lines)
 
 
-def _experiment_section(exp: dict, charts: list[Chart]) -> list[str]:
+def _experiment_section(doc: dict, exp: dict, charts: list[Chart]) -> list[str]:
     out = [f"## {exp['title']}", "", f"*{exp['question']}*", ""]
     if not S.ok_runs(exp):
         return out + ["No successful runs.", ""]
@@ -665,9 +489,9 @@ def _experiment_section(exp: dict, charts: list[Chart]) -> list[str]:
         out += rtt_table(exp) + [""]
     else:
         out += open_table(exp) + [""]
-    ratios = ratio_table(exp) if exp["kind"] != "open" else []
-    if ratios:
-        out += ratios + [""]
+    found = findings_table(doc, exp)
+    if found:
+        out += found + [""]
     return out
 
 

@@ -1,9 +1,10 @@
 """Numbers from a results file: medians with spread, UNIX/TCP ratios, client-bound flags.
 
 Both the charts and REPORT.md use these functions, so a figure in the text is the figure in
-the chart. Conventions: a *spread* is the median and the min-max over interleaved repeats; a
-*ratio* pairs the two transports' runs of the same repeat (they ran back to back), so machine
-drift between repeats cancels out of each ratio instead of widening it.
+the chart. Conventions: a *spread* is the median and the min-max over interleaved rounds (a
+description); a *ratio* pairs the two sides' runs of the same round (they ran back to back),
+so machine drift cancels out of each ratio, and is given as the geometric mean of the paired
+ratios with its 95% confidence interval (fastsock.findings).
 """
 
 from __future__ import annotations
@@ -96,7 +97,9 @@ def spread_record(values: list[float]) -> dict:
 
 
 def ratio_text(r: Spread) -> str:
-    """A ratio's spread as text: 2.25× (2.19–2.43×)."""
+    """A ratio with its interval as text: 2.25× (2.19–2.43×)."""
+    if r.hi == float("inf"):
+        return f"{r.median:.2f}× (no CI: {r.n} pairs)"
     return f"{r.median:.2f}× ({r.lo:.2f}–{r.hi:.2f}×)"
 
 
@@ -135,7 +138,8 @@ def fmt_num(value: float) -> str:
 
 
 def ok_runs(exp: dict) -> list[dict]:
-    return [r for r in exp["runs"] if r["status"] == "ok"]
+    """The runs that count: successful, and not run again because of outside load."""
+    return [r for r in exp["runs"] if r["status"] == "ok" and not r.get("superseded")]
 
 
 def failed_runs(exp: dict) -> list[dict]:
@@ -210,18 +214,26 @@ def paired_ratios(
     **where: object,
 ) -> Spread | None:
     """Ratio of a metric between two values of ``key`` (by default UNIX / TCP), paired by
-    repeat, over the runs matching ``where``."""
-    # Pair runs that differ only in ``key`` and ran in the same repeat (back to back).
+    round, over the runs matching ``where``: a :class:`Spread` whose ``median`` is the
+    estimate (the geometric mean of the paired ratios) and whose ``lo``-``hi`` is its 95%
+    confidence interval (fastsock.findings), ``n`` the pairs. ``hi`` is ``inf`` with fewer
+    than three pairs (no interval)."""
+    from fastsock.findings import finding
+
+    # Pair runs that differ only in ``key`` and ran in the same round (back to back).
     pairs: dict[tuple, dict[object, float | None]] = {}
     for r in select(ok_runs(exp), **where):
         rest = tuple(sorted((k, v) for k, v in r["variant"].items() if k != key))
         pairs.setdefault((r["repeat"], rest), {})[r["variant"][key]] = metric(r, name)
-    ratios = []
-    for pair in pairs.values():
-        a, b = pair.get(num), pair.get(den)
-        if a is not None and b:
-            ratios.append(a / b)
-    return Spread.of(ratios)
+    a = [p.get(num) for p in pairs.values() if p.get(num) is not None and p.get(den)]
+    b = [p.get(den) for p in pairs.values() if p.get(num) is not None and p.get(den)]
+    if not a:
+        return None
+    f = finding("", "", str(num), str(den), name, a, b)
+    if f["estimate"] is None:
+        return None
+    hi = f["ci_high"] if f["ci_high"] is not None else float("inf")
+    return Spread(f["estimate"], f["ci_low"] or 0.0, hi, f["n"])
 
 
 def saturated(run: dict) -> bool:

@@ -1,4 +1,5 @@
-"""The matrix file: both profiles load, mistakes are one-line errors, rounds interleave."""
+"""The matrix file: both profiles load, mistakes are one-line errors, trials are paired in
+blocks and run in a random balanced order."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.matrix.plan import MATRIX_FILE, MatrixError, Variant, load_matrix, round_order
+from bench.matrix.plan import MATRIX_FILE, MatrixError, Variant, blocks, load_matrix, schedule
 from bench.matrix.run import plan
 from bench.peers.registry import PEERS
 
@@ -18,23 +19,27 @@ SERVERS = set(PEERS)
 @pytest.mark.parametrize("profile", ["quick", "full"])
 def test_real_matrix_loads(profile: str) -> None:
     m = load_matrix(MATRIX_FILE, profile, SERVERS)
-    assert m.settings["repeats"] >= 3  # benchmarking.md: at least 3 interleaved repeats
+    # Enough paired trials for a useful 95% CI (issue 22), on several server instances.
+    assert m.settings["repeats"] >= 8
+    assert 0 < m.settings["restart_every"] < m.settings["repeats"]
     kinds = {(e.kind, e.sweep) for e in m.experiments}
-    assert {("rtt", "size"), ("closed", "size"), ("closed", "conns"), ("open", "rate"),
-            ("closed", "server"), ("rtt", "placement")} <= kinds  # fmt: skip
+    # make bench answers the headline questions; make bench-full has every experiment.
+    assert {("closed", "size"), ("closed", "server"), ("closed", "placement")} <= kinds
+    if profile == "full":
+        assert {("rtt", "size"), ("closed", "conns"), ("open", "rate"),
+                ("rtt", "placement")} <= kinds  # fmt: skip
     for e in m.experiments:
         assert {"unix", "tcp"} <= set(e.params["transports"])
+    servers = next(e for e in m.experiments if e.sweep == "server")
+    assert {"fastsock", "fastsock-twin"} <= set(servers.params["servers"])  # the A/A check
 
 
 def test_quick_matrix_fits_its_budget() -> None:
     """`make bench` must stay near 3 minutes; this guards the matrix against growing (it checks
     the runner's own per-run estimates, not a measured time)."""
-    # 165 s of estimated runs: the transports experiment (issue #13, 21 runs, ~30 s) and the
-    # io_uring engine (issue #12, 30 runs) came in; the quick profile left out 4 KiB, two slow
-    # servers, the 32-connection point and one offered-load step to make room. On a quiet
-    # machine the runs plus the static-file slice and start-up make `make bench` ~3 minutes.
+    # Issue 22: the quick matrix <= 150 s per run; make bench <= 3 minutes with the install.
     m = load_matrix(MATRIX_FILE, "quick", SERVERS)
-    assert sum(plan(e, m.settings)[1] for e in m.experiments) <= 165
+    assert sum(plan(e, m.settings)[1] for e in m.experiments) <= 140
     full = load_matrix(MATRIX_FILE, "full", SERVERS)
     assert sum(plan(e, full.settings)[1] for e in full.experiments) <= 40 * 60
 
@@ -106,15 +111,44 @@ def test_profile_overrides(tmp_path: Path) -> None:
     assert [v.transport for v in exp.variants()] == ["unix", "tcp", "unix", "tcp"]
 
 
-def test_round_order_interleaves_pairs_and_rotates() -> None:
+def test_blocks_pair_what_the_findings_compare() -> None:
+    size = [Variant("fastsock", t, z) for z in (64, 4096) for t in ("unix", "tcp")]
+    assert [[v.transport for v in b] for b in blocks(size, "size")] == [["unix", "tcp"]] * 2
+    servers = [
+        Variant(s, t, 64, 32) for s in ("fastsock", "uvloop-protocol") for t in ("unix", "tcp")
+    ]
+    (block,) = blocks(servers, "server")  # the servers are compared with each other too
+    assert len(block) == 4
+
+
+def test_schedule_is_random_balanced_and_replayable() -> None:
     variants = [Variant("fastsock", t, size) for size in (64, 4096, 65536) for t in ("unix", "tcp")]
-    rounds = [round_order(variants, r) for r in range(4)]
-    for order in rounds:
-        assert sorted(order, key=str) == sorted(variants, key=str)  # every variant, once
-        for a, b in zip(order[::2], order[1::2], strict=True):  # UNIX and TCP back to back
-            assert a.size == b.size and {a.transport, b.transport} == {"unix", "tcp"}
-    assert [o[0].size for o in rounds] == [64, 4096, 65536, 64]  # first point rotates
-    assert [o[0].transport for o in rounds] == ["unix", "tcp", "unix", "tcp"]  # order flips
+    rounds = schedule(variants, "size", 8, seed=5, salt="size")
+    for r in rounds:
+        flat = [v for b in r for v in b]
+        assert sorted(flat, key=str) == sorted(variants, key=str)  # every variant, once
+        for b in r:  # UNIX and TCP of one size back to back
+            assert len({v.size for v in b}) == 1 and {v.transport for v in b} == {"unix", "tcp"}
+    for size in (64, 4096, 65536):
+        firsts = [next(b for b in r if b[0].size == size)[0].transport for r in rounds]
+        assert firsts.count("unix") == 4  # each goes first in half the rounds
+    assert rounds == schedule(variants, "size", 8, seed=5, salt="size")
+    assert rounds != schedule(variants, "size", 8, seed=5, salt="other")
+
+
+def test_an_experiment_can_belong_to_one_profile(tmp_path: Path) -> None:
+    path = tmp_path / "m.toml"
+    two = GOOD.replace(
+        "[placements]",
+        "[profiles.q]\nrepeats = 2\nduration = 0.1\nwarmup = 0.0\n"
+        "rtt_values = 5\nrtt_warmups = 1\nrtt_processes = 1\n[placements]",
+    )
+    path.write_text(two.replace('question = "q"', 'question = "q"\nprofiles = ["q"]'))
+    assert load_matrix(path, "p", SERVERS).experiments == []
+    assert len(load_matrix(path, "q", SERVERS).experiments) == 1
+    path.write_text(two.replace('question = "q"', 'question = "q"\nprofiles = ["z"]'))
+    with pytest.raises(MatrixError, match="unknown profile 'z'"):
+        load_matrix(path, "p", SERVERS)
 
 
 ALL_TRANSPORTS = ["pipe", "socketpair", "unix", "unix-seqpacket", "unix-dgram", "tcp", "udp"]
@@ -122,33 +156,32 @@ ALL_TRANSPORTS = ["pipe", "socketpair", "unix", "unix-seqpacket", "unix-dgram", 
 
 def test_transports_experiment_plan() -> None:
     """The issue's plan: 7 transports, 1 connection, ping-pong and 8 in flight at 64 B to
-    60 KiB in full; quick keeps every transport at one size, depth 1."""
+    60 KiB; make bench-full's (make bench spends its budget on the headline questions)."""
     full = next(e for e in load_matrix(MATRIX_FILE, "full", SERVERS).experiments
                 if e.name == "transports")  # fmt: skip
     assert full.params["transports"] == ALL_TRANSPORTS
     assert full.params["sizes"] == [64, 1024, 16384, 61440]
     assert full.params["depth"] == [1, 8] and full.params["conns"] == [1]
     assert len(full.variants()) == 7 * 4 * 2
-    quick = next(e for e in load_matrix(MATRIX_FILE, "quick", SERVERS).experiments
-                 if e.name == "transports")  # fmt: skip
-    assert quick.params["transports"] == ALL_TRANSPORTS
-    assert len(quick.variants()) == 7
+    quick = load_matrix(MATRIX_FILE, "quick", SERVERS).experiments
+    assert "transports" not in {e.name for e in quick}
     # Transport innermost: the seven of one point run back to back in every round.
-    for r in range(3):
-        order = round_order(quick.variants(), r)
-        assert sorted(v.transport for v in order) == sorted(ALL_TRANSPORTS)
+    for r in schedule(full.variants(), full.sweep, 3, seed=1):
+        for b in r:
+            assert sorted(v.transport for v in b) == sorted(ALL_TRANSPORTS)
 
 
 def test_transports_dry_run_prints_the_plan() -> None:
     from tests.bench.conftest import REPO
 
     proc = subprocess.run(
-        [sys.executable, "-m", "bench.matrix", "--dry-run", "--only", "transports"],
+        [sys.executable, "-m", "bench.matrix", "--dry-run", "--profile", "full", "--only",
+         "transports", "--repeats", "3"],
         cwd=REPO, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     line = next(x for x in proc.stdout.splitlines() if x.startswith("transports"))
-    assert "21 measurements" in line  # 7 transports x 1 size x 1 depth x 3 repeats
+    assert "168 measurements" in line  # 7 transports x 4 sizes x 2 depths x 3 repeats
     assert ", ".join(ALL_TRANSPORTS) in line
 
 

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from fastsock.cli import main as fastsock_main
 from fastsock.report import summary as S
 from fastsock.report.plots import CHARTS, draw_all, latency_vs_load
-from fastsock.report.report import ratio_text, render
+from fastsock.report.report import render
 
 EVERY_CHART = {
     "rtt-vs-size.png",
@@ -67,16 +67,24 @@ def test_chart_skipped_without_its_experiment(fixture_doc: dict, tmp_path: Path)
 
 
 def test_report_figures_come_from_the_data(drawn) -> None:
+    from fastsock import findings as F
+
     _, charts, doc = drawn
     text = render(doc, charts)
     size_exp = next(e for e in doc["experiments"] if e["name"] == "size")
+    by_id = {f["id"]: f for f in doc["findings"]}
     for size in (64, 1048576):
         r = S.paired_ratios(size_exp, "msgs_per_s", server="fastsock", size=size)
-        assert f"**{ratio_text(r)}** the messages/s of TCP loopback at {S.fmt_size(size)}" in text
+        f = by_id[f"size/fastsock/{size}B/32c/d1/unpinned/unix-vs-tcp/msgs"]
+        assert (r.median, r.lo, r.hi) == (f["estimate"], f["ci_low"], f["ci_high"])
+        # the verdict table's row: the question, the winner in bold, the ratio and its CI
+        row = f"| {f['question']} | **UNIX is faster** than TCP 127.0.0.1 on messages/s | "
+        assert row + f"{F.ratio_text(f)} | {f['n']} |" in text
     for chart in charts:
         assert f"]({chart.file})" in text
     assert "FIXTURE DATA" in text
     assert "FIXTURE CPU (invented data)" in text
+    assert "repeats disagree" not in text
     # The fixture marks c-epoll's small-message runs client-bound; the caveats must say so.
     bound = sum(S.client_bound(r) for e in doc["experiments"] for r in e["runs"])
     assert bound > 0
@@ -92,8 +100,9 @@ def test_report_changes_when_the_data_does(fixture_doc: dict) -> None:
             run["load"]["msgs_per_s"] *= 2
     after = S.paired_ratios(size_exp, "msgs_per_s", server="fastsock", size=64)
     assert after.median == pytest.approx(2 * before.median)
-    assert ratio_text(after) in render(fixture_doc, [])
-    assert ratio_text(before) not in render(fixture_doc, [])
+    text = render(fixture_doc, [])
+    assert f"{after.median:.2f}× ({after.lo:.2f}–{after.hi:.2f})" in text
+    assert f"{before.median:.2f}× ({before.lo:.2f}–{before.hi:.2f})" not in text
 
 
 def test_fastsock_plot_default_out_is_the_json_folder(fixture_copy: Path) -> None:

@@ -56,6 +56,14 @@ def test_results_validate_and_hold_every_run(smoke) -> None:
         assert run["load"]["params"]["transport"] == run["variant"]["transport"]
         assert run["load"]["params"]["size"] == run["variant"]["size"]
     assert {r["repeat"] for r in size["runs"]} == {0, 1}
+    # restart_every = 1: each round talked to a server instance of its own.
+    assert {r["repeat"]: r["instance"] for r in size["runs"]} == {0: 0, 1: 1}
+    assert all("disturbed" in r["interference"] for r in size["runs"])
+    # Findings: UNIX vs TCP at each size, from the 2 rounds (too few for an interval).
+    ids = {f["id"] for f in doc["findings"]}
+    for z in (64, 65536):
+        assert f"size/fastsock/{z}B/4c/d1/unpinned/unix-vs-tcp/msgs" in ids
+    assert all(f["n"] <= 2 and f["verdict"] == "unclear" for f in doc["findings"])
     rtt = by_name["rtt"]
     assert all(len(r["rtt_us"]) == 20 and min(r["rtt_us"]) > 0 for r in rtt["runs"])
     openloop = by_name["openloop"]

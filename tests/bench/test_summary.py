@@ -28,7 +28,12 @@ def test_ratios_pair_runs_of_the_same_repeat() -> None:
     exp = {"runs": [run("unix", 0, 200), run("tcp", 0, 100), run("unix", 1, 100),
                     run("tcp", 1, 50), run("unix", 2, 220)], "params": {}}  # fmt: skip
     r = S.paired_ratios(exp, "msgs_per_s")
-    assert (r.median, r.lo, r.hi, r.n) == (2.0, 2.0, 2.0, 2)  # repeat 2 has no TCP partner
+    # Repeat 2 has no TCP partner; two pairs are too few for an interval (no claim).
+    assert (r.median, r.lo, r.hi, r.n) == (2.0, 0.0, float("inf"), 2)
+    assert S.ratio_text(r) == "2.00× (no CI: 2 pairs)"
+    exp["runs"] += [run("tcp", 2, 110)]
+    r = S.paired_ratios(exp, "msgs_per_s")
+    assert (r.median, r.lo, r.hi, r.n) == (2.0, 2.0, 2.0, 3)  # identical ratios: no width
     inverse = S.paired_ratios(exp, "msgs_per_s", "tcp", "unix")
     assert inverse.median == pytest.approx(0.5)
 
@@ -38,7 +43,7 @@ def test_ratios_do_not_mix_sizes() -> None:
                     run("unix", 0, 20, size=4096), run("tcp", 0, 10, size=4096)],
            "params": {}}  # fmt: skip
     r = S.paired_ratios(exp, "msgs_per_s")
-    assert sorted([r.lo, r.hi]) == [2.0, 3.0]
+    assert r.n == 2 and r.median == pytest.approx(6**0.5)  # geometric mean of 3 and 2
     assert S.paired_ratios(exp, "msgs_per_s", size=4096).median == 2.0
 
 
