@@ -23,6 +23,7 @@ class LazyGroup(click.Group):
     lazy: dict[str, str] = {
         "load": "fastsock.load.cli:load",
         "plot": "fastsock.report.cli:plot",
+        "compare": "fastsock.report.compare:compare",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -47,6 +48,7 @@ def main() -> None:
     fastsock serve   a non-blocking selectors server (echo, discard, source)
     fastsock load    a load generator with HDR latency histograms
     fastsock plot    redraw charts and REPORT.md from saved results
+    fastsock compare set two results files' findings side by side
     """
 
 

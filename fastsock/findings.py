@@ -250,3 +250,24 @@ def _inside(x: float | None, f: dict) -> bool:
         return False
     lo, hi = _bounds(f)
     return lo <= x <= hi
+
+
+def agreement(rows: list[dict], first: list[dict], second: list[dict]) -> dict:
+    """Summary of :func:`compare`'s rows: how far two runs' findings agree."""
+    n = len(rows)
+    inside = sum(r["first_inside_second"] for r in rows) + sum(
+        r["second_inside_first"] for r in rows
+    )
+    widths = [f["half_width"] for f in (*first, *second) if f.get("half_width") is not None]
+    return {
+        "findings": n,
+        "same_verdict": sum(r["same_verdict"] for r in rows),
+        "agree": sum(r["agree"] for r in rows),
+        "contradictions": sum(r["contradiction"] for r in rows),
+        # each run's estimate inside the other's CI, over both directions
+        "inside_share": inside / (2 * n) if n else None,
+        "same_verdict_share": sum(r["same_verdict"] for r in rows) / n if n else None,
+        "median_half_width": float(np.median(widths)) if widths else None,
+        "only_first": sorted({f["id"] for f in first} - {f["id"] for f in second}),
+        "only_second": sorted({f["id"] for f in second} - {f["id"] for f in first}),
+    }
