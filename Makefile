@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-repeat lint format soak fuzz bench bench-full bench-http bench-apps plot peers calibrate calibrate-agree http-tools app-tools clean
+.PHONY: install test test-repeat lint format soak fuzz bench bench-replicate bench-full bench-http bench-apps plot peers calibrate calibrate-agree http-tools app-tools clean
 
 # The native load engine (fastsock/native/*.c) is compiled by the install: rebuild when it changes.
 $(STAMP): pyproject.toml $(wildcard fastsock/native/*.c fastsock/native/*.h)
@@ -73,6 +73,13 @@ calibrate-agree: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench.http --profile short --servers fastsock,nginx --out results/http.json
 	$(PY) -m bench.matrix --profile quick --out results
+
+# Do two runs agree? K quick matrix runs back to back (default 3, ~2.5 min each), every pair's
+# findings compared: results/replicate.json and a REPORT.md section (make plot redraws it).
+K ?= 3
+bench-replicate: $(STAMP)
+	$(PY) -m bench.matrix.replicate --runs $(K) --out results/replicate.json
+	$(VENV)/bin/fastsock plot results/bench.json
 
 bench-full: $(STAMP) http-tools app-tools
 	$(PY) -m bench.http --profile full --out results/http.json

@@ -500,9 +500,12 @@ def write_report(
 ) -> Path:
     """Write ``out/REPORT.md``; return its path. With ``http.json`` (``make bench-http``) or
     ``apps.json`` (``make bench-apps``) in ``results_dir``, their charts and sections are added."""
-    from fastsock.report import apps, http
+    from fastsock.report import apps, http, replicate
 
     extra: list[str] = []
+    rep = replicate.load_beside((results_dir or out) / results_name)
+    if rep is not None:
+        extra += replicate.section(rep)
     http_doc = http.load_beside((results_dir or out) / results_name)
     if http_doc is not None:
         extra += http.section(http_doc, out)
