@@ -185,8 +185,12 @@ def ratio_text(f: dict) -> str:
 
 def answer(f: dict) -> str:
     """The finding in words: who is faster on which metric, or that the run cannot tell and
-    how small a difference it could have told."""
+    how small a difference it could have told. ``detail.words`` may give the sentence for a
+    verdict (a finding whose A and B are not two things that can be faster)."""
     v, a, b, metric = f["verdict"], f["a"], f["b"], f["metric"]
+    words = (f.get("detail") or {}).get("words") or {}
+    if v in words:  # a finding whose "greater" is no speed (a ratio of ratios) says its own
+        return words[v]
     if v == "equivalent":
         return f"{a} and {b} are equivalent on {metric} (within ±{EQUIVALENCE:.0%})"
     side = better(f)

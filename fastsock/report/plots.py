@@ -21,6 +21,7 @@ from matplotlib.ticker import FuncFormatter  # noqa: E402
 from fastsock.report import summary as S  # noqa: E402
 from fastsock.report.figure import DPI, Chart, any_bound, grouped_bars, num_axis  # noqa: E402
 from fastsock.report.transports import chart as transports_chart  # noqa: E402
+from fastsock.report.verdict_chart import chart as verdicts_chart  # noqa: E402
 
 COLORS = {"unix": "tab:blue", "tcp": "tab:orange", "tcp6": "tab:green"}
 PLACEMENT_COLORS = ["tab:purple", "tab:red", "tab:gray", "tab:olive"]
@@ -547,6 +548,7 @@ def _placement_label(doc: dict, place: str) -> str:
 
 
 CHARTS: list[Callable[[dict, Path], Chart | None]] = [
+    verdicts_chart,
     rtt_vs_size,
     throughput_vs_size,
     msgs_vs_conns,

@@ -16,6 +16,7 @@ from fastsock.report import engines, transports
 from fastsock.report import summary as S
 from fastsock.report import verdicts as V
 from fastsock.report.plots import Chart
+from fastsock.report.verdict_chart import SECTION as VERDICTS_SECTION
 
 
 def spread_text(s: S.Spread | None, unit: str = "") -> str:
@@ -50,9 +51,11 @@ def _fixed(exp: dict, key: str) -> str:
 def answer_cell(f: dict) -> str:
     """The answer column: the winner in bold, or equivalent, or what the run could detect."""
     text = F.answer(f)
-    if F.better(f) is not None:
+    if F.better(f) is not None and " is faster than " in text:
         winner, rest = text.split(" is faster than ", 1)
         return f"**{winner} is faster** than {rest}"
+    if F.better(f) is not None:
+        return f"**{text}**"
     return text
 
 
@@ -121,12 +124,16 @@ def _interference_lines(doc: dict) -> list[str]:
     ]
 
 
-def _verdicts_section(doc: dict) -> list[str]:
+def _verdicts_section(doc: dict, charts: list[Chart]) -> list[str]:
     found = V.findings_of(doc)
     heads = V.headline(found)
     if not heads:
         return ["## Verdicts", "", "No experiment produced paired trials.", ""]
     n = max(f["n"] for f in heads)
+    drawn = []
+    for c in charts:
+        if c.experiment == VERDICTS_SECTION:
+            drawn += [f"![{c.title}]({c.file})", "", c.shows, ""]
     return [
         "## Verdicts",
         "",
@@ -142,6 +149,7 @@ def _verdicts_section(doc: dict) -> list[str]:
         *([""] if _summaries(doc) else []),
         *_aa_lines(found),
         *_interference_lines(doc),
+        *drawn,
     ]
 
 
@@ -449,7 +457,7 @@ def render(
         f"report and its charts from the saved data with `fastsock plot {results_name}`.",
         "",
     ]
-    lines += _verdicts_section(doc)
+    lines += _verdicts_section(doc, charts)
     for exp in doc["experiments"]:
         lines += _experiment_section(doc, exp, [c for c in charts if c.experiment == exp["name"]])
     lines += engines.section(doc, charts)

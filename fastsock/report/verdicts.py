@@ -235,8 +235,8 @@ def _engine_changes_ratio(exp: dict) -> list[dict]:
                 _id(exp, rest, "uring-ratio", "epoll-ratio", "msgs"),
                 "Does io_uring change the answer? UNIX ÷ TCP messages/s with fastsock's io_uring "
                 f"engine vs with its epoll engine ({_where(rest)})",
-                "UNIX ÷ TCP with io_uring",
-                "UNIX ÷ TCP with epoll",
+                "fastsock (io_uring)",
+                "fastsock (epoll)",
                 "UNIX ÷ TCP messages/s",
                 [uring[k] for k in rounds],
                 [epoll[k] for k in rounds],
@@ -245,6 +245,11 @@ def _engine_changes_ratio(exp: dict) -> list[dict]:
                 compared="engine",
                 rounds=rounds,
                 headline=True,
+                words={
+                    "greater": "UNIX's lead over TCP is larger with io_uring",
+                    "less": "UNIX's lead over TCP is smaller with io_uring",
+                    "equivalent": "io_uring leaves UNIX ÷ TCP the same (within ±5%)",
+                },
             )
         )
     return out

@@ -16,6 +16,7 @@ from fastsock.report.plots import CHARTS, draw_all, latency_vs_load
 from fastsock.report.report import render
 
 EVERY_CHART = {
+    "verdicts.png",
     "rtt-vs-size.png",
     "throughput-vs-size.png",
     "msgs-vs-concurrency.png",
@@ -58,6 +59,23 @@ def test_every_chart_is_drawn(drawn) -> None:
         assert round(dpi) == 150, chart.file
         assert width >= 900 and height >= 600, chart.file
         assert chart.title and chart.shows
+
+
+def test_verdicts_chart_draws_every_headline_finding_with_its_ci(tmp_path: Path) -> None:
+    """One row per headline finding; an unbounded CI (too few trials) draws no infinite bar;
+    nothing to draw draws nothing."""
+    from fastsock import findings as F
+    from fastsock.report.verdict_chart import draw
+
+    rows = [
+        F.finding("a", "q (x)", "UNIX", "TCP", "msgs/s", [2, 2.2, 2.1, 1.9], [1, 1, 1, 1]),
+        F.finding("b", "q (y)", "UNIX", "TCP", "msgs/s", [1, 2], [1, 1]),  # no CI
+    ]
+    assert draw(rows, tmp_path, "v.png", "t") == "v.png"
+    width, height, dpi = png_info(tmp_path / "v.png")
+    assert round(dpi) == 150 and width > height
+    assert draw([], tmp_path, "none.png", "t") is None
+    assert not (tmp_path / "none.png").exists()
 
 
 def test_chart_skipped_without_its_experiment(fixture_doc: dict, tmp_path: Path) -> None:
