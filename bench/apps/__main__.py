@@ -21,6 +21,8 @@ from bench.apps.redis_pg import run_postgres, run_redis
 from bench.apps.servers import AppError
 from bench.apps.stats import paired_ratios, summarize
 from fastsock import metadata
+from fastsock.findings import ratio_text
+from fastsock.report.apps import attach_findings
 
 SCHEMA = "fastsock.apps_bench/1"
 MATRIX = Path(__file__).with_name("matrix.toml")
@@ -69,7 +71,7 @@ def run(profile: str, apps: list[str], quiet: bool = False) -> dict:
             "some runs were client-bound (the load tool at >= 90% of a core): there the "
             "client, not the link, set the pace, which squeezes UNIX / TCP towards 1"
         )
-    return {
+    doc = {
         "schema": SCHEMA,
         "metadata": meta,
         "parameters": {"profile": profile, "apps": apps, "matrix": spec},
@@ -80,18 +82,23 @@ def run(profile: str, apps: list[str], quiet: bool = False) -> dict:
         # UNIX / TCP for every app; veth / TCP (loopback) for the container path.
         "ratios": paired_ratios(rows) + paired_ratios(rows, "veth", "tcp"),
     }
+    # Each ratio as a finding: a 95% CI of its paired repeats and a verdict (issue 22).
+    findings = attach_findings(doc)["findings"]
+    for r in doc["ratios"]:
+        del r["finding"]  # stored once, in the top-level list
+    doc["findings"] = findings
+    return doc
 
 
 def print_report(doc: dict) -> None:
-    print("\nratios (median of per-repeat ratios, min-max):")
-    for r in doc["ratios"]:
+    print("\nratios (geometric mean of per-repeat ratios, 95% CI, verdict):")
+    for r, f in zip(doc["ratios"], doc["findings"], strict=True):
         bound = ", ".join(
             f"{k} client-bound {v}/{r['n']}" for k, v in r["client_bound"].items() if v
         )
         print(
             f"  {r['ratio']:9} {r['app']:9} {r['case']:20} "
-            f"{r['median']:.2f}x ({r['min']:.2f}-{r['max']:.2f})"
-            + (f"  [{bound}]" if bound else "")
+            f"{ratio_text(f)} {f['verdict']}" + (f"  [{bound}]" if bound else "")
         )
     for line in doc["skipped"]:
         print(f"skipped: {line}")

@@ -19,7 +19,8 @@ files; a sample for large ones, so hashing does not make the client the bottlene
 
 Interleaving (shared/benchmarking.md): for each repeat, size and transport the servers run one
 after another, in an order rotated every repeat; ratios are taken per repeat (pairs that ran
-seconds apart) and reported as median and min-max over the repeats. Server and client CPU times
+seconds apart); each is a finding with a 95% CI and a verdict (fastsock.report.http.findings,
+stored in http.json's ``findings``). Server and client CPU times
 are recorded; a run whose client used >= 90% of a core is flagged client-bound -- then it
 measured the client, and a ratio against it says little.
 
@@ -56,20 +57,25 @@ from bench.http.clients import (
 from bench.http.nginx import Nginx, NginxError, nginx_binary
 from fastsock import metadata, units
 from fastsock.address import Endpoint, tcp_endpoint, unix_endpoint
+from fastsock.findings import ratio_text
 from fastsock.process import ServerProcess
+from fastsock.report.http import finding_id, met
+from fastsock.report.http import findings as http_findings
 from fastsock.report.summary import spread_record as spread
 
 SCHEMA = "fastsock.http_bench/1"
 PROFILES = {
-    # short: the slice `make bench` runs (~30 s): enough for the two targets, not for the tails.
-    "short": {"sizes": "1K,16M", "repeats": 3, "duration": 0.3, "warmup": 0.1},
-    "quick": {"sizes": "1K,16M", "repeats": 3, "duration": 2.0, "warmup": 0.5},
-    # full: 126 runs; 1.5 s each keeps `make bench-full` (matrix + this) within 30 minutes.
+    # Each ratio is a finding with a 95% CI of its paired repeats (fastsock.report.http), so
+    # the profiles buy repeats rather than long runs (issue 22).
+    # short: a slice for a quick look (~40 s): enough for the two targets, not for the tails.
+    "short": {"sizes": "1K,16M", "repeats": 6, "duration": 0.3, "warmup": 0.1},
+    "quick": {"sizes": "1K,16M", "repeats": 10, "duration": 0.6, "warmup": 0.2},
+    # full: 7 sizes x 3 servers x 2 transports x 8 repeats at 0.6 s (~20 minutes).
     "full": {
         "sizes": "1K,4K,64K,1M,16M,64M,256M",
-        "repeats": 3,
-        "duration": 1.5,
-        "warmup": 0.5,
+        "repeats": 8,
+        "duration": 0.6,
+        "warmup": 0.2,
     },
 }
 SERVERS = ("fastsock", "fastsock-copy", "nginx")
@@ -337,7 +343,9 @@ def ratios(runs: list[dict]) -> list[dict]:
     return out
 
 
-def print_report(summary: list[dict], ratio_rows: list[dict], notes: list[str]) -> None:
+def print_report(
+    summary: list[dict], ratio_rows: list[dict], notes: list[str], found: list[dict]
+) -> None:
     print(f"\n{'server':14} {'tr':4} {'size':>5} {'client':9} {'req/s':>10} {'MB/s':>9}  cpu/req")
     for row in summary:
         flag = " client-bound" if row["client_bound_runs"] else ""
@@ -348,13 +356,15 @@ def print_report(summary: list[dict], ratio_rows: list[dict], notes: list[str]) 
             f"{row['mb_per_s']['median']:9.1f}  {row['server_cpu_us_per_req'] or 0:.1f}us"
             f"{flag}{errors}"
         )
-    print("\nratios (median of per-repeat ratios, min-max):")
+    print("\nratios (geometric mean of per-repeat ratios, 95% CI, verdict):")
+    by_id = {f["id"]: f for f in found}
     for r in ratio_rows:
         if (r["metric"] == "mb_per_s") != (r["size"] >= 1 << 20):
             continue  # req/s for small files, MB/s for large ones
+        f = by_id[finding_id(r)]
         target = ""
         if r["target"] is not None:
-            target = f"  target >= {r['target']}: {'met' if r['meets_target'] else 'NOT met'}"
+            target = f"  target >= {r['target']}: {met(f, r['target']).strip('*')}"
         bound = "".join(
             f" [{side} client-bound in {n} of {r['n']}: ratio is {kind}]"
             for (side, n), kind in zip(
@@ -364,7 +374,7 @@ def print_report(summary: list[dict], ratio_rows: list[dict], notes: list[str]) 
         )
         print(
             f"  {r['ratio']:24} {r['transport']:4} {size_label(r['size']):>5} {r['client']:9} "
-            f"{r['metric']:9} {r['median']:.2f}x ({r['min']:.2f}-{r['max']:.2f}){target}{bound}"
+            f"{r['metric']:9} {ratio_text(f)} {f['verdict']}{target}{bound}"
         )
     for note in notes:
         print(f"note: {note}")
@@ -449,6 +459,7 @@ def run(args: argparse.Namespace) -> dict:
         "runs": runs,
         "summary": summary,
         "ratios": ratio_rows,
+        "findings": http_findings({"runs": runs, "ratios": ratio_rows}),
     }
 
 
@@ -553,7 +564,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
-    print_report(result["summary"], result["ratios"], result["notes"])
+    print_report(result["summary"], result["ratios"], result["notes"], result["findings"])
     print(f"\nwrote {out}")
     return 0
 

@@ -17,6 +17,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from fastsock import findings as F  # noqa: E402
 from fastsock.report import summary as S  # noqa: E402
 from fastsock.report.plots import DPI  # noqa: E402
 
@@ -40,6 +41,42 @@ def load_beside(results: Path) -> dict | None:
     except (OSError, json.JSONDecodeError):
         return None
     return doc if isinstance(doc, dict) and doc.get("schema") == SCHEMA else None
+
+
+def attach_findings(doc: dict) -> dict:
+    """Each ratio row of apps.json gets ``finding``: the ratio of its paired repeats with a 95%
+    CI and a verdict (fastsock.findings), computed from the runs; the document's ``findings``
+    lists them. Returns ``doc`` (changed in place)."""
+    index = {(r["app"], r["case"], r["transport"], r["repeat"]): r for r in doc["runs"]}
+    repeats = sorted({r["repeat"] for r in doc["runs"]})
+    for row in doc["ratios"]:
+        num, den = row["ratio"].split("/")
+        key = (row["app"], row["case"])
+        pairs = [(index.get((*key, num, k)), index.get((*key, den, k))) for k in repeats]
+        pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
+        metric = pairs[0][0]["metric"] if pairs else "value"
+        row["finding"] = F.finding(
+            f"apps/{row['app']}/{row['case']}/{num}-vs-{den}/{metric}",
+            f"{num.upper()} vs {den.upper()}: {row['app']}, {row['case']}",
+            "UNIX" if num == "unix" else num,
+            "TCP" if den == "tcp" else den,
+            {"req_per_s": "requests/s", "tps": "transactions/s"}.get(metric, "messages/s"),
+            [a["value"] for a, _ in pairs],
+            [b["value"] for _, b in pairs],
+            experiment="apps",
+        )
+    doc["findings"] = [r["finding"] for r in doc["ratios"]]
+    return doc
+
+
+def _r(row: dict) -> str:
+    """A stored ratio with its 95% CI and verdict: 1.32× (1.10–1.58) greater."""
+    f = row["finding"]
+    return f"{F.ratio_text(f)} {f['verdict']}"
+
+
+def _est(row: dict) -> float:
+    return row["finding"]["estimate"] or 0.0
 
 
 def _size(ratio: dict) -> int:
@@ -77,15 +114,22 @@ def draw(doc: dict, bench: dict | None, out: Path) -> str:
     seen: set[str] = set()
 
     def bar(pos: float, med: float, lo: float, hi: float, kind: str, label: str) -> None:
+        hi = hi if math.isfinite(hi) else med  # no interval (too few repeats): no upper bar
         ax.barh(pos, med, 0.28, xerr=[[med - lo], [hi - med]], capsize=2,
                 color=BAR_COLORS[kind], label=None if label in seen else label)  # fmt: skip
         seen.add(label)
+
+    def ci(row: dict) -> tuple[float, float, float]:
+        f = row["finding"]
+        est = f["estimate"] or 0.0
+        hi = f["ci_high"] if f["ci_high"] is not None else math.inf
+        return est, f["ci_low"] or 0.0, hi
 
     for name, unix, veth in groups:
         labels.append((y, name))
         pos = y - 0.3
         if unix:
-            bar(pos, unix["median"], unix["min"], unix["max"], "real", "UNIX ÷ TCP, this link")
+            bar(pos, *ci(unix), "real", "UNIX ÷ TCP, this link")
             pos += 0.3
         echo = echo_ratio(bench, _size(unix or veth)) if (unix or veth) else None
         if echo and not name.startswith("container"):
@@ -93,7 +137,7 @@ def draw(doc: dict, bench: dict | None, out: Path) -> str:
             bar(pos, r.median, r.lo, r.hi, "echo", "UNIX ÷ TCP, synthetic echo (nearest size)")
             pos += 0.3
         if veth:
-            bar(pos, veth["median"], veth["min"], veth["max"], "veth", "veth ÷ TCP loopback")
+            bar(pos, *ci(veth), "veth", "veth ÷ TCP loopback")
         y += 1.2
     ax.set_yticks([p for p, _ in labels])
     ax.set_yticklabels([n for _, n in labels], fontsize=8)
@@ -103,15 +147,12 @@ def draw(doc: dict, bench: dict | None, out: Path) -> str:
     ax.set_title("UNIX ÷ TCP, synthetic vs real")
     ax.grid(True, axis="x", alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
-    fig.text(0.01, 0.005, "bars: median of per-repeat ratios, whiskers: min–max", fontsize=7,
-             color="0.35")  # fmt: skip
+    fig.text(0.01, 0.005, "bars: geometric mean of per-repeat ratios, whiskers: 95% CI",
+             fontsize=7, color="0.35")  # fmt: skip
     fig.tight_layout(rect=(0, 0.02, 1, 1))
     fig.savefig(out / CHART, dpi=DPI)
     plt.close(fig)
     return CHART
-
-
-_r = S.record_ratio_text  # short: a stored ratio appears in many sentences below
 
 
 def _findings(doc: dict, bench: dict | None) -> list[str]:
@@ -121,15 +162,15 @@ def _findings(doc: dict, bench: dict | None) -> list[str]:
         rows = [r for r in unix if r["app"] == app]
         if not rows:
             continue
-        meds = sorted(r["median"] for r in rows)
-        near = [r["case"] for r in rows if r["median"] >= claim]
+        meds = sorted(_est(r) for r in rows)
+        near = [r["case"] for r in rows if _est(r) >= claim]
         lines.append(
             f"{text}. Measured here: {meds[0]:.2f}× to {meds[-1]:.2f}× over {len(rows)} "
             f"cases; {len(near)} of {len(rows)} reach {claim:.1f}×"
             + (f" ({', '.join(near)})." if near else ".")
         )
     if unix:
-        ranked = sorted(unix, key=lambda r: r["median"], reverse=True)
+        ranked = sorted(unix, key=_est, reverse=True)
         top, low = ranked[0], ranked[-1]
         lines.append(
             f"Largest gain: {top['app']} {top['case']} at {_r(top)}; smallest: "
@@ -162,15 +203,15 @@ def _container_advice(doc: dict) -> str:
     veth = [r for r in doc["ratios"] if r["ratio"] == "veth/tcp"]
     if not veth:
         return "The container path was not measured in this run."
-    worst = min(veth, key=lambda r: r["median"])
-    if all(r["max"] < 1.0 for r in veth):
+    worst = min(veth, key=_est)
+    if all(r["finding"]["verdict"] == "less" for r in veth):
         return (
-            "A container reaching its host over a veth pair paid for that crossing in every "
-            f"repeat here (down to {_r(worst)} of loopback TCP, {worst['case']}); mounting the "
-            "host's UNIX socket into the container avoids it."
+            "A container reaching its host over a veth pair paid for that crossing (every "
+            f"case's 95% CI below 1) here (down to {_r(worst)} of loopback TCP, "
+            f"{worst['case']}); mounting the host's UNIX socket into the container avoids it."
         )
     return (
-        "The veth crossing was not slower than loopback TCP in every repeat here (lowest: "
+        "The veth crossing was not shown slower than loopback TCP in every case here (lowest: "
         f"{_r(worst)}, {worst['case']}): the gain of mounting the host's UNIX socket into a "
         "container is the UNIX ÷ TCP ratio above, give or take that crossing."
     )
@@ -178,6 +219,7 @@ def _container_advice(doc: dict) -> str:
 
 def section(doc: dict, bench: dict | None, out: Path) -> list[str]:
     """REPORT.md lines for the real-server comparison (draws its chart into ``out``)."""
+    doc = attach_findings(json.loads(json.dumps(doc)))  # a copy: the caller's stays as read
     chart = draw(doc, bench, out)
     m, p = doc.get("metadata", {}), doc.get("parameters", {})
     lines = [
@@ -206,8 +248,8 @@ def section(doc: dict, bench: dict | None, out: Path) -> list[str]:
         "a large part; a PostgreSQL transaction parses, plans and executes SQL (TPC-B-like also "
         "writes), so it is a smaller part and the ratio should sit nearer 1. The proxy pays the "
         "upstream hop once per request next to nginx's and fastsock's HTTP work on both sides. "
-        "Wide min–max ranges mean the repeats disagreed: read the medians, not single "
-        "repeats. " + _load_text(m),
+        "Each ratio is the geometric mean of the repeats' paired ratios with its 95% CI and "
+        "verdict; *unclear* means this run cannot tell. " + _load_text(m),
         "",
         "Recommendation: when the client and the server share a host, point Redis and "
         "PostgreSQL clients at the UNIX socket (`-s`/`unixsocket`, `host=/run/postgresql`) "

@@ -15,6 +15,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from fastsock import findings as F  # noqa: E402
 from fastsock.report import summary as S  # noqa: E402
 from fastsock.report.plots import BOUND_NOTE, COLORS, DPI  # noqa: E402
 
@@ -32,6 +33,56 @@ def load_beside(results: Path) -> dict | None:
     except (OSError, json.JSONDecodeError):
         return None
     return doc if isinstance(doc, dict) and doc.get("schema") == SCHEMA else None
+
+
+def finding_id(ratio: dict) -> str:
+    num, den = ratio["ratio"].split("/")
+    return (
+        f"http/{ratio['transport']}/{ratio['size']}B/{ratio['client']}/{num}-vs-{den}/"
+        f"{ratio['metric']}"
+    )
+
+
+def findings(doc: dict) -> list[dict]:
+    """A finding per ratio row of http.json: the servers' paired runs of each repeat (they ran
+    back to back), with a 95% CI and a verdict (fastsock.findings)."""
+    index = {
+        (r["repeat"], r["server"], r["transport"], r["size"], r["client"]): r for r in doc["runs"]
+    }
+    repeats = sorted({r["repeat"] for r in doc["runs"]})
+    out = []
+    for row in doc["ratios"]:
+        num, den = row["ratio"].split("/")
+        key = (row["transport"], row["size"], row["client"])
+        pairs = [(index.get((k, num, *key)), index.get((k, den, *key))) for k in repeats]
+        pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
+        metric = row["metric"]
+        words = "requests/s" if metric == "req_per_s" else "MB/s of body"
+        out.append(
+            F.finding(
+                finding_id(row),
+                f"{num} vs {den}: static files, {words} ({S.label(row['transport'])}, "
+                f"{S.fmt_size(row['size'])}, {row['client']})",
+                num,
+                den,
+                words,
+                [a[metric] for a, _ in pairs],
+                [b[metric] for _, b in pairs],
+                experiment="http",
+            )
+        )
+    return out
+
+
+def met(f: dict, target: float | None) -> str:
+    """Is the target met? yes where the whole CI is at or above it, no where it is below."""
+    if target is None:
+        return "–"
+    if f["ci_low"] is not None and f["ci_low"] >= target:
+        return "yes"
+    if f["ci_high"] is not None and f["ci_high"] < target:
+        return "**no**"
+    return "unclear"
 
 
 def _metric(size: int) -> tuple[str, str]:
@@ -107,31 +158,35 @@ def section(doc: dict, out: Path) -> list[str]:
         f"![Static files: fastsock vs nginx]({chart})",
         "",
         f"Measured by `python -m bench.http --profile {p.get('profile', '?')}` "
-        f"({str(m.get('date', '?'))[:10]}; `make bench` runs the short profile, "
-        "`make bench-http` the longer quick one) with "
+        f"({str(m.get('date', '?'))[:10]}; `make bench-http` runs the quick "
+        "profile, `make bench-full` the full one) with "
         "`fastsock serve --mode http` with `os.sendfile` (*fastsock*) and with read+send "
         f"(*fastsock-copy*) against nginx with one worker and `sendfile on`, "
         f"{p.get('conns', '?')} keep-alive connections, {p.get('repeats', '?')} interleaved "
-        "repeats. TCP is driven by wrk, UNIX by a small C client (wrk cannot speak UNIX "
+        "repeats (each ratio pairs the servers' runs of one repeat; 95% CI and verdict as in "
+        "the verdicts above; a target counts as met where the whole CI clears it). "
+        "TCP is driven by wrk, UNIX by a small C client (wrk cannot speak UNIX "
         "sockets); both verify every response. Small files are compared in requests/s, large "
         "ones in MB/s of body. Compare servers within a transport, not the transports with "
         "each other: they use different clients (wrk's small read buffer caps it near "
         "2.3 GB/s).",
         "",
-        "| ratio | transport | file | client | metric | median (min–max) | target | met |",
-        "|---|---|---|---|---|---|---|---|",
+        "| ratio | transport | file | client | metric | A ÷ B, 95% CI | verdict | target | met |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
+    found = {f["id"]: f for f in findings(doc)}
     for r in doc["ratios"]:
         key, _ = _metric(r["size"])
-        if r["metric"] != key:
+        f = found.get(finding_id(r))
+        if r["metric"] != key or f is None:
             continue
-        target = "–" if r.get("target") is None else f"≥ {r['target']}×"
-        met = {True: "yes", False: "**no**", None: "–"}[r.get("meets_target")]
+        target = r.get("target")
         bound = [who for who, n in (r.get("client_bound") or {}).items() if n]
         flag = f" (client-bound: {', '.join(bound)})" if bound else ""
         lines.append(
             f"| {r['ratio']} | {S.label(r['transport'])} | {S.fmt_size(r['size'])} | "
-            f"{r['client']} | {r['metric']} | {S.record_ratio_text(r)}{flag} | {target} | {met} |"
+            f"{r['client']} | {r['metric']} | {F.ratio_text(f)}{flag} | {f['verdict']} | "
+            f"{'–' if target is None else f'≥ {target}×'} | {met(f, target)} |"
         )
     lines += [
         "",

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bench.apps.__main__ import SCHEMA
 from bench.apps.stats import paired_ratios, summarize
+from fastsock import findings as F
 from fastsock.report.report import write_report
 from fastsock.report.results import load_results
 from tests.bench.conftest import FIXTURE_RESULTS
@@ -54,13 +55,14 @@ def test_apps_section_figures_come_from_apps_json(tmp_path: Path) -> None:
     report, png = _plot(tmp_path, apps_doc())
     assert "## Real servers: Redis, PostgreSQL, an nginx proxy and the container path" in report
     assert "(apps-unix-tcp.png)" in report and len(png) > 10_000
-    # Paired medians: redis 151/100, postgres 110/100, veth 160/200.
-    assert "| redis | GET 64 B P1 | 1.51× (1.50–1.52×) |" in report
-    assert "| postgres | select-only | 1.10× (1.10–1.10×) |" in report
-    assert "veth ÷ TCP loopback 0.80× (0.80–0.80×)" in report
+    # Paired repeats: redis 150-152/100, postgres 110/100, veth 160/200, each with its CI.
+    redis = F.finding("r", "q", "UNIX", "TCP", "m", [150, 151, 152], [100, 100, 100])
+    assert f"| redis | GET 64 B P1 | {F.ratio_text(redis)} greater |" in report
+    assert "| postgres | select-only | 1.10× (1.10–1.10) greater |" in report
+    assert "veth ÷ TCP loopback 0.80× (0.80–0.80) less" in report
     assert "0 of 1 reach 1.3×" in report  # postgres against the published claim
     assert "skipped: proxy: nginx is not installed" in report
-    assert "paid for that crossing in every repeat" in report
+    assert "paid for that crossing (every case's 95% CI below 1)" in report
 
 
 def test_apps_chart_and_section_redraw_identically_and_follow_the_data(tmp_path: Path) -> None:
