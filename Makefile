@@ -67,11 +67,11 @@ calibrate: $(STAMP)
 calibrate-agree: $(STAMP)
 	$(PY) -m bench.studies.agree_load --out results/calibrate_agree.json
 
-# The benchmark matrix (bench/matrix/matrix.toml): results/bench.json, pyperf RTT files, PNG charts
-# and results/REPORT.md. bench: the quick profile plus a short static-file run against nginx
-# (~3 min; nginx only where installed -- make bench-http installs it); bench-full: all of it.
+# The benchmark matrix (bench/matrix/matrix.toml): results/bench.json, PNG charts and
+# results/REPORT.md with its findings (95% CIs, verdicts). bench: the quick profile, the headline
+# questions in paired trials (~2.5 min; ~3 with the install); bench-full: all of it, with the
+# static files (bench-http) and the real servers (bench-apps).
 bench: $(STAMP)
-	$(PY) -m bench.http --profile short --servers fastsock,nginx --out results/http.json
 	$(PY) -m bench.matrix --profile quick --out results
 
 # Do two runs agree? K quick matrix runs back to back (default 3, ~2.5 min each), every pair's
