@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from fastsock import findings as F  # noqa: E402
 from fastsock.report import summary as S  # noqa: E402
 from fastsock.report.plots import DPI  # noqa: E402
+from fastsock.report.results import load_beside as results_file_beside  # noqa: E402
 
 SCHEMA = "fastsock.apps_bench/1"
 FILE = "apps.json"
@@ -36,11 +37,7 @@ BAR_COLORS = {"real": "tab:blue", "echo": "0.6", "veth": "tab:green"}
 
 def load_beside(results: Path) -> dict | None:
     """The bench.apps results next to ``results`` (a bench.json), or None."""
-    try:
-        doc = json.loads((results.parent / FILE).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
-    return doc if isinstance(doc, dict) and doc.get("schema") == SCHEMA else None
+    return results_file_beside(results, FILE, SCHEMA)
 
 
 def attach_findings(doc: dict) -> dict:

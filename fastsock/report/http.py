@@ -7,7 +7,6 @@ section, saying when and how it was measured (it is a separate run from the rest
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
@@ -18,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from fastsock import findings as F  # noqa: E402
 from fastsock.report import summary as S  # noqa: E402
 from fastsock.report.plots import BOUND_NOTE, COLORS, DPI  # noqa: E402
+from fastsock.report.results import load_beside as results_file_beside  # noqa: E402
 
 SCHEMA = "fastsock.http_bench/1"
 FILE = "http.json"
@@ -27,12 +27,7 @@ SERVER_ORDER = ("fastsock", "fastsock-copy", "nginx")
 
 def load_beside(results: Path) -> dict | None:
     """The http_bench results next to ``results`` (a bench.json), or None."""
-    path = results.parent / FILE
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
-    return doc if isinstance(doc, dict) and doc.get("schema") == SCHEMA else None
+    return results_file_beside(results, FILE, SCHEMA)
 
 
 def finding_id(ratio: dict) -> str:

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+from fastsock.report.results import load_beside as results_file_beside
 
 SCHEMA = "fastsock.replicate/1"
 FILE = "replicate.json"
@@ -12,11 +13,7 @@ FILE = "replicate.json"
 
 def load_beside(results: Path) -> dict | None:
     """The replication summary next to ``results`` (a bench.json), or None."""
-    try:
-        doc = json.loads((results.parent / FILE).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
-    return doc if isinstance(doc, dict) and doc.get("schema") == SCHEMA else None
+    return results_file_beside(results, FILE, SCHEMA)
 
 
 def _pct(x: float | None) -> str:

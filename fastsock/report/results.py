@@ -76,3 +76,13 @@ def load_results(path: str | Path) -> dict:
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise ResultsError(f"{path}: invalid results: {errors[0]}{more}")
     return doc
+
+
+def load_beside(results: Path, name: str, schema_id: str) -> dict | None:
+    """The JSON file ``name`` in the folder of ``results`` (a bench.json) when it is there and
+    says ``schema_id``, else None: how REPORT.md finds the sections of other harnesses."""
+    try:
+        doc = json.loads((results.parent / name).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    return doc if isinstance(doc, dict) and doc.get("schema") == schema_id else None
