@@ -113,13 +113,24 @@ def _interference_lines(doc: dict) -> list[str]:
         return []
     redone = sum(bool(r.get("superseded")) for r in runs)
     kept = [r for r in runs if not r.get("superseded")]
-    still = sum(bool(r["interference"].get("disturbed")) for r in kept)
-    pressures = [r["interference"]["pressure"] for r in kept if r["interference"].get("pressure")]
-    psi = f"; median CPU pressure {S.fmt_num(100 * np.median(pressures))}%" if pressures else ""
+    left_out = sum(bool(r["interference"].get("disturbed")) for r in kept)
+    clean = [r for r in kept if not r["interference"].get("disturbed")]
+    pressures = [r["interference"]["pressure"] for r in clean if r["interference"].get("pressure")]
+    psi = (
+        f" Over the trials that count, the median CPU pressure (some task waiting for a CPU, "
+        f"the benchmark's own two processes included) was {100 * np.median(pressures):.1f}%."
+        if pressures
+        else ""
+    )
+    warn = (
+        f" **{left_out} trials were still disturbed when the rerun budget ran out and are "
+        "left out of every figure**: this run was taken on a busy machine."
+        if left_out
+        else ""
+    )
     return [
         f"**Outside load:** {redone} of {len(runs)} trials were run again because another "
-        f"process (or the hypervisor) took CPU during their round; {still} of the {len(kept)} "
-        f"trials kept still saw some{psi}.",
+        f"process (or the hypervisor) took CPU during their round.{warn}{psi}",
         "",
     ]
 

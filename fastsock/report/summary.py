@@ -138,8 +138,16 @@ def fmt_num(value: float) -> str:
 
 
 def ok_runs(exp: dict) -> list[dict]:
-    """The runs that count: successful, and not run again because of outside load."""
-    return [r for r in exp["runs"] if r["status"] == "ok" and not r.get("superseded")]
+    """The runs that count: successful, not run again because of outside load, and not
+    disturbed by it (a disturbed run kept after the rerun budget ran out measured the machine's
+    other work as much as the question, so it is left out of every figure and counted)."""
+    return [
+        r
+        for r in exp["runs"]
+        if r["status"] == "ok"
+        and not r.get("superseded")
+        and not (r.get("interference") or {}).get("disturbed")
+    ]
 
 
 def failed_runs(exp: dict) -> list[dict]:

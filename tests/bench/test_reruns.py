@@ -60,3 +60,21 @@ def test_the_rerun_budget_bounds_the_reruns(tmp_path: Path) -> None:
     runner._rounds(exp, exp.variants(), FakePool(), out)
     assert sum(bool(r.get("superseded")) for r in out) == 4  # two reruns of a pair
     assert len(out) == 2 * 4 + 4
+
+
+def test_disturbed_runs_kept_after_the_budget_count_nowhere_and_are_said(fixture_doc: dict) -> None:
+    from fastsock.report import summary as S
+    from fastsock.report.report import render
+
+    size = next(e for e in fixture_doc["experiments"] if e["name"] == "size")
+    for r in size["runs"]:
+        r["interference"] = {"other_cores": 0.0, "steal": 0.0, "pressure": 0.01, "disturbed": False}
+    hit = size["runs"][0]
+    hit["interference"]["disturbed"] = True
+    before = len(S.ok_runs(size))
+    assert hit not in S.ok_runs(size) and before == len(size["runs"]) - 1
+    size["runs"][1]["superseded"] = True
+    assert len(S.ok_runs(size)) == before - 1
+    text = render(fixture_doc, [])
+    assert "**1 trials were still disturbed when the rerun budget ran out" in text
+    assert "1 of " in text and "were run again" in text
