@@ -123,8 +123,9 @@ def _interference_lines(doc: dict) -> list[str]:
         else ""
     )
     warn = (
-        f" **{left_out} trials were still disturbed when the rerun budget ran out and are "
-        "left out of every figure**: this run was taken on a busy machine."
+        f" **{left_out} {'trial was' if left_out == 1 else 'trials were'} still disturbed when "
+        f"the rerun budget ran out and {'is' if left_out == 1 else 'are'} left out of every "
+        "figure**: this run was taken on a busy machine."
         if left_out
         else ""
     )

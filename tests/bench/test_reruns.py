@@ -76,5 +76,5 @@ def test_disturbed_runs_kept_after_the_budget_count_nowhere_and_are_said(fixture
     size["runs"][1]["superseded"] = True
     assert len(S.ok_runs(size)) == before - 1
     text = render(fixture_doc, [])
-    assert "**1 trials were still disturbed when the rerun budget ran out" in text
+    assert "**1 trial was still disturbed when the rerun budget ran out and is left out" in text
     assert "1 of " in text and "were run again" in text
