@@ -495,7 +495,12 @@ def placement(doc: dict, out: Path) -> Chart | None:
     exp = S.find(doc, "rtt", "placement") or S.find(doc, "closed", "placement")
     if exp is None:
         return None
-    metric = "p50_us" if exp["kind"] == "rtt" else "msgs_per_s"
+    if exp["kind"] == "rtt":
+        metric = "p50_us"
+    elif S.values_of(exp, "conns") == [1] and S.values_of(exp, "depth") == [1]:
+        metric = "mean_rtt_us"  # ping-pong driven by a closed loop (the pingpong experiment)
+    else:
+        metric = "msgs_per_s"
     runs = S.ok_runs(exp)
     places = S.values_of(exp, "placement")
     transports = S.values_of(exp, "transport")
@@ -516,12 +521,19 @@ def placement(doc: dict, out: Path) -> Chart | None:
         grouped_bars(ax, x, series, metric)
         ax.set_xticks(x)
         ax.set_xticklabels([S.label(t) for t in transports])
-        ax.set_ylabel("round-trip time p50 (µs)" if metric == "p50_us" else "messages/s")
+        ax.set_ylabel(
+            {"p50_us": "round-trip time p50 (µs)", "mean_rtt_us": "mean round trip (µs)"}.get(
+                metric, "messages/s"
+            )
+        )
         num_axis(ax)
         ax.set_axisbelow(True)
         ax.grid(True, axis="y", alpha=0.3)
         ax.legend(fontsize=8)
-        what = "ping-pong RTT p50, 1 connection" if metric == "p50_us" else "messages/s"
+        what = {
+            "p50_us": "ping-pong RTT p50, 1 connection",
+            "mean_rtt_us": "ping-pong mean RTT, 1 connection",
+        }.get(metric, "messages/s")
         ax.set_title(f"{what}, {S.fmt_size(size)} messages", fontsize=10)
     title = "CPU placement: same core vs cross core vs unpinned"
     fig.suptitle(title)

@@ -50,6 +50,7 @@ METRIC_LABELS = {
     "p99_us": "p99 latency (µs)",
     "p999_us": "p99.9 latency (µs)",
     "max_us": "max latency (µs)",
+    "mean_rtt_us": "mean round trip (µs; 1 connection, 1 in flight)",
 }
 _LOAD_PERCENTILES = {"p50_us": "p50", "p90_us": "p90", "p99_us": "p99", "p999_us": "p999"}
 _RTT_PERCENTILES = {"p50_us": 50.0, "p90_us": 90.0, "p99_us": 99.0, "p999_us": 99.9}
@@ -187,6 +188,10 @@ def metric(run: dict, name: str) -> float | None:
     load = run.get("load") or {}
     if name in ("msgs_per_s", "mb_per_s"):
         return load.get(name)
+    if name == "mean_rtt_us":
+        # One connection, one message in flight: every message is a round trip.
+        rate = load.get("msgs_per_s")
+        return 1e6 / rate if rate else None
     lat = load.get("latency_us") or {}
     if name == "max_us":
         return lat.get("max")
