@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-repeat lint format soak fuzz bench bench-replicate bench-full bench-http bench-apps plot peers calibrate calibrate-agree http-tools app-tools clean
+.PHONY: install test test-repeat lint format docs soak fuzz bench bench-replicate bench-full bench-http bench-apps plot peers calibrate calibrate-agree http-tools app-tools clean
 
 # The native load engine (fastsock/native/*.c) is compiled by the install: rebuild when it changes.
 $(STAMP): pyproject.toml $(wildcard fastsock/native/*.c fastsock/native/*.h)
@@ -46,6 +46,10 @@ fuzz: $(STAMP)
 	$(PY) -m tests.reliability.fuzz_atheris .fuzz/corpus tests/reliability/fuzz_regressions \
 	  -max_total_time=$(FUZZ_S) -artifact_prefix=.fuzz/crashes/ -print_final_stats=1
 	@echo "fuzz: corpus $$(ls .fuzz/corpus | wc -l) inputs; files in .fuzz/crashes: $$(ls .fuzz/crashes | wc -l)"
+
+# docs/cli.md from the click commands' own --help (tests/test_docs.py fails when it is stale).
+docs: $(STAMP)
+	$(PY) -m fastsock.clidoc > docs/cli.md
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check fastsock bench tests
