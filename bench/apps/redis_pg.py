@@ -19,6 +19,37 @@ def order(repeat: int, transports: tuple[str, ...] = ("unix", "tcp")) -> tuple[s
     return transports[shift:] + transports[:shift]
 
 
+LATENCY_KEYS = ("avg_ms", "p50_ms", "p95_ms", "p99_ms", "max_ms")
+
+
+def redis_rows(
+    res: dict,
+    app: str,
+    case: str,
+    transport: str,
+    repeat: int,
+    params: dict,
+    **extra: object,
+) -> list[dict]:
+    """One row per test of a redis-benchmark run (``res``); ``case`` may name ``{test}``."""
+    return [
+        _row(
+            app,
+            case.format(test=test),
+            {"test": test, **params},
+            transport,
+            repeat,
+            m["req_per_s"],
+            "req_per_s",
+            {k: m[k] for k in LATENCY_KEYS},
+            res["client_cpu_s"],
+            res["wall_s"],
+            **extra,
+        )
+        for test, m in res["tests"].items()
+    ]
+
+
 def _row(
     app: str,
     case: str,
@@ -80,32 +111,20 @@ def run_redis(cfg: dict, repeats: int, log: Log) -> list[dict]:
                         requests=requests,
                     )
                     server_cpu = sum(proc.cpu_times()[:2]) - before
-                    for test, m in res["tests"].items():
-                        params = {
-                            "test": test,
+                    rows += redis_rows(
+                        res,
+                        "redis",
+                        f"{{test}} {size} B P{pipeline}",
+                        transport,
+                        repeat,
+                        {
                             "size": size,
                             "pipeline": pipeline,
                             "clients": cfg["clients"],
                             "requests": requests,
-                        }
-                        latency = {
-                            k: m[k] for k in ("avg_ms", "p50_ms", "p95_ms", "p99_ms", "max_ms")
-                        }
-                        rows.append(
-                            _row(
-                                "redis",
-                                f"{test} {size} B P{pipeline}",
-                                params,
-                                transport,
-                                repeat,
-                                m["req_per_s"],
-                                "req_per_s",
-                                latency,
-                                res["client_cpu_s"],
-                                res["wall_s"],
-                                server_cpu_s=round(server_cpu, 4),
-                            )
-                        )
+                        },  # fmt: skip
+                        server_cpu_s=round(server_cpu, 4),
+                    )
                     log(
                         f"r{repeat} redis {size}B P{pipeline} {transport:4}: "
                         + " ".join(f"{t}={m['req_per_s']:.0f}/s" for t, m in res["tests"].items())

@@ -23,7 +23,7 @@ import psutil
 
 from bench.apps.clients import redis_target, run_redis_benchmark
 from bench.apps.netns import SERVER_ADDR, NetnsError, VethPair, cleanup, veth_pair
-from bench.apps.redis_pg import _row, order
+from bench.apps.redis_pg import _row, order, redis_rows
 from bench.apps.servers import AppError, RedisServer, redis_binaries
 from bench.peers.registry import LOAD_CLIENT, build_c_peers
 from fastsock.process import ServerProcess
@@ -147,29 +147,19 @@ def _redis_round(pair: VethPair, redis: RedisServer, cfg: dict, repeat: int, log
             requests=cfg["redis_requests"],
             prefix=_client_ns(pair, transport),
         )
-        for test, m in res["tests"].items():
-            params = {
-                "test": test,
+        rows += redis_rows(
+            res,
+            "container",
+            f"redis {{test}} {cfg['size']} B P1",
+            transport,
+            repeat,
+            {
                 "size": cfg["size"],
                 "pipeline": 1,
                 "clients": cfg["redis_clients"],
                 "requests": cfg["redis_requests"],
-            }
-            latency = {k: m[k] for k in ("avg_ms", "p50_ms", "p95_ms", "p99_ms", "max_ms")}
-            rows.append(
-                _row(
-                    "container",
-                    f"redis {test} {cfg['size']} B P1",
-                    params,
-                    transport,
-                    repeat,
-                    m["req_per_s"],
-                    "req_per_s",
-                    latency,
-                    res["client_cpu_s"],
-                    res["wall_s"],
-                )
-            )
+            },  # fmt: skip
+        )
         log(
             f"r{repeat} container redis {transport:4}: "
             + " ".join(f"{t}={m['req_per_s']:.0f}/s" for t, m in res["tests"].items())
