@@ -19,6 +19,7 @@ def plot(run: AbRun, found: list[dict], path: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
     plan = run.plan
     fig, axes = plt.subplots(len(METRICS), 2, figsize=(11, 3.2 * len(METRICS)), squeeze=False)
@@ -29,11 +30,12 @@ def plot(run: AbRun, found: list[dict], path: str) -> None:
         for side in ("a", "b"):
             values = [math.nan if v is None else v for v in run.values(side, key)]
             left.plot(trials, values, "o-", ms=4, lw=1, color=COLOURS[side], label=plan.label(side))
+        left.xaxis.set_major_locator(MaxNLocator(integer=True))
         left.set_ylabel(ylabel)
         left.set_title(f"{words}: each trial", fontsize=10)
         left.set_ylim(bottom=0)
         left.grid(alpha=0.3)
-        left.legend(fontsize=8, loc="lower right")
+        left.legend(fontsize=8, loc="best")
 
         ratios = [math.exp(x) for x in f["log_ratios"]]
         right.plot(range(1, len(ratios) + 1), ratios, "o", ms=4, color="grey", label="trial A ÷ B")
@@ -43,7 +45,14 @@ def plot(run: AbRun, found: list[dict], path: str) -> None:
             right.axhline(f["estimate"], color="tab:red", lw=1.5, label="estimate")
         if f["ci_low"] is not None and f["ci_high"] is not None:
             right.axhspan(f["ci_low"], f["ci_high"], color="tab:red", alpha=0.15, label="95% CI")
-        right.set_ylabel(f"A ÷ B ({words})")
+        # Ratios are multiplicative (the estimate is a geometric mean): 2x and 0.5x lie alike.
+        right.set_yscale("log")
+        right.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        right.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        right.yaxis.set_minor_formatter(NullFormatter())
+        right.tick_params(axis="y", which="minor", labelsize=7)
+        right.xaxis.set_major_locator(MaxNLocator(integer=True))
+        right.set_ylabel(f"A ÷ B ({words}, log scale)")
         right.set_title(f"{ratio_text(f)}: {f['verdict']}", fontsize=10)
         right.grid(alpha=0.3)
         right.legend(fontsize=8, loc="best")

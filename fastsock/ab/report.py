@@ -37,7 +37,10 @@ def unit(plan: AbPlan) -> str:
 def workload_text(plan: AbPlan) -> str:
     """``echo 64B, 32 conns x depth 1, closed loop`` (or ``http GET /f``, ``open loop at R``)."""
     c = plan.load
-    what = f"http GET {c.path}" if c.workload == "http" else f"{c.workload} {format_size(c.size)}"
+    if c.workload == "http":
+        what = f"http GET {c.path} ({format_size(c.size)})"
+    else:
+        what = f"{c.workload} {format_size(c.size)}"
     if c.sock_type != "stream":
         what += f" ({c.sock_type})"
     loop = f"open loop at {c.rate:,.0f} {unit(plan)}" if c.rate is not None else "closed loop"
