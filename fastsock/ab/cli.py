@@ -6,6 +6,7 @@ named), 2 an unreachable endpoint or bad usage -- one line on stderr, never a tr
 
 from __future__ import annotations
 
+import logging
 import random
 import shlex
 import sys
@@ -173,6 +174,7 @@ def _fail(message: str, code: int) -> None:
 @click.option("--json", "json_out", metavar="FILE|-", default=None, help="Write the JSON result.")
 @click.option("--plot", "plot_out", metavar="FILE", default=None, help="Write a PNG chart.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary and no progress bar.")
+@click.option("-v", "--verbose", is_flag=True, help="Log connection errors as they happen.")
 def ab(
     a: Target,
     b: Target,
@@ -192,6 +194,7 @@ def ab(
     json_out: str | None,
     plot_out: str | None,
     quiet: bool,
+    verbose: bool,
 ) -> None:
     """Is endpoint A faster than endpoint B? Paired, randomized trials with 95% CIs.
 
@@ -208,6 +211,9 @@ def ab(
       fastsock ab unix:@a unix:@a --trials 40          # A/A: the honesty check
     Exit status: 0 done, 1 errors during the trials, 2 unreachable endpoint or bad usage.
     """
+    logging.basicConfig(
+        level=logging.WARNING if verbose else logging.ERROR, format="fastsock ab: %(message)s"
+    )
     ctx = click.get_current_context()
     workload = "echo"
     if http_path is not None:

@@ -194,7 +194,10 @@ def problem(record: dict, duration: float) -> str | None:
     if record["errors"]:
         kinds = ", ".join(f"{k} {v}" for k, v in record["error_kinds"].items())
         first = f": {record['error_samples'][0]}" if record["error_samples"] else ""
-        return f"{record['errors']} error(s) ({kinds}){first}"
+        hint = ""
+        if any("Connection: close" in e for e in record["error_samples"]):
+            hint = " (the server ends keep-alive connections; nginx: raise keepalive_requests)"
+        return f"{record['errors']} error(s) ({kinds}){first}{hint}"
     if not record["messages"]:
         return f"no answer at all in {duration:g} s"
     return None
