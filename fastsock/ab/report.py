@@ -157,6 +157,8 @@ def verdict_line(f: dict, plan: AbPlan) -> str:
     ratio = ratio_text(f)
     if f["higher_is_better"]:
         head = f"A served {ratio} the {unit(plan)} of B"
+        if plan.load.rate is not None:
+            head += " (open loop: the offered rate, unless a side fell behind)"
         good = "better"
     else:
         head = f"A's {f['metric'].split(' (')[0]} was {ratio} B's"
