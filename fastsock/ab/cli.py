@@ -11,6 +11,7 @@ import random
 import shlex
 import sys
 from dataclasses import dataclass
+from typing import NoReturn
 
 import click
 from click.core import ParameterSource
@@ -97,7 +98,7 @@ def _sock_type(ctx: click.Context, sock_type: str, a: Target, b: Target) -> str:
     return "dgram"
 
 
-def _fail(message: str, code: int) -> None:
+def _fail(message: str, code: int) -> NoReturn:
     click.echo(f"fastsock ab: {message}", err=True)
     sys.exit(code)
 
