@@ -12,7 +12,7 @@ from fastsock.units import SizeType
 
 
 class LazyGroup(click.Group):
-    """A group whose ``load`` and ``plot`` commands are imported only when asked for.
+    """A group whose ``ab``, ``load`` and ``plot`` commands are imported only when asked for.
 
     Why: ``fastsock.load`` imports numpy, and numpy starts OpenBLAS worker threads. A server
     process with a second thread pays for it on every message: glibc's malloc and the GIL's
@@ -21,6 +21,7 @@ class LazyGroup(click.Group):
     """
 
     lazy: dict[str, str] = {
+        "ab": "fastsock.ab.cli:ab",
         "load": "fastsock.load.cli:load",
         "plot": "fastsock.report.cli:plot",
         "compare": "fastsock.report.compare:compare",
@@ -47,6 +48,7 @@ def main() -> None:
     \b
     fastsock serve   a non-blocking selectors server (echo, discard, source)
     fastsock load    a load generator with HDR latency histograms
+    fastsock ab      is endpoint A faster than B? paired trials with 95% CIs
     fastsock plot    redraw charts and REPORT.md from saved results
     fastsock compare set two results files' findings side by side
     """

@@ -43,6 +43,7 @@ from bench.peers.registry import LOAD_CLIENT, PEERS, build_c_peers, peer_env
 from bench.peers.warm import warm_up
 from bench.studies.common import study_endpoint, write_study
 from fastsock.address import Endpoint
+from fastsock.pressure import cpu_pressure_us, pressure_share
 from fastsock.process import ServerProcess
 from fastsock.report.summary import spread_record as spread
 
@@ -87,26 +88,6 @@ def client_argv(
         "-",
         "-q",
     ]
-
-
-def cpu_pressure_us() -> int | None:
-    """Microseconds during which some runnable task waited for a CPU, since boot (Linux PSI,
-    /proc/pressure/cpu); None where the kernel does not provide it. Over a run, its increase
-    divided by the wall time says how busy the machine was with everything, not only with the
-    client and the server: the load average lags by a minute."""
-    try:
-        with open("/proc/pressure/cpu", encoding="ascii") as f:
-            first = f.readline()  # some avg10=... avg60=... avg300=... total=N
-        return int(first.rsplit("total=", 1)[1])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def pressure_share(before: int | None, after: int | None, wall_s: float) -> float | None:
-    """The share of ``wall_s`` during which some task waited for a CPU."""
-    if before is None or after is None or wall_s <= 0:
-        return None
-    return round((after - before) / 1e6 / wall_s, 3)
 
 
 def server_cpu_s(proc: psutil.Process) -> float:

@@ -19,10 +19,11 @@ import time
 
 from bench.peers.registry import peer_env
 from bench.peers.warm import warm_up
-from bench.studies.calibrate_load import cpu_pressure_us, pressure_share, server_argv
+from bench.studies.calibrate_load import server_argv
 from bench.studies.common import study_endpoint
 from fastsock.address import Endpoint
 from fastsock.load import LoadConfig, run_load
+from fastsock.pressure import cpu_pressure_us, pressure_share
 from fastsock.process import ServerProcess, stop_for_a_while
 
 PAUSE = 1.0

@@ -18,6 +18,7 @@ from bench.matrix import servers
 from bench.peers.warm import warm_up
 from bench.studies import agree_load, calibrate_load, stall
 from fastsock.address import tcp_endpoint, unix_endpoint
+from fastsock.pressure import cpu_pressure_us
 from tests.load.conftest import MisbehavingServer, free_tcp_port
 
 
@@ -213,7 +214,7 @@ def test_a_short_agreement_run_reports_the_threshold_and_the_ratios(
         assert pair["verdict"] in ("agree", "differ", "client-bound")
         assert all(r["load_avg_1m"] >= 0 for r in res["runs"])
         # Where the kernel has PSI, every run says how much of it some task waited for a CPU.
-        if calibrate_load.cpu_pressure_us() is not None:
+        if cpu_pressure_us() is not None:
             assert all(0 <= r["cpu_pressure"] <= 1.05 for r in res["runs"])
     # The open-loop point ran at the offered rate (each client kept the schedule). Wide margin:
     # messages still in flight when a 0.2 s window closes are not counted as completed.
@@ -255,9 +256,3 @@ def test_a_stall_point_stops_the_server_for_a_second_and_both_engines_see_it(
         # 1 s of 1.8 s stopped more than 10% of the messages waited a good part of it.
         assert run["max_us"] >= 0.9 * stall.PAUSE * 1e6
         assert run["p90_us"] >= 0.2 * stall.PAUSE * 1e6
-
-
-def test_cpu_pressure_is_a_share_of_the_wall_time() -> None:
-    assert calibrate_load.pressure_share(1_000_000, 1_500_000, 2.0) == 0.25
-    assert calibrate_load.pressure_share(None, 5, 1.0) is None
-    assert calibrate_load.pressure_share(1, 5, 0.0) is None
