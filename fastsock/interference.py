@@ -21,6 +21,8 @@ import os
 import time
 from dataclasses import dataclass
 
+from fastsock.pressure import cpu_pressure_us, pressure_share
+
 # Thresholds for a disturbed trial. The harness's own Python process, idle in wait(), and the
 # kernel's housekeeping stay well below a tenth of a core.
 OTHER_CORES_LIMIT = 0.25
@@ -52,26 +54,7 @@ def snapshot() -> Snapshot:
         total = sum(ticks[:8]) / _TICK
     except (OSError, ValueError, IndexError):
         pass
-    return Snapshot(t, busy, steal, total, pressure_us())
-
-
-def pressure_us() -> int | None:
-    """Microseconds in which some task waited for a CPU (``/proc/pressure/cpu``), or None."""
-    try:
-        with open("/proc/pressure/cpu", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("some"):
-                    return int(line.rsplit("total=", 1)[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def pressure_share(before: int | None, after: int | None, wall_s: float) -> float | None:
-    """The share of ``wall_s`` during which some task waited for a CPU, or None."""
-    if before is None or after is None or wall_s <= 0:
-        return None
-    return max(0.0, (after - before) / 1e6 / wall_s)
+    return Snapshot(t, busy, steal, total, cpu_pressure_us())
 
 
 def between(before: Snapshot, after: Snapshot, own_cpu_s: float | None) -> dict:

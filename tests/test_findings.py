@@ -118,3 +118,23 @@ def test_compare_agreeing_and_contradicting_runs() -> None:
     assert rows["a"]["ratio"] == pytest.approx(1.45 / 1.5, rel=1e-5)
     assert not rows["b"]["agree"] and rows["b"]["contradiction"]
     assert not rows["b"]["ci_overlap"]
+
+
+def test_both_results_schemas_describe_the_same_finding_record() -> None:
+    """bench.json and fastsock ab's JSON each define the finding record; a record from
+    fastsock.findings validates against both, and neither drops a field the other requires."""
+    import json
+    from importlib import resources
+
+    from jsonschema import Draft202012Validator
+
+    defs = {}
+    for pkg in ("fastsock.report", "fastsock.ab"):
+        doc = json.loads(resources.files(pkg).joinpath("schema.json").read_text("utf-8"))
+        defs[pkg] = doc["$defs"]["finding"]
+    bench, ab = defs["fastsock.report"], defs["fastsock.ab"]
+    assert set(bench["required"]) <= set(ab["required"])
+    assert set(bench["properties"]) == set(ab["properties"])
+    f = F.finding("ab-throughput", "q", "A", "B", "msgs/s", [2, 2.1, 1.9], [1, 1, 1])
+    for d in (bench, ab):
+        assert list(Draft202012Validator(d).iter_errors(f)) == []

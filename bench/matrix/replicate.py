@@ -25,8 +25,8 @@ from pathlib import Path
 import click
 
 from fastsock import findings as F
-from fastsock import interference
 from fastsock import metadata as md
+from fastsock.pressure import cpu_pressure_us, pressure_share
 from fastsock.report.replicate import FILE, SCHEMA
 
 
@@ -136,7 +136,7 @@ def main(runs: int, profile: str, out: Path, keep: Path | None) -> None:
     """Run the benchmark matrix several times back to back and measure how far the runs'
     findings agree."""
     meta = md.for_bench()
-    psi0 = interference.pressure_us()
+    psi0 = cpu_pressure_us()
     t0 = time.monotonic()
     docs, walls = [], []
     with tempfile.TemporaryDirectory(prefix="fsreplicate-") as tmp:
@@ -151,7 +151,7 @@ def main(runs: int, profile: str, out: Path, keep: Path | None) -> None:
     total = time.monotonic() - t0
     meta["duration_s"] = round(total, 1)
     summary = summarize(docs, walls)
-    pressure = interference.pressure_share(psi0, interference.pressure_us(), total)
+    pressure = pressure_share(psi0, cpu_pressure_us(), total)
     doc = {
         "schema": SCHEMA,
         "profile": profile,
