@@ -57,7 +57,12 @@ def snapshot() -> Snapshot:
     return Snapshot(t, busy, steal, total, cpu_pressure_us())
 
 
-def between(before: Snapshot, after: Snapshot, own_cpu_s: float | None) -> dict:
+def between(
+    before: Snapshot,
+    after: Snapshot,
+    own_cpu_s: float | None,
+    other_cores_limit: float = OTHER_CORES_LIMIT,
+) -> dict:
     """The readings for the interval between two snapshots; ``own_cpu_s``: the CPU time of
     the trial's own processes over it (None: unknown, so no ``other_cores``)."""
     wall = max(after.t - before.t, 1e-9)
@@ -67,7 +72,7 @@ def between(before: Snapshot, after: Snapshot, own_cpu_s: float | None) -> dict:
         other = max(0.0, (after.busy_s - before.busy_s) - own_cpu_s) / wall
     steal = (after.steal_s - before.steal_s) / total if total > 0 else 0.0
     pressure = pressure_share(before.pressure_us, after.pressure_us, wall)
-    disturbed = (other is not None and other > OTHER_CORES_LIMIT) or steal > STEAL_LIMIT
+    disturbed = (other is not None and other > other_cores_limit) or steal > STEAL_LIMIT
     return {
         "other_cores": None if other is None else round(other, 3),
         "steal": round(steal, 4),

@@ -336,8 +336,12 @@ def test_uvloop_missing_is_a_one_line_error(tmp_path: Path) -> None:
 
 
 def test_registry_lists_every_peer_and_builds_argv(tmp_path: Path) -> None:
-    assert list(PEERS) == ALL_PEERS
+    assert list(PEERS) == ["fastsock", "fastsock-twin", *ALL_PEERS[1:]]
     sock_path = str(tmp_path / "x.sock")
+    # The A/A twin is fastsock itself, started a second time.
+    assert PEERS["fastsock-twin"].argv(unix_endpoint(sock_path)) == PEERS["fastsock"].argv(
+        unix_endpoint(sock_path)
+    )
     assert PEERS["fastsock"].argv(unix_endpoint(sock_path)) == [
         sys.executable, "-m", "fastsock", "serve", "--idle-timeout", "300",
         "--unix", sock_path, "--mode", "echo",

@@ -49,7 +49,14 @@ SETTINGS = {
 #   seed           the trial order's seed; none: a new random order every run (recorded).
 #   rerun_limit    how many rounds of an experiment may be run again because outside load
 #                  (another process, steal) was seen during one of their trials.
-OPTIONAL_SETTINGS = {"restart_every": (int, 0), "seed": (int, None), "rerun_limit": (int, 3)}
+#   outside_cores  how many cores other processes may use during a trial before it counts as
+#                  disturbed (fastsock.interference.OTHER_CORES_LIMIT by default).
+OPTIONAL_SETTINGS = {
+    "restart_every": (int, 0),
+    "seed": (int, None),
+    "rerun_limit": (int, 3),
+    "outside_cores": ((int, float), 0.25),
+}
 EXPERIMENT_KEYS = {
     "name",
     "kind",
@@ -261,7 +268,7 @@ def load_matrix(
     for key, (kind, default) in OPTIONAL_SETTINGS.items():
         value = settings.setdefault(key, default)
         if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
-            raise MatrixError(f"{path}: profile {profile}: {key} must be a whole number")
+            raise MatrixError(f"{path}: profile {profile}: {key} must be a number")
         if value is not None and value < 0:
             raise MatrixError(f"{path}: profile {profile}: {key} must be >= 0")
     placements = _placements(raw.get("placements", {"unpinned": {}}), path)

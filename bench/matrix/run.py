@@ -133,7 +133,7 @@ class Runner:
         self.progress.step(f"{v.describe()} (round {repeat + 1})")
         run = {"variant": v.as_dict(), "repeat": repeat, "seq": self._next_seq()}
         if v.transport in FLOOR_TRANSPORTS:  # no server: the floor's echo child answers
-            with _watch(None) as seen:
+            with _watch(None, self.settings["outside_cores"]) as seen:
                 run.update(loadrun.measure(None, v, self.settings, 0, spec, self.tmp / "load.json"))
             run["interference"] = seen
             self.progress.advance(est_load(self.settings, client))
@@ -144,7 +144,7 @@ class Runner:
             run.update(status="failed", error=f"server did not start: {err}", load=None, wall_s=0)
         else:
             json_path = self.tmp / "load.json"
-            with _watch(server.pid) as seen:
+            with _watch(server.pid, self.settings["outside_cores"]) as seen:
                 run.update(
                     loadrun.measure(
                         server.endpoint, v, self.settings, server.pid, spec, json_path, client
@@ -449,8 +449,9 @@ class _watch:
     fills the dict ``seen`` (fastsock.interference.between) on exit. The trial's own CPU is
     the harness's waited-for children (the client) plus the server's (by PID, if any)."""
 
-    def __init__(self, server_pid: int | None) -> None:
+    def __init__(self, server_pid: int | None, limit: float) -> None:
         self.pid = server_pid
+        self.limit = limit
         self.seen: dict = {}
 
     def _own(self) -> float | None:
@@ -473,7 +474,7 @@ class _watch:
     def __exit__(self, *exc: object) -> None:
         snap1, own1 = interference.snapshot(), self._own()
         own = None if self.own0 is None or own1 is None else own1 - self.own0
-        self.seen.update(interference.between(self.snap0, snap1, own))
+        self.seen.update(interference.between(self.snap0, snap1, own, self.limit))
 
 
 def _interrupt_on_sigterm() -> None:
