@@ -47,6 +47,7 @@ from fastsock.uring.connection import (
     OP_SEND,
     POOL_SEND,
     SLOT_MASK,
+    SMALL_ECHO,
     UringConnection,
 )
 from fastsock.uring.pool import BufferPool, PoolError, parse_pool
@@ -383,10 +384,13 @@ class UringServer(ServerLifecycle):
         head_i, tail_i, mask = ring.cq_head_i, ring.cq_tail_i, ring.cq_mask
         q0, w0 = ring.cqes_off // 8, ring.cqes_off // 4
         cq_n = mask + 1
-        sqes = ring.sqe_map
+        sqes, sqe_u32 = ring.sqe_map, ring.sqe_u32
         sq_last = ring.sq_mask
         pair_at = [slice(i * 64, i * 64 + 128) for i in range(sq_last + 1)]
         patch_at = [i * 64 + abi.SQE_ADDR for i in range(sq_last + 1)]
+        len_at = [(i * 64 + abi.SQE_LEN) >> 2 for i in range(sq_last + 1)]
+        small = SMALL_ECHO
+        mem = pool.mem
         slots = self._slots
         not_recv = OP_SEND
         pool_send = POOL_SEND
@@ -423,7 +427,41 @@ class UringServer(ServerLifecycle):
                     ):
                         if ud < not_recv:  # a RECV: ud is the connection's slot
                             conn = slots[ud]
-                            if res > 0 and conn.fast and flags & buffer_flag:  # type: ignore[union-attr]
+                            if conn._chain_n and not conn.send_inflight:  # type: ignore[union-attr]
+                                conn.echoed += conn._chain_n  # type: ignore[union-attr]
+                                conn._chain_n = 0  # type: ignore[union-attr]
+                            if (
+                                res > 0
+                                and conn.fast  # type: ignore[union-attr]
+                                and flags & buffer_flag
+                                and res <= small
+                                and conn._small is not None  # type: ignore[union-attr]
+                            ):
+                                # A small echo: copy out of pool buffer bid, give it back, and
+                                # the connection's skip-success pair, as with its own buffer.
+                                start = (flags >> shift) * size
+                                conn._small[0:res] = mem[start : start + res]  # type: ignore[union-attr]
+                                pt = pool.tail
+                                ring_map[entry_at[pt & bmask]] = entry[flags >> shift]
+                                pt = (pt + 1) & 0xFFFF
+                                pool.tail = pt
+                                tail_u16[tail_word] = pt
+                                t = ring.sq_tail
+                                if t > sq_limit:
+                                    enter(0)
+                                    sq_limit = ring.sq_limit() - 2
+                                i = t & sq_last
+                                if i != sq_last:
+                                    sqes[pair_at[i]] = conn._pair_small  # type: ignore[union-attr]
+                                else:  # the pair would straddle the end of the SQ ring
+                                    sqes[i * 64 : i * 64 + 64] = conn._pair_small[:64]  # type: ignore[union-attr]
+                                    sqes[0:64] = conn._recv_sqe  # type: ignore[union-attr]
+                                sqe_u32[len_at[i]] = res
+                                ring.sq_tail = t + 2
+                                conn._chain_n = res  # type: ignore[union-attr]
+                                if starved:
+                                    self._wake_starved()
+                            elif res > small and conn.fast and flags & buffer_flag:  # type: ignore[union-attr]
                                 # Echo pool buffer bid: the pair from the connection's
                                 # template, the SEND patched to the buffer.
                                 bid = flags >> shift
