@@ -164,12 +164,21 @@ def measure_load(
 def _connect_all(endpoint: Endpoint, count: int) -> list[socket.socket]:
     family = socket.AF_UNIX if endpoint.is_unix else socket.AF_INET
     socks: list[socket.socket] = []
+    deadline = time.monotonic() + CONNECT_TIMEOUT_S
     try:
         for _ in range(count):
             s = socket.socket(family, socket.SOCK_STREAM)
             socks.append(s)
             s.settimeout(CONNECT_TIMEOUT_S)
-            s.connect(endpoint.sockaddr)
+            while True:
+                try:
+                    s.connect(endpoint.sockaddr)
+                    break
+                except BlockingIOError:
+                    # A UNIX listener's backlog is full (EAGAIN, not a wait): let it accept.
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.001)
     except BaseException:
         for s in socks:
             s.close()
