@@ -97,7 +97,8 @@ def _stats(server: ServerProcess) -> dict[str, int]:
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("size", [100, 20 * K])
-def test_a_dry_pool_still_echoes_every_byte(tmp_path, size):
+@pytest.mark.parametrize("pool", ["4x4K", "64x4K"])  # dry at once; grows from 16, then dry
+def test_a_dry_pool_still_echoes_every_byte(tmp_path, size, pool):
     # 4 buffers of 4 KiB for 48 connections: RECVs find the pool dry (ENOBUFS) all the time,
     # and a 20 KiB message crosses several buffers. Each connection sends its own pattern and
     # the client checks every byte: a buffer given to two owners at once, or recycled while its
@@ -151,3 +152,34 @@ def test_the_per_connection_buffers_remain_as_an_option(tmp_path):
         stats = _stats(server)
     assert result["errors"]["total"] == 0, result["error_samples"]
     assert "enobufs" not in stats  # the stats line has it only with the pool
+
+
+@pytest.mark.timeout(30)
+def test_the_pool_circulates_only_what_the_load_needed():
+    # The ring is FIFO: every buffer in it is used in turn, so the pool starts with a few and
+    # grows on ENOBUFS (all 64 x 256 KiB in circulation cost 0.81x at 8 x 1 MiB).
+    _skip_without_uring()
+    from fastsock.uring.pool import GROW_BY, INITIAL_BUFFERS, BufferPool
+    from fastsock.uring.ring import Ring
+
+    ring = Ring(entries=8, cq_entries=16)
+    try:
+        pool = BufferPool(ring, PoolSpec(64, 4096))
+        assert pool.entries == 64
+        assert len(pool.reserve) == 64 - INITIAL_BUFFERS
+        assert pool.tail == INITIAL_BUFFERS  # published: the kernel sees that many
+        assert pool.grow() == GROW_BY
+        assert pool.tail == INITIAL_BUFFERS + GROW_BY
+        assert pool.grow(1000) == 64 - INITIAL_BUFFERS - GROW_BY
+        assert pool.grow() == 0 and pool.reserve == []
+        assert pool.tail == 64
+    finally:
+        ring.close()
+        pool.close()
+    small = Ring(entries=8, cq_entries=16)
+    try:
+        tiny = BufferPool(small, PoolSpec(3, 4096))  # fewer than INITIAL_BUFFERS: all at once
+        assert tiny.entries == 4 and tiny.reserve == [] and tiny.tail == 3
+    finally:
+        small.close()
+        tiny.close()

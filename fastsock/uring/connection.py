@@ -428,10 +428,14 @@ class UringConnection:
                 self.fast = False
             self._pump()
         elif res == -errno.ENOBUFS:
-            # The pool was dry when data arrived: wait for a buffer to come back (the server
-            # re-arms one starved connection per returned buffer, oldest first).
+            # The ring was empty when data arrived: grow it from the pool's reserve and try
+            # again, or, with the whole pool in use, wait for a buffer to come back (the
+            # server re-arms one starved connection per returned buffer, oldest first).
             server.stats.enobufs += 1
-            server.starve(self)
+            if server.pool.grow():  # type: ignore[union-attr]
+                self._pump()
+            else:
+                server.starve(self)
         else:
             self._failed(-res)
 
