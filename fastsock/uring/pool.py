@@ -103,7 +103,14 @@ def _ring_entries(count: int) -> int:
 
 class BufferPool:
     """``spec.count`` buffers of ``spec.size`` bytes in one page-aligned mapping, provided to
-    ``ring`` as buffer group :data:`POOL_GROUP`. All start in the ring (free)."""
+    ``ring`` as buffer group :data:`POOL_GROUP`. :data:`INITIAL_BUFFERS` start in the ring,
+    the others in :attr:`reserve`."""
+
+    # Slots: the completion loop reads and writes ``tail`` once per message.
+    __slots__ = (
+        "_entry", "_mem_c", "_ring_c", "_tail_u16", "base", "count", "entries", "mask", "mem",
+        "reserve", "ring_map", "size", "tail", "view",
+    )  # fmt: skip
 
     def __init__(self, ring: Ring, spec: PoolSpec) -> None:
         self.count = spec.count

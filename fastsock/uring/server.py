@@ -390,6 +390,7 @@ class UringServer(ServerLifecycle):
         patch_at = [i * 64 + abi.SQE_ADDR for i in range(sq_last + 1)]
         len_at = [(i * 64 + abi.SQE_LEN) >> 2 for i in range(sq_last + 1)]
         small = SMALL_ECHO
+        small_at = [slice(0, n) for n in range(SMALL_ECHO + 1)]  # no slice object per copy
         mem = pool.mem
         slots = self._slots
         not_recv = OP_SEND
@@ -427,9 +428,9 @@ class UringServer(ServerLifecycle):
                     ):
                         if ud < not_recv:  # a RECV: ud is the connection's slot
                             conn = slots[ud]
-                            if conn._chain_n and not conn.send_inflight:  # type: ignore[union-attr]
-                                conn.echoed += conn._chain_n  # type: ignore[union-attr]
-                                conn._chain_n = 0  # type: ignore[union-attr]
+                            # Both fast branches first count the previous echo's bytes: its
+                            # SEND is done (the link started this RECV after it). _chain_n is 0
+                            # after a larger echo (its SEND's completion counted it).
                             if (
                                 res > 0
                                 and conn.fast  # type: ignore[union-attr]
@@ -439,8 +440,9 @@ class UringServer(ServerLifecycle):
                             ):
                                 # A small echo: copy out of pool buffer bid, give it back, and
                                 # the connection's skip-success pair, as with its own buffer.
+                                conn.echoed += conn._chain_n  # type: ignore[union-attr]
                                 start = (flags >> shift) * size
-                                conn._small[0:res] = mem[start : start + res]  # type: ignore[union-attr]
+                                conn._small[small_at[res]] = mem[start : start + res]  # type: ignore[union-attr]
                                 pt = pool.tail
                                 ring_map[entry_at[pt & bmask]] = entry[flags >> shift]
                                 pt = (pt + 1) & 0xFFFF
@@ -464,6 +466,7 @@ class UringServer(ServerLifecycle):
                             elif res > small and conn.fast and flags & buffer_flag:  # type: ignore[union-attr]
                                 # Echo pool buffer bid: the pair from the connection's
                                 # template, the SEND patched to the buffer.
+                                conn.echoed += conn._chain_n  # type: ignore[union-attr]
                                 bid = flags >> shift
                                 t = ring.sq_tail
                                 if t > sq_limit:
