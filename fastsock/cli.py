@@ -218,6 +218,15 @@ def _parse_ids(text: str | None, kind: str) -> frozenset[int]:
     help="epoll: readiness + recv/send (the reference); uring: io_uring completions "
     "(echo/discard/source, Linux >= 6.1 on x86-64).",
 )
+@click.option(
+    "--uring-pool",
+    default="16M",
+    show_default=True,
+    metavar="SIZE|COUNTxSIZE|off",
+    help="--engine uring: receive buffers shared by all connections (a provided-buffer ring), "
+    "a total cut into --read-size buffers (16M) or COUNTxSIZE (256x64K); receive memory stays "
+    "this, whatever the connections. off: each connection owns a --read-size buffer.",
+)
 @click.option("-v", "--verbose", count=True, help="-v: info, -vv: debug logging on stderr.")
 def serve(
     host: str,
@@ -245,6 +254,7 @@ def serve(
     workers: int,
     systemd: bool,
     engine: str,
+    uring_pool: str,
     verbose: int,
 ) -> None:
     """Serve echo/discard/source/http on TCP or a UNIX socket until SIGTERM/SIGINT.
@@ -303,6 +313,13 @@ def serve(
             "--engine uring serves stream sockets on its own listener; --type, --allow-uid, "
             "--allow-gid and --systemd need --engine epoll"
         )
+    if engine == "uring":
+        from fastsock.uring.pool import PoolError, parse_pool
+
+        try:
+            parse_pool(uring_pool, read_size)
+        except PoolError as err:
+            raise click.UsageError(str(err)) from None
     http = None
     if root is not None:
         http = HttpConfig(
@@ -337,6 +354,7 @@ def serve(
             sock_type=SOCK_TYPES[sock_type],
             allow_uids=_parse_ids(allow_uid, "uid"),
             allow_gids=_parse_ids(allow_gid, "gid"),
+            uring_pool=uring_pool,
         )
         if workers > 1:
             from fastsock.workers import serve_workers

@@ -70,6 +70,9 @@ class ServerConfig:
     # is in allow_gids; both empty lets everyone in. Others are closed at accept.
     allow_uids: frozenset[int] = frozenset()
     allow_gids: frozenset[int] = frozenset()
+    # --engine uring: the shared receive pool (fastsock.uring.pool.parse_pool: a total like
+    # 16M cut into read_size buffers, COUNTxSIZE, or "off" for a buffer per connection).
+    uring_pool: str = "16M"
 
 
 @dataclass

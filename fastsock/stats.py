@@ -30,11 +30,17 @@ class ServerStats:
     unreplyable: int = 0  # an unnamed UNIX sender, or one gone: there is no address to answer
     send_waits: int = 0  # replies that found no room at once and waited (never dropped)
     truncated: int = 0  # longer than the read buffer: cut by the kernel, so not answered
+    # --engine uring with its shared receive pool only: RECVs that found the pool dry
+    # (ENOBUFS); each waited for a buffer to come back.
+    enobufs: int = 0
     datagram: bool = field(default=False, repr=False)
+    pool: bool = field(default=False, repr=False)
 
     def line(self) -> str:
-        names = [f.name for f in fields(self) if f.name != "datagram"]
+        names = [f.name for f in fields(self) if f.name not in ("datagram", "pool")]
         if not self.datagram:
             names = [n for n in names if n not in DATAGRAM_FIELDS]
+        if not self.pool:
+            names = [n for n in names if n != "enobufs"]
         text = " ".join(f"{n}={getattr(self, n)}" for n in names)
         return f"fastsock: stats {text}"

@@ -172,6 +172,8 @@ def test_c_load_client_drives_the_same_pairs(kind: str) -> None:
     out = json.loads(proc.stdout)
     assert out["errors"] == 0 and out["messages"] > 0
     assert out["transport"] == ("pipe" if kind == "pipe" else "socketpair")
+    # One connection: its count in the window is all of the window's messages.
+    assert out["conn_messages"] == [out["messages"]]
 
 
 def test_c_load_client_fds_usage_errors(tmp_path) -> None:

@@ -99,7 +99,7 @@ PEER_LIST: tuple[Peer, ...] = (
     ),
     Peer(
         "fastsock-uring",
-        "fastsock serve --engine uring: io_uring, a linked SEND->RECV pair per echo",
+        "fastsock serve --engine uring: io_uring, a shared receive pool, linked SEND->RECV",
         (sys.executable, "-m", "fastsock", "serve", "--engine", "uring", "--idle-timeout", "300"),
         modes=("echo", "discard", "source"),
         needs_uring=True,

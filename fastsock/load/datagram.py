@@ -29,7 +29,7 @@ from fastsock.load.histogram import FOLD_AT, LatencyRecorder
 from fastsock.load.limits import HEADER, MIN_SIZE, UDP6_MAX
 from fastsock.load.schedule import DueTimes, phases
 from fastsock.load.verify import ErrorLog
-from fastsock.load.window import Window, age_unanswered, worker_result
+from fastsock.load.window import Window, age_unanswered, window_counts, worker_result
 
 # What a datagram's payload is made of after the header: a slice of this, offset by seq/index.
 _PATTERN_PERIOD = 251  # a prime: no message size lines it up with the sequence numbers
@@ -57,6 +57,7 @@ class _Sock:
         "highest",
         "answered",
         "expired",
+        "done",
     )
 
     def __init__(self, sock: socket.socket, index: int) -> None:
@@ -71,6 +72,7 @@ class _Sock:
         # the last KEEP_ANSWERED are kept; anything below ``floor`` was settled long ago.
         self.answered: set[int] = set()
         self.expired: set[int] = set()
+        self.done = 0  # answers, since the start (per_connection fairness)
 
 
 def connect_datagram(endpoint: Endpoint, count: int) -> list[socket.socket]:
@@ -130,6 +132,8 @@ class DatagramEngine:
         self.window = Window(server_pid)
         self.ep = select.epoll()
         self.incomplete = 0
+        self.done_at_start: list[int] | None = None
+        self.done_at_end: list[int] = []
 
     # -- accounting ---------------------------------------------------------------------------
     def _error(self, kind: str, detail: str) -> None:
@@ -194,6 +198,7 @@ class DatagramEngine:
             else:
                 s.highest = seq
             counts["answered"] += 1
+            s.done += 1
             self.recorder.values.append(now - sent_at)
             freed += 1
         return freed
@@ -287,10 +292,12 @@ class DatagramEngine:
         # What was sent during the warm-up and is answered now counts as answered, not sent:
         # start the window with those in flight as already sent.
         self.counts["sent"] = sum(len(s.inflight) for s in self.socks)
+        self.done_at_start = [s.done for s in self.socks]
         self.window.begin(now)
 
     def _end_window(self, now: int) -> None:
         self.window.close(now)
+        self.done_at_end = [s.done for s in self.socks]
         if self.rate is not None:
             self.incomplete += age_unanswered(
                 self.recorder.values.append, now, (s.inflight.values() for s in self.socks)
@@ -309,6 +316,7 @@ class DatagramEngine:
             conns_alive=len(self.socks),
             cpu=self.window.cpu,
             server=self.window.server,
+            conn_messages=window_counts(self.done_at_start, self.done_at_end, "echo", self.size),
         )
         result["datagrams"] = dict(self.counts)
         return result

@@ -41,6 +41,7 @@ from fastsock.load.window import (
     Window,
     age_unanswered,
     messages_and_bytes,
+    window_counts,
     worker_result,
 )
 
@@ -159,6 +160,10 @@ class Engine:
         self.incomplete = 0
         self.window = Window(plan.server_pid)
         self.completed_at_start = 0
+        # Each connection's count (_conn_count) at the window's edges: fairness, read from
+        # state the loop keeps anyway, so the hot loop pays nothing for it.
+        self.conn_at_start: list[int] | None = None
+        self.conn_at_end: list[int] | None = None
         # The loop's clock (see _start_clock and _turn).
         self.t0 = 0
         self.end = 0
@@ -271,13 +276,20 @@ class Engine:
 
     # -- phases -------------------------------------------------------------------------------
 
+    def _conn_count(self, c: Conn) -> int:
+        """What ``c`` has completed since the start, in the unit of ``completed`` (echo:
+        messages answered; ``next_done`` moves one message past each completion)."""
+        return c.next_done // self.size - 1
+
     def _begin_window(self, now: int) -> None:
         self.recorder.reset()
         self.completed_at_start = self.completed
+        self.conn_at_start = [self._conn_count(c) for c in self.conns]
         self.window.begin(now)
 
     def _end_window(self, now: int) -> None:
         self.window.close(now)
+        self.conn_at_end = [self._conn_count(c) for c in self.conns]
         if self.plan.rate is not None and self.plan.workload in LATENCY_WORKLOADS:
             self.incomplete += age_unanswered(
                 self.recorder.values.append, now, (c.times for c in self.conns if c.alive)
@@ -524,4 +536,7 @@ class Engine:
             conns_alive=self.alive,
             cpu=self.window.cpu,
             server=self.window.server,
+            conn_messages=window_counts(
+                self.conn_at_start, self.conn_at_end or [], workload, self.size
+            ),
         )

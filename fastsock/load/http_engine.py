@@ -81,6 +81,11 @@ class HttpEngine(Engine):
     def _run_workload(self, t0: int) -> None:
         self._run_http(t0)
 
+    def _conn_count(self, c: Conn) -> int:
+        """Answers complete on ``c``: those begun, less one whose body is still arriving."""
+        assert isinstance(c, HttpConn)
+        return c.responses - (1 if c.body_left else 0)
+
     def _begin_window(self, now: int) -> None:
         super()._begin_window(now)
         self.body_bytes_at_start = self.body_bytes

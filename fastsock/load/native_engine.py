@@ -54,6 +54,7 @@ class NativeEngine:
         warm_end, end = phases(t0, plan.warmup, plan.duration)
         latency = plan.workload in LATENCY_WORKLOADS
         done = array.array("q", [0])
+        conn_counts = array.array("Q", bytes(8 * len(self.sockets)))
         sampler = Sampler(self.server_cpu, self.progress, done, warm_end, end)
         sampler.start()
         finished = False
@@ -77,6 +78,7 @@ class NativeEngine:
                 progress=done,
                 # seqpacket: one message per send (Plan.tx_chunk is the message size there)
                 tx_chunk=plan.tx_chunk,
+                conn_counts=conn_counts,
             )
             finished = True
         finally:
@@ -99,6 +101,7 @@ class NativeEngine:
             conns_alive=raw["conns_alive"],
             cpu=CpuTimes(raw["cpu_user_s"], raw["cpu_sys_s"]),
             server=sampler.server_window(),
+            conn_messages=[messages_and_bytes(plan.workload, n, plan.size)[0] for n in conn_counts],
         )
 
 

@@ -9,6 +9,7 @@ from typing import IO
 
 from fastsock.load.config import LoadConfig, format_size
 from fastsock.load.cpu import client_cores, is_client_bound
+from fastsock.load.fairness import per_connection
 from fastsock.load.histogram import encode, merge, spectrum_us, summary_us
 from fastsock.load.verify import ERROR_KINDS
 from fastsock.load.window import LATENCY_WORKLOADS
@@ -64,6 +65,13 @@ def build(config: LoadConfig, workers: list[dict], metadata: dict) -> dict:
         "server_cpu_util": round(server_util, 3) if server_util is not None else None,
     }
     samples = [s for w in workers for s in w["error_samples"]][:10]
+    # Fairness over every connection of every process (a worker without counts: unknown).
+    counts = [w.get("conn_messages") for w in workers]
+    fairness = (
+        per_connection([n for c in counts for n in c])
+        if all(c is not None for c in counts)
+        else None
+    )
     extra = {}
     if "datagrams" in workers[0]:
         extra["datagrams"] = {
@@ -80,6 +88,7 @@ def build(config: LoadConfig, workers: list[dict], metadata: dict) -> dict:
         "errors": errors,
         "error_samples": samples,
         "conns_alive": sum(w["conns_alive"] for w in workers),
+        "per_connection": fairness,
         "latency_us": latency,
         "latency_spectrum": spectrum,
         "histogram": histogram,
@@ -138,6 +147,9 @@ def summary(result: dict) -> str:
         if lat.get("incomplete"):
             note = f"({lat['incomplete']} unanswered at the end, counted by their age)"
             lines.append(" " * 14 + note)
+    fair = result.get("per_connection")
+    if fair:
+        lines.append(fairness_line(fair, unit))
     cpu = result["cpu"]
     text = f"  cpu         client {cpu['client_cpu_util']:.2f} of {cpu['client_cores']} core(s)"
     if cpu["client_bound"]:
@@ -161,6 +173,19 @@ def summary(result: dict) -> str:
             else "  errors      none"
         )
     return "\n".join(lines)
+
+
+def fairness_line(fair: dict, unit: str = "msgs/s") -> str:
+    """The summary's line for ``per_connection`` (messages per connection in the window)."""
+    what = "responses" if unit == "req/s" else "messages"
+    jain = "n/a (nothing completed)" if fair["jain"] is None else f"{fair['jain']:.3f}"
+    text = (
+        f"  per conn    {what} min {fair['min']:,}  p50 {fair['p50']:,.0f}  "
+        f"max {fair['max']:,}  Jain's index {jain} over {fair['conns']:,} conn(s)"
+    )
+    if fair["jain"] is not None and fair["jain"] < 0.9:
+        text += " (UNEVEN: some connections got much less)"
+    return text
 
 
 class ProgressLine:

@@ -19,6 +19,10 @@ UNLIMITED = 1 << 62  # closed-loop send: a target never reached
 class StreamEngine(Engine):
     """:class:`Engine` for ``Plan.workload`` ``send`` or ``recv``."""
 
+    def _conn_count(self, c: Conn) -> int:
+        """Bytes this connection moved (its share of ``completed``)."""
+        return c.tx_pos if self.plan.workload == "send" else c.rx_pos
+
     def _send_due(self, c: Conn, due: int) -> None:
         """Open loop: ``size`` more bytes go out; what the kernel took counts at once (there
         is no answer to wait for, and no latency)."""

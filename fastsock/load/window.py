@@ -71,6 +71,19 @@ def age_unanswered(
     return count
 
 
+def window_counts(
+    at_start: list[int] | None, at_end: list[int], workload: str, size: int
+) -> list[int]:
+    """Per connection, what an engine counted between the window's edges, in messages: the
+    engine's unit is messages for a latency workload, else bytes (``// size``, as the total)."""
+    if at_start is None:  # no window began (every connection failed in the warm-up)
+        return [0] * len(at_end)
+    moved = [end - start for start, end in zip(at_start, at_end, strict=True)]
+    if workload in LATENCY_WORKLOADS:
+        return moved
+    return [m // size for m in moved]
+
+
 def messages_and_bytes(workload: str, moved: int, size: int) -> tuple[int, int]:
     """An engine's count as (messages, bytes): messages for a latency workload, else bytes."""
     if workload in LATENCY_WORKLOADS:
@@ -90,8 +103,11 @@ def worker_result(
     conns_alive: int,
     cpu: CpuTimes,
     server: CpuTimes | None,
+    conn_messages: list[int] | None = None,
 ) -> dict:
-    """What one worker process returns (see ``fastsock/load/SCHEMA.md`` for the merged form)."""
+    """What one worker process returns (see ``fastsock/load/SCHEMA.md`` for the merged form).
+    ``conn_messages``: messages each of its connections completed in the window (None: the
+    engine does not count them)."""
     return {
         "messages": messages,
         "bytes": nbytes,
@@ -105,4 +121,5 @@ def worker_result(
         "cpu_sys_s": cpu.sys,
         "server_user_s": server.user if server else None,
         "server_sys_s": server.sys if server else None,
+        "conn_messages": conn_messages,
     }

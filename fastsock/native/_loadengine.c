@@ -76,8 +76,9 @@ static PyObject *run(PyObject *self, PyObject *args, PyObject *kwargs)
                                "t0_ns",      "warm_end_ns", "end_ns", "first_index",
                                "pattern",    "period",    "counts",  "half_magnitude",
                                "lowest",     "highest",   "progress", "wfds",
-                               "fd_io",      "tx_chunk",  NULL};
+                               "fd_io",      "tx_chunk",  "conn_counts", NULL};
     PyObject *fd_list, *counts_obj = Py_None, *progress_obj = Py_None, *wfd_list = Py_None;
+    PyObject *conn_counts_obj = Py_None;
     int fd_io = 0;
     unsigned long long tx_chunk = 0;
     const char *workload;
@@ -86,16 +87,16 @@ static PyObject *run(PyObject *self, PyObject *args, PyObject *kwargs)
     long long t0, warm_end, end, lowest, highest;
     int first_index, half_magnitude;
     Py_buffer pattern = {0};
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OsKKdLLLiy*KOiLLO|OpK", keywords,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OsKKdLLLiy*KOiLLO|OpKO", keywords,
                                      &fd_list, &workload, &size, &depth, &rate, &t0, &warm_end,
                                      &end, &first_index, &pattern, &period, &counts_obj,
                                      &half_magnitude, &lowest, &highest, &progress_obj,
-                                     &wfd_list, &fd_io, &tx_chunk))
+                                     &wfd_list, &fd_io, &tx_chunk, &conn_counts_obj))
         return NULL;
 
     PyObject *result = NULL, *fast = NULL, *wfast = NULL;
     int *fds = NULL, *wfds = NULL;
-    Py_buffer counts = {0}, progress = {0};
+    Py_buffer counts = {0}, progress = {0}, conn_counts = {0};
     struct lc_result *r = NULL;
     struct lc_params p = {0};
     p.workload = parse_workload(workload);
@@ -117,12 +118,19 @@ static PyObject *run(PyObject *self, PyObject *args, PyObject *kwargs)
         PyErr_SetString(PyExc_ValueError, "progress must hold one int64");
         goto done;
     }
+    if (conn_counts_obj != Py_None &&
+        PyObject_GetBuffer(conn_counts_obj, &conn_counts, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0)
+        goto done;
     fast = PySequence_Fast(fd_list, "fds must be a sequence of file descriptors");
     if (!fast)
         goto done;
     Py_ssize_t nconns = PySequence_Fast_GET_SIZE(fast);
     if (nconns < 1 || nconns > INT32_MAX) {
         PyErr_SetString(PyExc_ValueError, "fds must hold at least one file descriptor");
+        goto done;
+    }
+    if (conn_counts.buf && conn_counts.len < nconns * 8) {
+        PyErr_SetString(PyExc_ValueError, "conn_counts must hold one uint64 per connection");
         goto done;
     }
     if (wfd_list != Py_None) {
@@ -186,6 +194,7 @@ static PyObject *run(PyObject *self, PyObject *args, PyObject *kwargs)
     p.wfds = wfds;
     p.fd_io = fd_io;
     p.tx_chunk = tx_chunk;
+    p.conn_counts = conn_counts.buf;
 
     int status;
     Py_BEGIN_ALLOW_THREADS
@@ -209,6 +218,8 @@ done:
         PyBuffer_Release(&counts);
     if (progress.obj)
         PyBuffer_Release(&progress);
+    if (conn_counts.obj)
+        PyBuffer_Release(&conn_counts);
     return result;
 }
 
@@ -234,10 +245,11 @@ static PyMethodDef methods[] = {
     {"run", (PyCFunction)(void (*)(void))run, METH_VARARGS | METH_KEYWORDS,
      "run(fds, *, workload, size, depth, rate, t0_ns, warm_end_ns, end_ns, first_index, "
      "pattern, period, counts, half_magnitude, lowest, highest, progress, wfds=None, fd_io=False, "
-     "tx_chunk=0) -> dict\n\n"
+     "tx_chunk=0, conn_counts=None) -> dict\n\n"
      "Run one process's load on connected non-blocking sockets with the GIL released; wfds: "
      "write ends of one-way pairs (pipes, with fd_io: read/write instead of recv/send); "
-     "tx_chunk: the most one send writes (seqpacket: the message size)."},
+     "tx_chunk: the most one send writes (seqpacket: the message size); conn_counts: a writable "
+     "uint64 buffer (one per connection) that receives each one's count in the window."},
     {NULL, NULL, 0, NULL},
 };
 

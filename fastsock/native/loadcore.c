@@ -244,9 +244,26 @@ static int wait_events(struct run *run, struct epoll_event *events, int64_t time
     return epoll_wait(run->epfd, events, MAX_EVENTS, ms);
 }
 
+/* What c completed since the start, in the unit of lc_result.completed: echo counts messages
+ * (next_done sits one message past the last completed), send and recv count bytes. */
+static uint64_t conn_done(const struct run *run, const struct conn *c)
+{
+    switch (run->p->workload) {
+    case LC_ECHO:
+        return c->next_done / run->p->size - 1;
+    case LC_SEND:
+        return c->tx_pos;
+    default:
+        return c->rx_pos;
+    }
+}
+
 static void begin_window(struct run *run, int64_t now)
 {
     const struct lc_params *p = run->p;
+    if (p->conn_counts)
+        for (int i = 0; i < run->nconns; i++)
+            p->conn_counts[i] = conn_done(run, &run->conns[i]);
     if (p->hist_counts)
         memset(p->hist_counts, 0, p->hist_len * sizeof(*p->hist_counts));
     run->r->window_start_ns = now;
@@ -263,6 +280,9 @@ static void end_window(struct run *run, int64_t now)
     r->cpu_sys_s = sys - r->cpu_sys_s;
     r->window_end_ns = now;
     r->completed = run->completed - r->completed;
+    if (run->p->conn_counts)
+        for (int i = 0; i < run->nconns; i++)
+            run->p->conn_counts[i] = conn_done(run, &run->conns[i]) - run->p->conn_counts[i];
     if (run->p->rate > 0 && run->p->workload == LC_ECHO) {
         for (int i = 0; i < run->nconns; i++) {
             struct conn *c = &run->conns[i];

@@ -55,6 +55,10 @@ struct lc_params {
     int fd_io;
     uint64_t tx_chunk;
     volatile int64_t *progress; /* if set: messages done so far, updated every tick */
+    /* If set (nconns entries): what each connection completed in the measured window, in the
+     * unit of lc_result.completed -- the caller's fairness figures (per_connection). Read from
+     * each connection's stream position at the window's edges: nothing per message. */
+    uint64_t *conn_counts;
     /* Called (with no lock held) when a wait was interrupted by a signal, and every tick (a
      * signal can arrive outside the wait); non-zero stops the run (the CPython caller checks
      * for ^C there). */

@@ -26,6 +26,8 @@ FEATURES: dict[str, str] = {
     "IORING_SETUP_SINGLE_ISSUER": "6.0",
     "IORING_ASYNC_CANCEL_FD_FIXED": "6.0",
     "IORING_SETUP_DEFER_TASKRUN": "6.1",
+    # The shared receive pool (--uring-pool, the default data path; see fastsock.uring.pool).
+    "IORING_REGISTER_PBUF_RING (provided-buffer ring)": "5.19",
 }
 MIN_KERNEL = "6.1"
 
@@ -53,6 +55,7 @@ IORING_ENTER_REGISTERED_RING = 1 << 4  # 5.18
 IORING_REGISTER_FILES = 2  # 5.1; entries of -1 leave a slot empty (sparse)
 IORING_REGISTER_FILES_UPDATE = 6  # 5.5
 IORING_REGISTER_RING_FDS = 20  # 5.18
+IORING_REGISTER_PBUF_RING = 22  # 5.19: a ring of provided buffers (struct io_uring_buf_reg)
 
 # mmap offsets of the rings.
 IORING_OFF_SQ_RING = 0
@@ -72,6 +75,7 @@ IORING_OP_RECV = 27
 # sqe.flags.
 IOSQE_FIXED_FILE = 1 << 0  # sqe.fd is an index into the registered file table
 IOSQE_IO_LINK = 1 << 2
+IOSQE_BUFFER_SELECT = 1 << 5  # 5.7: the kernel picks the buffer from group sqe.buf_group
 IOSQE_CQE_SKIP_SUCCESS = 1 << 6  # 5.17
 
 # sqe.ioprio for send/recv and accept.
@@ -84,7 +88,9 @@ IORING_ASYNC_CANCEL_FD = 1 << 1  # 5.19
 IORING_ASYNC_CANCEL_FD_FIXED = 1 << 3  # 6.0: the fd is a registered file index
 
 # cqe.flags.
+IORING_CQE_F_BUFFER = 1 << 0  # a provided buffer was used: its id is flags >> 16
 IORING_CQE_F_MORE = 1 << 1
+IORING_CQE_BUFFER_SHIFT = 16
 
 # Layout of one 64-byte SQE: byte offsets of the fields we write.
 SQE_SIZE = 64
@@ -97,6 +103,7 @@ SQE_ADDR = 16  # u64
 SQE_LEN = 24  # u32
 SQE_OP_FLAGS = 28  # u32: msg_flags, accept_flags, timeout_flags
 SQE_USER_DATA = 32  # u64
+SQE_BUF_GROUP = 40  # u16 (buf_index / buf_group)
 # One 16-byte CQE: u64 user_data, s32 res, u32 flags.
 CQE_SIZE = 16
 
@@ -158,6 +165,27 @@ class RsrcUpdate(ctypes.Structure):
     ]
 
 
+class BufReg(ctypes.Structure):
+    """struct io_uring_buf_reg, for IORING_REGISTER_PBUF_RING (40 bytes)."""
+
+    _fields_ = [
+        ("ring_addr", ctypes.c_uint64),
+        ("ring_entries", ctypes.c_uint32),
+        ("bgid", ctypes.c_uint16),
+        ("flags", ctypes.c_uint16),
+        ("resv", ctypes.c_uint64 * 3),
+    ]
+
+
+# struct io_uring_buf, one entry of a provided-buffer ring: u64 addr, u32 len, u16 bid,
+# u16 resv. The ring's u16 tail lives in entry 0's resv field (byte 14): writing entry 0 must
+# stop at byte 14 or it overwrites the tail.
+BUF_ENTRY_SIZE = 16
+BUF_ENTRY_WRITE = 14  # addr, len, bid: what we write of an entry
+BUF_RING_TAIL = 14  # byte offset of the ring's tail (u16)
+BUF_RING_MAX_ENTRIES = 32768  # the kernel's cap; a power of two
+
+
 class Timespec(ctypes.Structure):
     """struct __kernel_timespec, for IORING_OP_TIMEOUT."""
 
@@ -165,3 +193,4 @@ class Timespec(ctypes.Structure):
 
 
 assert ctypes.sizeof(Params) == 120
+assert ctypes.sizeof(BufReg) == 40

@@ -29,6 +29,7 @@ import ctypes
 import errno
 import logging
 import socket
+import struct
 from collections import deque
 from collections.abc import Callable
 from typing import Protocol
@@ -38,6 +39,7 @@ from fastsock.handlers.base import Buffer, Cancellable, Handler
 from fastsock.handlers.echo import EchoHandler
 from fastsock.stats import ServerStats
 from fastsock.uring import abi
+from fastsock.uring.pool import POOL_GROUP, BufferPool
 from fastsock.uring.ring import SQE, Ring
 
 
@@ -46,6 +48,7 @@ class UringOwner(Protocol):
     the dependency runs one way, server -> connection."""
 
     ring: Ring
+    pool: BufferPool | None  # the shared receive pool, or None: each connection owns a buffer
     stats: ServerStats
     now: float  # the loop's clock, read once per batch of completions
     buf_size: int
@@ -55,6 +58,10 @@ class UringOwner(Protocol):
     def call_later(self, delay: float, callback: Callable[[], None]) -> Cancellable: ...
 
     def connection_released(self, conn: UringConnection) -> None: ...
+
+    def recycle(self, bid: int) -> None: ...
+
+    def starve(self, conn: UringConnection) -> None: ...
 
 
 log = logging.getLogger(__name__)
@@ -67,8 +74,21 @@ SLOT_MASK = (1 << 32) - 1
 OP_SEND = 1 << 32  # a queued send (its completion is always posted)
 OP_CHAIN_SEND = 2 << 32  # the linked echo send (posted only on failure)
 OP_CANCEL = 3 << 32  # cancels what is in flight on a connection being closed (its CQE is ignored)
+# The pool's echo send: POOL_SEND | bid << 32 | slot (posted always: its completion gives the
+# buffer back). Above every other op, so the completion loop tests it with one compare.
+POOL_SEND = 1 << 48
+BID_MASK = 0xFFFF
+# Pool echoes up to this many bytes are copied into a small buffer of the connection's own and
+# sent from there, so the pool buffer goes back at once and the SEND's completion can be skipped
+# (one CQE per echo, as with --uring-pool off). Zero-copy from the pool with the SEND's
+# completion posted (two CQEs) cost 0.74x (0.57-0.91) at 64 B here; the copy costs less than a
+# CQE up to a few KiB. The small buffer is made at a connection's first small echo: 1 KiB each.
+SMALL_ECHO = 1024
 
 _SEND_FLAGS = socket.MSG_WAITALL | socket.MSG_NOSIGNAL
+# The fields of the pool's echo SEND patched per message, from SQE_ADDR: addr, len, msg_flags,
+# user_data (one pack_into: the template's other bytes stay).
+_PATCH = struct.Struct("<QIIQ")
 _RESETS = (errno.ECONNRESET, errno.EPIPE, errno.ECANCELED, errno.ETIMEDOUT)
 
 
@@ -94,7 +114,12 @@ class UringConnection:
         "_buf_c",
         "_pair",
         "_recv_sqe",
+        "_small",
+        "_small_c",
+        "_pair_small",
         "_rx",
+        "_cur",
+        "starved",
         "_in_cb",
         "_echo_n",
         "_chain_n",
@@ -138,6 +163,34 @@ class UringConnection:
         # loop tests. Cleared wherever one of those starts, recomputed where they can end
         # (on_send, resume_reading): see _refresh_fast.
         self.fast = self.echo_fast
+        self._rx: memoryview | None = None  # the view data_received is holding
+        self._cur: memoryview | None = None  # all of what was received, during data_received
+        self.starved = False  # on the server's list, waiting for a pool buffer (ENOBUFS)
+        pool = server.pool
+        if pool is not None:
+            # The shared pool: no buffer of our own. The kernel picks one for each RECV
+            # (IOSQE_BUFFER_SELECT); the echo SEND's address, length and user_data (which
+            # names the buffer) are patched per message, and its completion is posted: that
+            # is when the buffer goes back to the pool.
+            self.buf = None
+            self.view = None
+            self._buf_c = None
+            recv = SQE.pack(
+                abi.IORING_OP_RECV, fixed | abi.IOSQE_BUFFER_SELECT,
+                abi.IORING_RECVSEND_POLL_FIRST, fdx, 0, 0, pool.size, 0, slot, POOL_GROUP,
+                0, 0, 0, 0,
+            )  # fmt: skip
+            send = SQE.pack(
+                abi.IORING_OP_SEND, abi.IOSQE_IO_LINK | fixed, 0, fdx, 0, 0, 0, _SEND_FLAGS, 0,
+                0, 0, 0, 0, 0,
+            )  # fmt: skip
+            self._pair = send + recv
+            self._recv_sqe = recv
+            self._small: bytearray | None = None  # see SMALL_ECHO; made when first needed
+            self._small_c = None
+            self._pair_small = b""
+            self._init_state(server)
+            return
         # Page-aligned (fastsock/buffer.py): a bytearray of 256 KiB starts 16 bytes into a
         # page, and the kernel's copies into and out of it ran 1.4x slower (measured here, see
         # the commit). Freed (munmap) with the connection, once nothing in flight uses it.
@@ -155,7 +208,9 @@ class UringConnection:
         )  # fmt: skip
         self._pair = send + recv  # the echo template: len of the SEND patched per message
         self._recv_sqe = recv
-        self._rx: memoryview | None = None  # the view data_received is holding
+        self._init_state(server)
+
+    def _init_state(self, server: UringOwner) -> None:
         self._in_cb = False  # inside data_received: on_recv pumps when it returns
         self._echo_n = 0  # the handler echoed _rx: send it from the buffer
         self._chain_n = 0  # bytes of the linked send in flight
@@ -168,7 +223,7 @@ class UringConnection:
         self.closing = False  # no more reading; close once the queue is sent
         self.shut = False  # socket shut down; released when nothing is in flight
         self.released = False
-        self.wants_write = handler.wants_write
+        self.wants_write = self.handler.wants_write
         self.bytes_in = 0
         self.bytes_out = 0
         self.echoed = 0
@@ -188,7 +243,7 @@ class UringConnection:
             self._rx = None
             return
         if self._echo_n:
-            self._queue(bytes(self.view[: self._echo_n]))
+            self._queue(bytes(self._cur[: self._echo_n]))  # type: ignore[index]
             self._echo_n = 0
         self._queue(data if type(data) is bytes else bytes(data))
 
@@ -254,7 +309,7 @@ class UringConnection:
         if res > 0:
             if self.closing:
                 return self._pump()  # reading stopped at close(): drop it
-            rx = self._rx = self.view[:res]
+            rx = self._rx = self._cur = self.view[:res]
             self._in_cb = True
             try:
                 self.handler.data_received(rx)
@@ -263,7 +318,7 @@ class UringConnection:
                 log.exception("handler failed; closing the connection")
                 self.abort()
             finally:
-                self._rx = None
+                self._rx = self._cur = None
                 self._in_cb = False
             if self.shut:
                 return
@@ -316,6 +371,160 @@ class UringConnection:
             self._release_if_idle()
             return
         self._failed(-res if res < 0 else errno.EPIPE)
+
+    # -- completions of the shared pool (server.pool set) --------------------------------------
+    def on_recv_pool(self, res: int, flags: int) -> None:
+        """A RECV completed with a pool buffer (``flags``) or without one (EOF, error,
+        ENOBUFS). Whatever happens, a buffer named here goes back to the pool exactly once:
+        now, or when the echo SEND of it completes (:meth:`on_pool_send`)."""
+        self.recv_inflight = False
+        if self._chain_n and not self.send_inflight:  # a small echo's linked send succeeded
+            self.echoed += self._chain_n
+            self._chain_n = 0
+        server = self.server
+        bid = flags >> abi.IORING_CQE_BUFFER_SHIFT if flags & abi.IORING_CQE_F_BUFFER else -1
+        if self.shut:
+            if bid >= 0:
+                server.recycle(bid)
+            self._release_if_idle()
+            return
+        if res > 0:
+            if self.closing:  # reading stopped at close(): drop it
+                server.recycle(bid)
+                return self._pump()
+            pool = server.pool
+            start = bid * pool.size  # type: ignore[union-attr]
+            rx = self._rx = self._cur = pool.view[start : start + res]  # type: ignore[union-attr]
+            self._in_cb = True
+            try:
+                self.handler.data_received(rx)
+            except Exception:
+                self.server.stats.errors += 1
+                log.exception("handler failed; closing the connection")
+                self.abort()
+            finally:
+                self._rx = self._cur = None
+                self._in_cb = False
+            n = self._echo_n
+            if n:
+                self._echo_n = 0
+                if not (self.shut or self.paused or self.closing):
+                    if n <= SMALL_ECHO:
+                        self._submit_small_echo(n, bid)  # copied: the buffer is back
+                    else:
+                        self._submit_pool_echo(n, bid)  # the SEND owns the buffer now
+                    return
+                if not self.shut:
+                    self._queue(bytes(rx[:n]))
+            server.recycle(bid)
+            if self.shut:
+                return
+            self.bytes_in += res
+            self._pump()
+        elif res == 0:
+            self.handler.eof_received()
+            if not self.closing:
+                self.paused = True
+                self.fast = False
+            self._pump()
+        elif res == -errno.ENOBUFS:
+            # The ring was empty when data arrived: grow it from the pool's reserve and try
+            # again, or, with the whole pool in use, wait for a buffer to come back (the
+            # server re-arms one starved connection per returned buffer, oldest first).
+            server.stats.enobufs += 1
+            if server.pool.grow():  # type: ignore[union-attr]
+                self._pump()
+            else:
+                server.starve(self)
+        else:
+            self._failed(-res)
+
+    def on_pool_send(self, res: int, bid: int) -> None:
+        """The echo SEND of pool buffer ``bid`` completed (the fast path handles success on
+        a live connection inline, see ``UringServer._run_pool``)."""
+        self.send_inflight = False
+        self.server.recycle(bid)
+        n = self._chain_n
+        self._chain_n = 0
+        if res > 0:
+            self.echoed += res
+        if self.shut:
+            self._release_if_idle()
+            return
+        if res == n:
+            self._refresh_fast()
+            self._pump()
+            return
+        # A failed (or, MSG_WAITALL, short) send breaks the link: the RECV after it completes
+        # with -ECANCELED, and that completion releases the connection.
+        self._failed(-res if res < 0 else errno.EPIPE)
+
+    def _make_small(self) -> None:
+        """The small echo buffer and its SEND->RECV template (the SEND's completion skipped,
+        the RECV from the pool), as --uring-pool off's pair but for the buffer."""
+        self._small = bytearray(SMALL_ECHO)
+        self._small_c = (ctypes.c_char * SMALL_ECHO).from_buffer(self._small)
+        send = SQE.pack(
+            abi.IORING_OP_SEND, abi.IOSQE_IO_LINK | abi.IOSQE_CQE_SKIP_SUCCESS | self.sqe_flags,
+            0, self.fdx, 0, ctypes.addressof(self._small_c), 0, _SEND_FLAGS,
+            OP_CHAIN_SEND | self.slot, 0, 0, 0, 0, 0,
+        )  # fmt: skip
+        self._pair_small = send + self._recv_sqe
+
+    def _submit_small_echo(self, n: int, bid: int) -> None:
+        """Copy ``n`` <= SMALL_ECHO bytes of pool buffer ``bid`` to the small buffer, give the
+        buffer back, SEND the copy linked to the next RECV (the completion loop's fast path
+        written as a method)."""
+        if self._small is None:
+            self._make_small()
+        pool = self.server.pool
+        start = bid * pool.size  # type: ignore[union-attr]
+        self._small[0:n] = pool.mem[start : start + n]  # type: ignore[index, union-attr]
+        self.server.recycle(bid)
+        ring = self.server.ring
+        tail = ring.sq_tail
+        if (tail - ring.u32[ring.sq_head_i]) & 0xFFFFFFFF > ring.sq_entries - 2:
+            ring.enter(0)
+        idx = tail & ring.sq_mask
+        sqes = ring.sqe_map
+        off = idx * 64
+        if idx != ring.sq_mask:
+            sqes[off : off + 128] = self._pair_small
+        else:  # the pair would straddle the end of the SQ ring
+            sqes[off : off + 64] = self._pair_small[:64]
+            sqes[0:64] = self._recv_sqe
+        ring.sqe_u32[(off + abi.SQE_LEN) >> 2] = n
+        ring.sq_tail = tail + 2
+        self._chain_n = n
+        self.recv_inflight = True
+
+    def _submit_pool_echo(self, n: int, bid: int) -> None:
+        """SEND ``n`` bytes of pool buffer ``bid`` linked to the next RECV (the slow-path twin
+        of the pair the completion loop writes)."""
+        ring = self.server.ring
+        tail = ring.sq_tail
+        if (tail - ring.u32[ring.sq_head_i]) & 0xFFFFFFFF > ring.sq_entries - 2:
+            ring.enter(0)
+        idx = tail & ring.sq_mask
+        sqes = ring.sqe_map
+        off = idx * 64
+        if idx != ring.sq_mask:
+            sqes[off : off + 128] = self._pair
+        else:  # the pair would straddle the end of the SQ ring
+            sqes[off : off + 64] = self._pair[:64]
+            sqes[0:64] = self._recv_sqe
+        _PATCH.pack_into(
+            sqes,
+            off + abi.SQE_ADDR,
+            self.server.pool.addr(bid),  # type: ignore[union-attr]
+            n,
+            _SEND_FLAGS,
+            POOL_SEND | bid << 32 | self.slot,
+        )
+        ring.sq_tail = tail + 2
+        self._chain_n = n
+        self.recv_inflight = True
+        self.send_inflight = True
 
     # -- internals ----------------------------------------------------------------------------
     def _queue(self, data: bytes) -> None:
@@ -374,7 +583,22 @@ class UringConnection:
             if not self.out and not self.send_inflight:
                 self._shutdown()
             return
-        if not (self.recv_inflight or self.paused or self.held):
+        if self.recv_inflight or self.paused or self.held or self.starved:
+            return
+        pool = self.server.pool
+        if pool is not None:
+            self.server.ring.prep(
+                abi.IORING_OP_RECV,
+                self.fdx,
+                0,
+                pool.size,
+                self.slot,
+                flags=self.sqe_flags | abi.IOSQE_BUFFER_SELECT,
+                ioprio=abi.IORING_RECVSEND_POLL_FIRST,
+                buf_group=POOL_GROUP,
+            )
+            self.recv_inflight = True
+        else:
             self.server.ring.prep(
                 abi.IORING_OP_RECV,
                 self.fdx,

@@ -218,6 +218,7 @@ class Ring:
         flags: int = 0,
         ioprio: int = 0,
         op_flags: int = 0,
+        buf_group: int = 0,
     ) -> None:
         """Write one SQE (the slow path: accept, timers, cancels, plain sends)."""
         SQE.pack_into(
@@ -232,7 +233,7 @@ class Ring:
             length,
             op_flags,
             user_data,
-            0,
+            buf_group,
             0,
             0,
             0,

@@ -27,6 +27,7 @@ import select
 import socket
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from signal import SIG_IGN, SIGINT, SIGTERM
 from typing import TextIO
@@ -38,7 +39,18 @@ from fastsock.loop import SavedSignals, Timer
 from fastsock.server import ACCEPT_PAUSE_S, ServerConfig
 from fastsock.stats import ServerStats
 from fastsock.uring import abi
-from fastsock.uring.connection import OP_CHAIN_SEND, OP_SEND, SLOT_MASK, UringConnection
+from fastsock.uring.connection import (
+    _PATCH,
+    _SEND_FLAGS,
+    BID_MASK,
+    OP_CHAIN_SEND,
+    OP_SEND,
+    POOL_SEND,
+    SLOT_MASK,
+    SMALL_ECHO,
+    UringConnection,
+)
+from fastsock.uring.pool import BufferPool, PoolError, parse_pool
 from fastsock.uring.ring import Ring, UringUnavailable
 
 log = logging.getLogger(__name__)
@@ -68,7 +80,20 @@ class UringServer(ServerLifecycle):
                 "--engine epoll"
             )
         self.config = config
+        try:
+            pool_spec = parse_pool(config.uring_pool, config.read_size)
+        except PoolError as err:
+            raise UringUnavailable(str(err)) from None
         self.ring = Ring(entries=1024, cq_entries=8192)
+        self.pool: BufferPool | None = None
+        if pool_spec is not None:
+            try:
+                self.pool = BufferPool(self.ring, pool_spec)
+            except BaseException:
+                self.ring.close()
+                raise
+        # Connections waiting for a pool buffer (their RECV found the pool dry), oldest first.
+        self._starved: deque[UringConnection] = deque()
         # Registered files, one per connection slot (slot 0 unused): at most --max-conns
         # connections hold slots, and the kernel caps the table at RLIMIT_NOFILE. Optional:
         # connections whose slot is outside the table (or all, if the kernel refuses) use fds.
@@ -77,7 +102,7 @@ class UringServer(ServerLifecycle):
         if nofile != resource.RLIM_INFINITY:
             table = min(table, nofile)
         self.ring.register_files(max(1, table))
-        self.stats = ServerStats()
+        self.stats = ServerStats(pool=self.pool is not None)
         self.now = time.monotonic()
         self.buf_size = config.read_size
         self.high_water = config.high_water
@@ -257,6 +282,31 @@ class UringServer(ServerLifecycle):
         self._free.append(conn.slot)
         self._count_closed(conn)
 
+    def recycle(self, bid: int) -> None:
+        """Pool buffer ``bid`` is free again: back to the kernel, and a starved connection
+        (if any) gets its RECV back."""
+        self.pool.put(bid)  # type: ignore[union-attr]
+        if self._starved:
+            self._wake_starved()
+
+    def starve(self, conn: UringConnection) -> None:
+        conn.starved = True
+        self._starved.append(conn)
+
+    def _wake_starved(self) -> None:
+        """Re-arm the RECV of the longest-starved connection that still wants one (one per
+        returned buffer: more would find the pool dry again)."""
+        starved = self._starved
+        while starved:
+            conn = starved.popleft()
+            conn.starved = False
+            if conn.shut:
+                conn._release_if_idle()
+                continue
+            conn._pump()
+            if conn.recv_inflight:
+                return
+
     # -- the engine's steps of ServerLifecycle -------------------------------------------------
     def _stop(self) -> None:
         self._stopped = True
@@ -316,9 +366,167 @@ class UringServer(ServerLifecycle):
             self._unix_identity = None
 
     def run(self) -> None:
-        """Serve until stopped. The completion loop is written out here, not in methods, on
-        purpose: it runs once per echoed message and every attribute lookup shows in a profile.
-        """
+        """Serve until stopped (with the shared pool: :meth:`_run_pool`)."""
+        if self.pool is not None:
+            self._run_pool()
+        else:
+            self._run_own_buffers()
+
+    def _run_pool(self) -> None:
+        """The completion loop of the shared receive pool, written out as
+        :meth:`_run_own_buffers` is (once per echoed message). The echo is the same linked
+        SEND->RECV pair, so sends stay in order and a slow reader holds one buffer, but the
+        SEND's completion is posted: it gives the buffer back (two CQEs per echo)."""
+        ring = self.ring
+        pool = self.pool
+        assert pool is not None
+        u32, i32, u64 = ring.u32, ring.i32, ring.u64
+        head_i, tail_i, mask = ring.cq_head_i, ring.cq_tail_i, ring.cq_mask
+        q0, w0 = ring.cqes_off // 8, ring.cqes_off // 4
+        cq_n = mask + 1
+        sqes, sqe_u32 = ring.sqe_map, ring.sqe_u32
+        sq_last = ring.sq_mask
+        pair_at = [slice(i * 64, i * 64 + 128) for i in range(sq_last + 1)]
+        patch_at = [i * 64 + abi.SQE_ADDR for i in range(sq_last + 1)]
+        len_at = [(i * 64 + abi.SQE_LEN) >> 2 for i in range(sq_last + 1)]
+        small = SMALL_ECHO
+        small_at = [slice(0, n) for n in range(SMALL_ECHO + 1)]  # no slice object per copy
+        mem = pool.mem
+        slots = self._slots
+        not_recv = OP_SEND
+        pool_send = POOL_SEND
+        shift = abi.IORING_CQE_BUFFER_SHIFT
+        buffer_flag = abi.IORING_CQE_F_BUFFER
+        base, size = pool.base, pool.size
+        patch = _PATCH.pack_into
+        send_flags = _SEND_FLAGS
+        starved = self._starved
+        # pool.put, written out: the ring entry and the published tail.
+        entry = pool._entry
+        ring_map = pool.ring_map
+        tail_u16 = pool._tail_u16
+        tail_word = abi.BUF_RING_TAIL // 2
+        bmask = pool.mask
+        entry_at = [slice(i * 16, i * 16 + abi.BUF_ENTRY_WRITE) for i in range(pool.entries)]
+        enter = ring.enter
+        monotonic = time.monotonic
+        try:
+            while not self._stopped:
+                enter(1)
+                self.now = monotonic()
+                head = u32[head_i]
+                tail = u32[tail_i]
+                while head != tail:
+                    a = head & mask
+                    b = min(cq_n, a + ((tail - head) & 0xFFFFFFFF))
+                    sq_limit = ring.sq_limit() - 2
+                    for ud, res, flags in zip(
+                        u64[q0 + 2 * a : q0 + 2 * b : 2].tolist(),
+                        i32[w0 + 4 * a + 2 : w0 + 4 * b : 4].tolist(),
+                        u32[w0 + 4 * a + 3 : w0 + 4 * b : 4].tolist(),
+                        strict=True,
+                    ):
+                        if ud < not_recv:  # a RECV: ud is the connection's slot
+                            conn = slots[ud]
+                            # Both fast branches first count the previous echo's bytes: its
+                            # SEND is done (the link started this RECV after it). _chain_n is 0
+                            # after a larger echo (its SEND's completion counted it).
+                            if (
+                                res > 0
+                                and conn.fast  # type: ignore[union-attr]
+                                and flags & buffer_flag
+                                and res <= small
+                                and conn._small is not None  # type: ignore[union-attr]
+                            ):
+                                # A small echo: copy out of pool buffer bid, give it back, and
+                                # the connection's skip-success pair, as with its own buffer.
+                                conn.echoed += conn._chain_n  # type: ignore[union-attr]
+                                start = (flags >> shift) * size
+                                conn._small[small_at[res]] = mem[start : start + res]  # type: ignore[union-attr]
+                                pt = pool.tail
+                                ring_map[entry_at[pt & bmask]] = entry[flags >> shift]
+                                pt = (pt + 1) & 0xFFFF
+                                pool.tail = pt
+                                tail_u16[tail_word] = pt
+                                t = ring.sq_tail
+                                if t > sq_limit:
+                                    enter(0)
+                                    sq_limit = ring.sq_limit() - 2
+                                i = t & sq_last
+                                if i != sq_last:
+                                    sqes[pair_at[i]] = conn._pair_small  # type: ignore[union-attr]
+                                else:  # the pair would straddle the end of the SQ ring
+                                    sqes[i * 64 : i * 64 + 64] = conn._pair_small[:64]  # type: ignore[union-attr]
+                                    sqes[0:64] = conn._recv_sqe  # type: ignore[union-attr]
+                                sqe_u32[len_at[i]] = res
+                                ring.sq_tail = t + 2
+                                conn._chain_n = res  # type: ignore[union-attr]
+                                if starved:
+                                    self._wake_starved()
+                            elif res > small and conn.fast and flags & buffer_flag:  # type: ignore[union-attr]
+                                # Echo pool buffer bid: the pair from the connection's
+                                # template, the SEND patched to the buffer.
+                                conn.echoed += conn._chain_n  # type: ignore[union-attr]
+                                bid = flags >> shift
+                                t = ring.sq_tail
+                                if t > sq_limit:
+                                    enter(0)
+                                    sq_limit = ring.sq_limit() - 2
+                                i = t & sq_last
+                                if i != sq_last:
+                                    sqes[pair_at[i]] = conn._pair  # type: ignore[union-attr]
+                                else:  # the pair would straddle the end of the SQ ring
+                                    sqes[i * 64 : i * 64 + 64] = conn._pair[:64]  # type: ignore[union-attr]
+                                    sqes[0:64] = conn._recv_sqe  # type: ignore[union-attr]
+                                patch(
+                                    sqes,
+                                    patch_at[i],
+                                    base + bid * size,
+                                    res,
+                                    send_flags,
+                                    pool_send | bid << 32 | ud,
+                                )
+                                conn._chain_n = res  # type: ignore[union-attr]
+                                conn.send_inflight = True  # type: ignore[union-attr]
+                                ring.sq_tail = t + 2
+                            else:
+                                conn.on_recv_pool(res, flags)  # type: ignore[union-attr]
+                        elif ud >= pool_send:
+                            slot = ud & SLOT_MASK
+                            conn = slots[slot]
+                            if res == conn._chain_n and conn.fast:  # type: ignore[union-attr]
+                                # Sent: the buffer goes back (pool.put written out).
+                                conn.echoed += res  # type: ignore[union-attr]
+                                conn._chain_n = 0  # type: ignore[union-attr]
+                                conn.send_inflight = False  # type: ignore[union-attr]
+                                pt = pool.tail
+                                ring_map[entry_at[pt & bmask]] = entry[(ud >> 32) & BID_MASK]
+                                pt = (pt + 1) & 0xFFFF
+                                pool.tail = pt
+                                tail_u16[tail_word] = pt
+                                if starved:
+                                    self._wake_starved()
+                            else:
+                                conn.on_pool_send(res, (ud >> 32) & BID_MASK)  # type: ignore[union-attr]
+                        else:
+                            slot = ud & SLOT_MASK
+                            op = ud - slot
+                            if slot == 0:
+                                self._on_server_cqe(op, res, flags)
+                            elif op == OP_SEND:
+                                slots[slot].on_send(res)  # type: ignore[union-attr]
+                            elif op == OP_CHAIN_SEND:
+                                slots[slot].on_chain_send_failed(res)  # type: ignore[union-attr]
+                    head = (head + b - a) & 0xFFFFFFFF
+                    u32[head_i] = head
+                    tail = u32[tail_i]
+        finally:
+            self._close_all_quietly()
+
+    def _run_own_buffers(self) -> None:
+        """Serve with a buffer per connection (``--uring-pool off``). The completion loop is
+        written out here, not in methods, on purpose: it runs once per echoed message and every
+        attribute lookup shows in a profile."""
         ring = self.ring
         u32, i32, u64 = ring.u32, ring.i32, ring.u64
         head_i, tail_i, mask = ring.cq_head_i, ring.cq_tail_i, ring.cq_mask
@@ -425,6 +633,8 @@ class UringServer(ServerLifecycle):
         # Closing the ring cancels whatever is still in flight; the kernel drops its file refs.
         if self.ring.fd >= 0:
             self.ring.close()
+        if self.pool is not None:
+            self.pool.close()  # after the ring: the kernel may fill a buffer until then
         for fd in (self._sig_r, self._sig_w):
             if fd >= 0:
                 os.close(fd)

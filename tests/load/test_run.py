@@ -64,6 +64,8 @@ def check_schema(result: dict) -> None:
     assert result["errors"]["total"] == sum(v for k, v in result["errors"].items() if k != "total")
     assert set(result["cpu"]) == CPU_KEYS
     assert set(result["metadata"]) >= METADATA_KEYS
+    fair = result["per_connection"]  # tests/load/test_fairness.py checks the arithmetic
+    assert fair is None or set(fair) == {"conns", "min", "p50", "max", "jain"}
     if result["params"]["workload"] in LATENCY_WORKLOADS:
         assert set(result["latency_us"]) >= LATENCY_KEYS
         assert isinstance(result["histogram"], str)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 from fastsock.load.cpu import CpuTimes
 from fastsock.load.window import (
@@ -14,10 +15,18 @@ from fastsock.load.window import (
 )
 
 
+def _burn_cpu(seconds: float = 0.05) -> None:
+    """Some CPU time, several clock ticks of it: os.times() and /proc count CPU time in ticks
+    (10 ms), and a fixed amount of work could fit inside one (that failed 1 run in 3)."""
+    start = time.process_time()
+    while time.process_time() - start < seconds:
+        sum(i * i for i in range(10_000))
+
+
 def test_the_window_measures_this_process_and_no_server_without_a_pid() -> None:
     window = Window(server_pid=None)
     window.begin(1_000)
-    sum(i * i for i in range(200_000))  # some CPU time inside the window
+    _burn_cpu()  # some CPU time inside the window
     window.close(5_000)
     assert window.elapsed_ns == 4_000
     assert window.cpu.user + window.cpu.sys > 0
@@ -27,7 +36,7 @@ def test_the_window_measures_this_process_and_no_server_without_a_pid() -> None:
 def test_the_window_measures_the_server_when_it_has_its_pid() -> None:
     window = Window(server_pid=os.getpid())  # this process stands in for the server
     window.begin(0)
-    sum(i * i for i in range(200_000))
+    _burn_cpu()
     window.close(1)
     server = window.server
     assert server is not None

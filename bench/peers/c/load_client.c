@@ -217,7 +217,8 @@ int main(int argc, char **argv)
     fill_pattern();
     int *fds = calloc((size_t)conns, sizeof(*fds));
     struct lc_result *r = calloc(1, sizeof(*r));
-    if (!fds || !r)
+    uint64_t *conn_counts = calloc((size_t)conns, sizeof(*conn_counts));
+    if (!fds || !r || !conn_counts)
         die(1, "out of memory for %ld connections", conns);
     for (long i = 0; i < conns && !fd_pair; i++)
         fds[i] = connect_one(&ep, text);
@@ -239,6 +240,7 @@ int main(int argc, char **argv)
         .wfds = fd_pair ? &wfd : NULL,
         .fd_io = pipes,
         .tx_chunk = messages ? size : 0,
+        .conn_counts = conn_counts,
     };
     if (lc_run(&p, fds, (int)conns, r) < 0)
         die(1, "%s", r->fatal);
@@ -260,12 +262,17 @@ int main(int argc, char **argv)
            "\"depth\": %llu, \"duration_s\": %g, \"warmup_s\": %g, "
            "\"cpu_user_s\": %.6f, \"cpu_sys_s\": %.6f, \"transport\": \"%s\", "
            "\"endpoint\": \"%s\", \"client\": \"c-load-client\", \"verify\": %s, "
-           "\"total_messages\": %llu, \"total_s\": %.6f}\n",
+           "\"total_messages\": %llu, \"total_s\": %.6f, \"conn_messages\": [",
            rate, rate * (double)size / 1e6, (unsigned long long)r->completed, elapsed,
            (unsigned long long)errors, conns, (unsigned long long)size,
            (unsigned long long)depth, duration, warmup, r->cpu_user_s, r->cpu_sys_s,
            fd_pair ? (pipes ? "pipe" : "socketpair") : endpoint_transport(&ep), endpoint_json, verify ? "true" : "false",
            (unsigned long long)r->completed_total, total_s);
+    /* Messages per connection in the window: fastsock.load.fairness.per_connection turns
+     * them into min/p50/max/Jain's index (one implementation of the arithmetic, in Python). */
+    for (long i = 0; i < conns; i++)
+        printf("%s%llu", i ? ", " : "", (unsigned long long)conn_counts[i]);
+    printf("]}\n");
     fflush(stdout);
     if (fd_pair) {
         close(rfd);
@@ -276,5 +283,6 @@ int main(int argc, char **argv)
     }
     free(fds);
     free(r);
+    free(conn_counts);
     return errors ? 1 : 0;
 }

@@ -1,0 +1,185 @@
+"""--engine uring's shared receive pool (fastsock/uring/pool.py): the option and its errors, the
+start-up check, and buffers that are recycled and never owned twice -- many connections echo
+distinct patterns with every byte verified, through a pool so small that it runs dry."""
+
+from __future__ import annotations
+
+import re
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from fastsock.cli import main
+from fastsock.load import run_load
+from fastsock.process import ServerProcess
+from fastsock.uring import pool as pool_module
+from fastsock.uring.pool import PoolError, PoolSpec, parse_pool
+from tests.conftest import uring_unavailable
+from tests.load.conftest import quick_config
+from tests.test_startup_errors import assert_one_line_error, run_serve
+
+K = 1024
+
+
+@pytest.mark.parametrize(
+    ("text", "spec"),
+    [
+        ("off", None),
+        ("OFF", None),
+        ("0", None),
+        ("16M", PoolSpec(64, 256 * K)),  # cut into --read-size buffers
+        ("1000K", PoolSpec(3, 256 * K)),  # whole buffers only
+        ("256x64K", PoolSpec(256, 64 * K)),
+        ("4 x 4096", PoolSpec(4, 4096)),
+        ("32768x1", PoolSpec(32768, 1)),
+    ],
+)
+def test_pool_sizes(text, spec):
+    assert parse_pool(text, 256 * K) == spec
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("lots", "not a number of bytes"),
+        ("4xlots", "not a number of bytes"),
+        ("64K", "smaller than one --read-size buffer"),
+        ("0x4K", "1 to 32768 buffers"),
+        ("40000x1K", "1 to 32768 buffers"),
+        ("4x0", "1 byte to 1 GiB"),
+        ("2x2G", "1 byte to 1 GiB"),
+    ],
+)
+def test_bad_pool_sizes(text, fragment):
+    with pytest.raises(PoolError, match=re.escape(fragment)):
+        parse_pool(text, 256 * K)
+
+
+@pytest.mark.timeout(30)
+def test_a_bad_pool_is_a_usage_error():
+    assert_one_line_error(
+        run_serve("--port", "0", "--engine", "uring", "--uring-pool", "64K"),
+        "smaller than one --read-size buffer",
+    )
+
+
+def _skip_without_uring() -> None:
+    reason = uring_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+
+
+@pytest.mark.timeout(30)
+def test_a_kernel_without_buffer_rings_is_one_line_and_exit_2(monkeypatch):
+    _skip_without_uring()
+    # An opcode the kernel does not know stands for a kernel older than 5.19 (EINVAL).
+    monkeypatch.setattr(pool_module.abi, "IORING_REGISTER_PBUF_RING", 250)
+    result = CliRunner().invoke(main, ["serve", "--port", "0", "--engine", "uring"])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert "IORING_REGISTER_PBUF_RING" in lines[0] and "5.19" in lines[0]
+    assert "--uring-pool off" in lines[0]
+
+
+def _serve_uring(tmp_path, *args: str) -> ServerProcess:
+    sock = str(tmp_path / "pool.sock")
+    argv = [sys.executable, "-m", "fastsock", "serve", "--engine", "uring", "--unix", sock]
+    return ServerProcess([*argv, *args])
+
+
+def _stats(server: ServerProcess) -> dict[str, int]:
+    server.stop()
+    line = next(x for x in server.stderr_text.splitlines() if x.startswith("fastsock: stats"))
+    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", line)}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("size", [100, 20 * K])
+@pytest.mark.parametrize("pool", ["4x4K", "64x4K"])  # dry at once; grows from 16, then dry
+def test_a_dry_pool_still_echoes_every_byte(tmp_path, size, pool):
+    # 4 buffers of 4 KiB for 48 connections: RECVs find the pool dry (ENOBUFS) all the time,
+    # and a 20 KiB message crosses several buffers. Each connection sends its own pattern and
+    # the client checks every byte: a buffer given to two owners at once, or recycled while its
+    # SEND was in flight, shows as a mismatch; a lost wake-up as a connection that stalls.
+    _skip_without_uring()
+    server = _serve_uring(tmp_path, "--uring-pool", "4x4K")
+    try:
+        result = run_load(quick_config(server.endpoint, size=size, conns=48, depth=2, duration=1.0))
+    finally:
+        stats = _stats(server)
+    assert result["errors"]["total"] == 0, result["error_samples"]
+    assert result["conns_alive"] == 48
+    assert result["per_connection"]["min"] > 0  # nobody starved for good
+    assert stats["enobufs"] > 0
+    assert stats["errors"] == 0 and stats["resets"] == 0
+    assert stats["bytes_in"] == stats["bytes_out"] > 0
+
+
+@pytest.mark.timeout(60)
+def test_a_big_pool_is_never_dry(tmp_path):
+    _skip_without_uring()
+    server = _serve_uring(tmp_path, "--uring-pool", "64x64K")
+    try:
+        result = run_load(quick_config(server.endpoint, size=64, conns=8))
+    finally:
+        stats = _stats(server)
+    assert result["errors"]["total"] == 0, result["error_samples"]
+    assert stats["enobufs"] == 0
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(("mode", "workload"), [("discard", "send"), ("source", "recv")])
+def test_other_modes_through_a_tiny_pool(tmp_path, mode, workload):
+    _skip_without_uring()
+    server = _serve_uring(tmp_path, "--mode", mode, "--uring-pool", "2x1K")
+    try:
+        result = run_load(quick_config(server.endpoint, size=4 * K, conns=8, workload=workload))
+    finally:
+        _stats(server)
+    assert result["errors"]["total"] == 0, result["error_samples"]
+    assert result["messages"] > 0
+
+
+@pytest.mark.timeout(60)
+def test_the_per_connection_buffers_remain_as_an_option(tmp_path):
+    _skip_without_uring()
+    server = _serve_uring(tmp_path, "--uring-pool", "off")
+    try:
+        result = run_load(quick_config(server.endpoint, size=20 * K, conns=8, depth=2))
+    finally:
+        stats = _stats(server)
+    assert result["errors"]["total"] == 0, result["error_samples"]
+    assert "enobufs" not in stats  # the stats line has it only with the pool
+
+
+@pytest.mark.timeout(30)
+def test_the_pool_circulates_only_what_the_load_needed():
+    # The ring is FIFO: every buffer in it is used in turn, so the pool starts with a few and
+    # grows on ENOBUFS (all 64 x 256 KiB in circulation cost 0.81x at 8 x 1 MiB).
+    _skip_without_uring()
+    from fastsock.uring.pool import GROW_BY, INITIAL_BUFFERS, BufferPool
+    from fastsock.uring.ring import Ring
+
+    ring = Ring(entries=8, cq_entries=16)
+    try:
+        pool = BufferPool(ring, PoolSpec(64, 4096))
+        assert pool.entries == 64
+        assert len(pool.reserve) == 64 - INITIAL_BUFFERS
+        assert pool.tail == INITIAL_BUFFERS  # published: the kernel sees that many
+        assert pool.grow() == GROW_BY
+        assert pool.tail == INITIAL_BUFFERS + GROW_BY
+        assert pool.grow(1000) == 64 - INITIAL_BUFFERS - GROW_BY
+        assert pool.grow() == 0 and pool.reserve == []
+        assert pool.tail == 64
+    finally:
+        ring.close()
+        pool.close()
+    small = Ring(entries=8, cq_entries=16)
+    try:
+        tiny = BufferPool(small, PoolSpec(3, 4096))  # fewer than INITIAL_BUFFERS: all at once
+        assert tiny.entries == 4 and tiny.reserve == [] and tiny.tail == 3
+    finally:
+        small.close()
+        tiny.close()
