@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-repeat lint format docs soak fuzz bench bench-replicate bench-full bench-http bench-apps plot peers calibrate calibrate-agree http-tools app-tools clean
+.PHONY: install test test-repeat lint format docs soak fuzz bench bench-replicate bench-scale bench-full bench-http bench-apps plot peers calibrate calibrate-agree http-tools app-tools clean
 
 # The native load engine (fastsock/native/*.c) is compiled by the install: rebuild when it changes.
 $(STAMP): pyproject.toml $(wildcard fastsock/native/*.c fastsock/native/*.h)
@@ -85,7 +85,18 @@ bench-replicate: $(STAMP)
 	$(PY) -m bench.matrix.replicate --runs $(K) --out results/replicate.json
 	$(VENV)/bin/fastsock plot results/bench.json
 
+# Cost as connections grow: 1 to 8,000 connections, 64 B and 64 KiB, fastsock's engines, uvloop
+# and C: msgs/s, p99, peak RSS per connection, fairness, idle RSS (~6 min): results/scale.json,
+# scale.png and its REPORT.md section.
+SCALE_ROUNDS ?= 2
+bench-scale: $(STAMP)
+	$(PY) -m bench.studies.scale --conns 1,100,1000,8000 --sizes 64,64K --rounds $(SCALE_ROUNDS) \
+	  --duration 2 --warmup 0.5 --idle 8000 --out results/scale.json
+	$(VENV)/bin/fastsock plot results/bench.json
+
 bench-full: $(STAMP) http-tools app-tools
+	$(PY) -m bench.studies.scale --conns 1,10,100,1000,4000,8000 --sizes 64,64K --rounds 3 \
+	  --idle 8000 --out results/scale.json
 	$(PY) -m bench.http --profile full --out results/http.json
 	$(PY) -m bench.apps --profile full --out results/apps.json
 	$(PY) -m bench.matrix --profile full --out results

@@ -15,6 +15,7 @@ from pathlib import Path
 from bench.matrix import placement as pl
 from bench.matrix.plan import FLOOR_TRANSPORTS, SOCKET_TYPES, Variant
 from fastsock.address import Endpoint
+from fastsock.load.fairness import per_connection
 
 # A run may take this much longer than warm-up + duration (interpreter start, connecting 256
 # connections, writing JSON) before it is killed and recorded as failed.
@@ -212,6 +213,8 @@ def c_result_as_load(
         "msgs_per_s": raw["msgs_per_s"],
         "mb_per_s": raw["mb_per_s"],
         "errors": {"total": errors},
+        # Messages per connection in the window (fastsock load's per_connection, Jain's index).
+        "per_connection": per_connection(raw["conn_messages"]) if "conn_messages" in raw else None,
         "latency_us": None,
         "latency_spectrum": None,
         "histogram": None,

@@ -520,9 +520,12 @@ def write_report(
 ) -> Path:
     """Write ``out/REPORT.md``; return its path. With ``http.json`` (``make bench-http``) or
     ``apps.json`` (``make bench-apps``) in ``results_dir``, their charts and sections are added."""
-    from fastsock.report import apps, http, replicate
+    from fastsock.report import apps, http, replicate, scale
 
     extra: list[str] = []
+    scale_doc = scale.load_beside((results_dir or out) / results_name)
+    if scale_doc is not None:
+        extra += scale.section(scale_doc, out)
     rep = replicate.load_beside((results_dir or out) / results_name)
     if rep is not None:
         extra += replicate.section(rep)

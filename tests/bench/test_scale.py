@@ -96,3 +96,53 @@ def test_proc_status_reads_this_process() -> None:
     assert proc_status_kb(os.getpid(), "VmRSS") > 0
     with pytest.raises(KeyError):
         proc_status_kb(os.getpid(), "NoSuchField")
+
+
+def _scale_doc() -> dict:
+    """A scale.json made from the fixture's runs: the same point at 100 and 8,000 connections,
+    the second with every rate halved, and an idle measurement."""
+    runs = json.loads(RUNS.read_text(encoding="utf-8"))
+    runs.pop("_comment")
+    slow = json.loads(json.dumps(runs))
+    for samples in slow.values():
+        for r in samples:
+            r["msgs_per_s"] /= 2
+    idle = {"kind": "idle", "server": "fastsock", "round": 0, "conns": 8000,
+            "idle_kb_per_conn": 1.73, "after_echo_kb_per_conn": 1.75}  # fmt: skip
+    return {
+        "schema": "fastsock.scale/1",
+        "params": {"transport": "unix", "rounds": 2, "duration": 2.0, "warmup": 0.5},
+        "metadata": {"date": "2026-12-07T00:00:00", "load_average": [0.2, 0.3, 0.4]},
+        "results": [
+            {"kind": "load", "size": 65536, "conns": 100, "servers": summarise(runs, "fastsock")},
+            {"kind": "load", "size": 65536, "conns": 8000, "servers": summarise(slow, "fastsock")},
+            idle,
+        ],
+    }
+
+
+@pytest.mark.timeout(60)
+def test_the_report_section_and_chart_come_from_scale_json(tmp_path) -> None:
+    from fastsock.report import scale as report_scale
+
+    doc = _scale_doc()
+    lines = "\n".join(report_scale.section(doc, tmp_path))
+    assert (tmp_path / "scale.png").stat().st_size > 10_000
+    assert "## Cost as connections grow: 1 to 8,000" in lines
+    # fastsock: 45k msgs/s at 100 connections, half that at 8,000: the bend is named.
+    assert (
+        "fastsock (epoll), 64 KiB: peaked at 45k msgs/s with 100 connections, fell to 50%" in lines
+    )
+    assert "| fastsock (epoll) | 64 KiB | 8,000 | 22.5k |" in lines
+    assert "| fastsock (epoll) | 1.73 | 1.75 |" in lines
+
+
+def test_the_section_is_in_report_md_when_scale_json_is_beside(fixture_copy: Path) -> None:
+    from click.testing import CliRunner
+
+    from fastsock.cli import main as fastsock_main
+
+    (fixture_copy.parent / "scale.json").write_text(json.dumps(_scale_doc()))
+    result = CliRunner().invoke(fastsock_main, ["plot", str(fixture_copy)])
+    assert result.exit_code == 0, result.output
+    assert "## Cost as connections grow" in (fixture_copy.parent / "REPORT.md").read_text()
