@@ -299,6 +299,7 @@ def main(
     """Echo over a pipe pair or a socketpair to a forked child: the floor under every socket.
 
     Exit status: 0 clean, 1 errors during the run (the echo child died), 2 bad usage."""
+    from fastsock.jsonout import write_json
     from fastsock.load import report
 
     config = FloorConfig(kind, size, depth, duration, warmup)
@@ -309,7 +310,7 @@ def main(
         sys.exit(2)
     if json_out is not None:
         try:
-            report.write_json(result, json_out)
+            write_json(result, json_out)
         except OSError as err:
             click.echo(f"fastsock floor: cannot write {json_out}: {err.strerror}", err=True)
             sys.exit(2)

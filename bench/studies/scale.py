@@ -111,7 +111,13 @@ def run_fastsock_load(
     )
     if proc.returncode not in (0, 1):  # 1: the run happened, with errors (they are data)
         raise RuntimeError(f"fastsock load failed: {proc.stderr.strip() or proc.stdout.strip()}")
-    return json.loads(proc.stdout)
+    try:
+        return json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        last = (proc.stderr.strip().splitlines() or ["nothing on stderr"])[-1]
+        raise RuntimeError(
+            f"fastsock load exited {proc.returncode} without its JSON: {last[:300]}"
+        ) from None
 
 
 def measure_load(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import sys
 from collections.abc import Sequence
 from importlib import resources
 
@@ -137,17 +136,6 @@ def schema() -> dict:
     """The JSON Schema of the document (``fastsock/ab/schema.json``)."""
     text = resources.files("fastsock.ab").joinpath("schema.json").read_text(encoding="utf-8")
     return json.loads(text)
-
-
-def write_json(doc: dict, target: str) -> None:
-    """Write the document to a file, or to stdout for ``-``."""
-    text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
-    if target == "-":
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        return
-    with open(target, "w", encoding="utf-8") as f:
-        f.write(text)
 
 
 def verdict_line(f: dict, plan: AbPlan) -> str:

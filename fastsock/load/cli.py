@@ -15,6 +15,7 @@ import click
 from click.core import ParameterSource
 
 from fastsock.address import Endpoint, EndpointError, endpoint_from_options
+from fastsock.jsonout import write_json
 from fastsock.load import report
 from fastsock.load.config import (
     ENGINES,
@@ -194,7 +195,7 @@ def load(
         sys.exit(130)
     if json_out is not None:
         try:
-            report.write_json(result, json_out)
+            write_json(result, json_out)
         except OSError as err:
             click.echo(f"fastsock load: cannot write {json_out}: {err.strerror}", err=True)
             sys.exit(2)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 from typing import IO
 
@@ -96,17 +94,6 @@ def build(config: LoadConfig, workers: list[dict], metadata: dict) -> dict:
         **extra,
         "metadata": metadata,
     }
-
-
-def write_json(result: dict, target: str) -> None:
-    """Write the result to a file, or to stdout for ``-``."""
-    text = json.dumps(result, indent=2) + "\n"
-    if target == "-":
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        return
-    with open(target, "w", encoding="utf-8") as f:
-        f.write(text)
 
 
 def _num(value: float) -> str:

@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from fastsock import findings as F  # noqa: E402
 from fastsock.report import summary as S  # noqa: E402
-from fastsock.report.plots import DPI  # noqa: E402
+from fastsock.report.figure import finish  # noqa: E402
 from fastsock.report.results import load_beside as results_file_beside  # noqa: E402
 
 SCHEMA = "fastsock.apps_bench/1"
@@ -144,11 +144,8 @@ def draw(doc: dict, bench: dict | None, out: Path) -> str:
     ax.set_title("UNIX ÷ TCP, synthetic vs real")
     ax.grid(True, axis="x", alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
-    fig.text(0.01, 0.005, "bars: geometric mean of per-repeat ratios, whiskers: 95% CI",
-             fontsize=7, color="0.35")  # fmt: skip
-    fig.tight_layout(rect=(0, 0.02, 1, 1))
-    fig.savefig(out / CHART, dpi=DPI)
-    plt.close(fig)
+    note = "bars: geometric mean of per-repeat ratios, whiskers: 95% CI"
+    finish(fig, out / CHART, note, bottom=0.02, note_y=0.005)
     return CHART
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from fastsock import findings as F
+from fastsock.jsonout import write_json
 
 
 class FindingsError(Exception):
@@ -99,13 +100,11 @@ def compare(first: Path, second: Path, json_out: str | None) -> None:
     summary = F.agreement(rows, a, b)
     doc = {"first": str(first), "second": str(second), "summary": summary, "rows": rows}
     if json_out is not None:
-        text = json.dumps(doc, indent=1) + "\n"
-        if json_out == "-":
-            click.echo(text, nl=False)
-            return
         try:
-            Path(json_out).write_text(text, encoding="utf-8")
+            write_json(doc, json_out, indent=1)
         except OSError as err:
             click.echo(f"fastsock compare: cannot write {json_out}: {err.strerror}", err=True)
             sys.exit(2)
+        if json_out == "-":
+            return
     click.echo(render(rows, summary, str(first), str(second)))

@@ -37,6 +37,21 @@ class _LogNum(LogFormatter):
         return S.fmt_num(x)
 
 
+def finish(
+    fig, path, note: str = "", bottom: float = 0.03, top: float = 1.0, note_y: float = 0.01
+) -> None:
+    """Every chart's last steps: the grey footnote that says what marks and bars mean (when
+    there is one), a tight layout that leaves room for it, the PNG at DPI, and the figure
+    closed (pyplot keeps every open figure alive)."""
+    import matplotlib.pyplot as plt
+
+    if note:
+        fig.text(0.01, note_y, note, fontsize=7, color="0.35")
+    fig.tight_layout(rect=(0, bottom if note else 0, 1, top))
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+
+
 def num_axis(ax, axis: str = "y") -> None:
     """Plain-number tick labels (call after setting the axis scale)."""
     target = ax.yaxis if axis == "y" else ax.xaxis

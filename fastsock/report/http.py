@@ -16,7 +16,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from fastsock import findings as F  # noqa: E402
 from fastsock.report import summary as S  # noqa: E402
-from fastsock.report.plots import BOUND_NOTE, COLORS, DPI  # noqa: E402
+from fastsock.report.figure import finish  # noqa: E402
+from fastsock.report.plots import BOUND_NOTE, COLORS  # noqa: E402
 from fastsock.report.results import load_beside as results_file_beside  # noqa: E402
 
 SCHEMA = "fastsock.http_bench/1"
@@ -133,10 +134,7 @@ def draw(doc: dict, out: Path) -> str:
         ax.grid(True, axis="y", alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle("Static files: fastsock (sendfile, copy) vs nginx")
-    fig.text(0.01, 0.01, BOUND_NOTE + "; bars: median, whiskers: min-max", fontsize=7, color="0.35")
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
-    fig.savefig(out / CHART, dpi=DPI)
-    plt.close(fig)
+    finish(fig, out / CHART, BOUND_NOTE + "; bars: median, whiskers: min-max", bottom=0.04)
     return CHART
 
 

@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from fastsock.report import summary as S  # noqa: E402
-from fastsock.report.figure import DPI, Chart, any_bound, grouped_bars, num_axis  # noqa: E402
+from fastsock.report.figure import Chart, any_bound, finish, grouped_bars, num_axis  # noqa: E402
 from fastsock.report.transports import chart as transports_chart  # noqa: E402
 from fastsock.report.verdict_chart import chart as verdicts_chart  # noqa: E402
 
@@ -41,11 +41,7 @@ def _save(fig, ax, out: Path, name: str, title: str, note: str = "") -> str:
     ax.set_title(title)
     ax.set_axisbelow(True)
     ax.grid(True, which="major", alpha=0.3)
-    if note:
-        fig.text(0.01, 0.01, note, fontsize=7, color="0.35")
-    fig.tight_layout(rect=(0, 0.03 if note else 0, 1, 1))
-    fig.savefig(out / name, dpi=DPI)
-    plt.close(fig)
+    finish(fig, out / name, note)
     return name
 
 
@@ -362,9 +358,7 @@ def latency_spectrum(doc: dict, out: Path) -> Chart | None:
         ax.grid(True, alpha=0.3)
     title = "Latency percentile spectrum (HDR style), UNIX vs TCP"
     fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(out / "latency-spectrum.png", dpi=DPI)
-    plt.close(fig)
+    finish(fig, out / "latency-spectrum.png")
     return Chart(
         "latency-spectrum.png",
         title,
@@ -472,10 +466,7 @@ def servers(doc: dict, out: Path) -> Chart | None:
     if c_client:
         title = "Server comparison, driven by the C load client (closed loop)"
     fig.suptitle(title)
-    fig.text(0.01, 0.01, BOUND_NOTE + "; bars: median, whiskers: min-max", fontsize=7, color="0.35")
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    fig.savefig(out / "servers.png", dpi=DPI)
-    plt.close(fig)
+    finish(fig, out / "servers.png", BOUND_NOTE + "; bars: median, whiskers: min-max")
     client = (
         "the C reference load client (it needs less CPU per message than any server here, so "
         "the server sets the pace; it verifies every byte but records no latency)"
@@ -537,10 +528,7 @@ def placement(doc: dict, out: Path) -> Chart | None:
         ax.set_title(f"{what}, {S.fmt_size(size)} messages", fontsize=10)
     title = "CPU placement: same core vs cross core vs unpinned"
     fig.suptitle(title)
-    fig.text(0.01, 0.01, "bars: median of repeats; whiskers: min-max", fontsize=7, color="0.35")
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    fig.savefig(out / "placement.png", dpi=DPI)
-    plt.close(fig)
+    finish(fig, out / "placement.png", "bars: median of repeats; whiskers: min-max")
     better = "lower" if metric == "p50_us" else "higher"
     return Chart(
         "placement.png",

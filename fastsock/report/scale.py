@@ -14,7 +14,7 @@ matplotlib.use("Agg")  # no display; must precede pyplot
 import matplotlib.pyplot as plt  # noqa: E402
 
 from fastsock.report import summary as S  # noqa: E402
-from fastsock.report.figure import DPI  # noqa: E402
+from fastsock.report.figure import finish, num_axis  # noqa: E402
 from fastsock.report.results import load_beside as results_file_beside  # noqa: E402
 
 SCHEMA = "fastsock.scale/1"
@@ -22,6 +22,9 @@ FILE = "scale.json"
 CHART = "scale.png"
 # A server's msgs/s "bends" where it first falls below this share of its best.
 BEND_SHARE = 0.8
+# Memory per connection is shown from this many connections up: below it, a page or two of the
+# server's own growth divided by one connection says nothing about connections.
+MIN_PER_CONN = 100
 LABELS = {"fastsock-uring-own": "fastsock (io_uring, own buffers)"}
 
 
@@ -79,34 +82,31 @@ def draw(doc: dict, out: Path) -> str | None:
             top.plot(xs, [e["msgs_per_s"] for _, e in p], **style)
             rss = [e.get("rss_per_conn_kb") for _, e in p]
             bottom.plot(
-                [x for x, r in zip(xs, rss, strict=True) if r is not None and x >= 100],
-                [r for x, r in zip(xs, rss, strict=True) if r is not None and x >= 100],
+                [x for x, r in zip(xs, rss, strict=True) if r is not None and x >= MIN_PER_CONN],
+                [r for x, r in zip(xs, rss, strict=True) if r is not None and x >= MIN_PER_CONN],
                 **style,
             )
         for ax in (top, bottom):
             ax.set_xscale("log")
+            num_axis(ax, "x")
             ax.grid(True, which="major", alpha=0.3)
             ax.set_xlabel("connections (each with one message in flight)")
         top.set_title(f"{S.fmt_size(size)} messages: echo throughput", fontsize=10)
         top.set_ylabel("messages/s echoed")
         top.set_ylim(bottom=0)
+        num_axis(top)
         bottom.set_title(f"{S.fmt_size(size)} messages: server memory per connection", fontsize=10)
         bottom.set_ylabel("(peak RSS - RSS before) / connections, KiB")
         bottom.set_yscale("log")
+        num_axis(bottom)
         top.legend(fontsize=7)
     p = doc.get("params", {})
     fig.suptitle(f"Cost as connections grow ({p.get('transport', '?')}, closed loop)")
-    fig.text(
-        0.01,
-        0.005,
+    note = (
         f"medians of {p.get('rounds', '?')} rounds, a fresh server per run (its VmHWM is "
-        "that run's); memory per connection from 100 connections up",
-        fontsize=7,
-        color="0.35",
+        "that run's); memory per connection from 100 connections up"
     )
-    fig.tight_layout(rect=(0, 0.02, 1, 0.97))
-    fig.savefig(out / CHART, dpi=DPI)
-    plt.close(fig)
+    finish(fig, out / CHART, note, bottom=0.02, top=0.97, note_y=0.005)
     return CHART
 
 
@@ -145,7 +145,7 @@ def section(doc: dict, out: Path) -> list[str]:
     lines += [
         "",
         "| server | size | connections | msgs/s | p99 µs | peak RSS MB | KiB per connection "
-        "| Jain |",
+        f"(from {MIN_PER_CONN}) | Jain |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for (server, size), points in sorted(pts.items(), key=lambda kv: (kv[0][1], kv[0][0])):
@@ -155,7 +155,7 @@ def section(doc: dict, out: Path) -> list[str]:
                 f"| {_label(server)} | {S.fmt_size(size)} | {conns:,} | "
                 f"{S.fmt_num(e['msgs_per_s'])} | {S.fmt_num(e['p99_us'] or 0)} | "
                 f"{(e.get('server_peak_rss_kb') or 0) / 1024:.1f} | "
-                f"{_kb(e.get('rss_per_conn_kb'))} | "
+                f"{_kb(e.get('rss_per_conn_kb')) if conns >= MIN_PER_CONN else '–'} | "
                 f"{'–' if jain is None or math.isnan(jain) else f'{jain:.3f}'} |"
             )
     idle = [r for r in doc["results"] if r.get("kind") == "idle"]
@@ -182,5 +182,8 @@ def section(doc: dict, out: Path) -> list[str]:
 
 
 def _load(meta: dict) -> str:
-    load = meta.get("load_average")
-    return ", ".join(f"{x:.2f}" for x in load) if load else "?"
+    """The load average the study recorded (its metadata has the 1-minute figure)."""
+    load = meta.get("load_average") or meta.get("load_avg_1min")
+    if isinstance(load, list):
+        return ", ".join(f"{x:.2f}" for x in load)
+    return f"{load:.2f} (1 min)" if isinstance(load, int | float) else "?"

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from fastsock.report import summary as S
-from fastsock.report.figure import DPI, Chart, grouped_bars, num_axis
+from fastsock.report.figure import Chart, finish, grouped_bars, num_axis
 
 CHART = "transports.png"
 COLORS = {
@@ -123,10 +123,7 @@ def chart(doc: dict, out: Path) -> Chart | None:
         note += "; " + ", ".join(lost)
     title = "Transports: echo over one connection, from a pipe to UDP"
     fig.suptitle(title)
-    fig.text(0.01, 0.01, note, fontsize=7, color="0.35")
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    fig.savefig(out / CHART, dpi=DPI)
-    plt.close(fig)
+    finish(fig, out / CHART, note)
     return Chart(
         CHART,
         title,

@@ -15,7 +15,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator  # noqa: 
 
 from fastsock import findings as F  # noqa: E402
 from fastsock.report import verdicts as V  # noqa: E402
-from fastsock.report.figure import DPI, Chart  # noqa: E402
+from fastsock.report.figure import Chart, finish  # noqa: E402
 
 VERDICT_COLORS = {
     "greater": "tab:blue",
@@ -65,17 +65,11 @@ def draw(findings: list[dict], out: Path, name: str, title: str) -> str | None:
     ax.legend(fontsize=7, loc="best", title="verdict", title_fontsize=7)
     ax.set_title(title)
     ax.grid(True, axis="x", which="both", alpha=0.3)
-    fig.text(
-        0.01,
-        0.005,
+    note = (
         "points: geometric mean of the paired per-trial ratios; bars: 95% confidence interval "
-        "(bootstrap); shaded: ±5%, the band of 'equivalent'",
-        fontsize=7,
-        color="0.35",
+        "(bootstrap); shaded: ±5%, the band of 'equivalent'"
     )
-    fig.tight_layout(rect=(0, 0.02, 1, 1))
-    fig.savefig(out / name, dpi=DPI)
-    plt.close(fig)
+    finish(fig, out / name, note, bottom=0.02, note_y=0.005)
     return name
 
 

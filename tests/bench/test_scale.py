@@ -134,6 +134,7 @@ def test_the_report_section_and_chart_come_from_scale_json(tmp_path) -> None:
         "fastsock (epoll), 64 KiB: peaked at 45k msgs/s with 100 connections, fell to 50%" in lines
     )
     assert "| fastsock (epoll) | 64 KiB | 8,000 | 22.5k |" in lines
+    assert "load average 0.20, 0.30, 0.40" in lines
     assert "| fastsock (epoll) | 1.73 | 1.75 |" in lines
 
 

@@ -1,0 +1,18 @@
+"""``--json FILE|-``: one writer for every command that prints a JSON document."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def write_json(doc: object, target: str, indent: int = 2) -> None:
+    """Write ``doc`` to the file ``target``, or to stdout for ``-`` (UTF-8, a newline at the
+    end). Raises OSError when the file cannot be written: the caller says so in one line."""
+    text = json.dumps(doc, indent=indent, ensure_ascii=False) + "\n"
+    if target == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    with open(target, "w", encoding="utf-8") as f:
+        f.write(text)
