@@ -19,7 +19,8 @@ from fastsock.address import connect
 from fastsock.process import ServerProcess
 from tests.conftest import FASTSOCK, parse_stats
 
-README = os.path.join(os.path.dirname(os.path.dirname(__file__)), "README.md")
+# The example units live in docs/serve.md (socket activation).
+UNITS_DOC = os.path.join(os.path.dirname(os.path.dirname(__file__)), "docs", "serve.md")
 
 # Put the socket at fd 3, set the LISTEN_* variables for this very pid, then exec the server.
 LAUNCHER = """
@@ -182,8 +183,8 @@ def test_a_socket_of_another_type_than_asked_is_a_one_line_error(tmp_path):
 
 
 def readme_units() -> dict[str, str]:
-    """The example units in the README: ```ini blocks whose first line names the unit file."""
-    with open(README) as f:
+    """The example units in docs/serve.md: ```ini blocks whose first line names the unit file."""
+    with open(UNITS_DOC) as f:
         text = f.read()
     units = {}
     for block in re.findall(r"```ini\n(.*?)```", text, re.S):
@@ -221,4 +222,4 @@ def test_readme_example_units_work_as_systemd_would_run_them(tmp_path):
             assert str(server.endpoint) == f"unix:{path}"
             assert echo_once(server) == b"activated"
             assert server.stop() == 0
-    print(f"README units: {exec_start} on {listen_path} (mode {mode:o})")
+    print(f"docs/serve.md units: {exec_start} on {listen_path} (mode {mode:o})")

@@ -159,7 +159,7 @@ def test_http_on_fastsock_serve(serve: Callable[..., ServerProcess], tmp_path: P
 
 @pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed (apt-get install nginx)")
 def test_http_on_nginx_unix_vs_tcp(tmp_path: Path) -> None:
-    """The README's nginx example: one worker listening on a UNIX socket and on TCP."""
+    """docs/ab.md's nginx example: one worker listening on a UNIX socket and on TCP."""
     with Nginx(str(_site(tmp_path))) as nginx:
         a, b = f"unix:{nginx.unix_path}", f"tcp://127.0.0.1:{nginx.port}"
         out = fastsock_ab(a, b, "--http", "/file.bin", *QUICK, "--json", "-")
