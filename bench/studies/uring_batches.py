@@ -1,5 +1,5 @@
 """How far apart an io_uring server's read and its echo are: the batching behind the io_uring
-engine's result at UNIX 1 MiB (issue #12, README "The io_uring engine").
+engine's result at UNIX 1 MiB (issue #12, docs/engines.md "The io_uring engine").
 
     python -m bench.studies.uring_batches [--servers fastsock-uring,c-uring] [--conns 2,8,32]
                                           [--size 1M] [--transport unix] [--seconds 2]
