@@ -299,7 +299,7 @@ def main(
     """Echo over a pipe pair or a socketpair to a forked child: the floor under every socket.
 
     Exit status: 0 clean, 1 errors during the run (the echo child died), 2 bad usage."""
-    from fastsock.jsonout import write_json
+    from fastsock.jsonout import write_json_or_exit
     from fastsock.load import report
 
     config = FloorConfig(kind, size, depth, duration, warmup)
@@ -309,11 +309,7 @@ def main(
         click.echo(f"fastsock floor: {err}", err=True)
         sys.exit(2)
     if json_out is not None:
-        try:
-            write_json(result, json_out)
-        except OSError as err:
-            click.echo(f"fastsock floor: cannot write {json_out}: {err.strerror}", err=True)
-            sys.exit(2)
+        write_json_or_exit(result, json_out, "fastsock floor")
     failed = result["errors"]["total"] or result["child"]["exit_status"] != 0
     if failed:
         first = (result["error_samples"] or ["errors during the run"])[0]

@@ -16,3 +16,13 @@ def write_json(doc: object, target: str, indent: int = 2) -> None:
         return
     with open(target, "w", encoding="utf-8") as f:
         f.write(text)
+
+
+def write_json_or_exit(doc: object, target: str, prog: str, indent: int = 2) -> None:
+    """:func:`write_json`, or the one-line error ``PROG: cannot write FILE: why`` on stderr and
+    exit status 2: how every command's ``--json`` fails."""
+    try:
+        write_json(doc, target, indent)
+    except OSError as err:
+        print(f"{prog}: cannot write {target}: {err.strerror or err}", file=sys.stderr)
+        sys.exit(2)

@@ -19,7 +19,7 @@ from click.core import ParameterSource
 from fastsock.ab import report
 from fastsock.ab.run import AbPlan, Unreachable, run_ab
 from fastsock.address import Endpoint, EndpointError, parse_endpoint
-from fastsock.jsonout import write_json
+from fastsock.jsonout import write_json_or_exit
 from fastsock.load.config import (
     ENGINES,
     MAX_CONNS,
@@ -263,10 +263,7 @@ def _run(plan: AbPlan, json_out: str | None, plot_out: str | None, quiet: bool) 
     found = report.findings(run)
     if json_out is not None:
         doc = report.document(run, found, shlex.join(["fastsock", *sys.argv[1:]]))
-        try:
-            write_json(doc, json_out)
-        except OSError as err:
-            _fail(f"cannot write {json_out}: {err.strerror}", 2)
+        write_json_or_exit(doc, json_out, "fastsock ab")
     if plot_out is not None and not run.trials:
         click.echo(f"fastsock ab: no trial finished: nothing to plot in {plot_out}", err=True)
     elif plot_out is not None:

@@ -15,7 +15,7 @@ import click
 from click.core import ParameterSource
 
 from fastsock.address import Endpoint, EndpointError, endpoint_from_options
-from fastsock.jsonout import write_json
+from fastsock.jsonout import write_json_or_exit
 from fastsock.load import report
 from fastsock.load.config import (
     ENGINES,
@@ -194,11 +194,7 @@ def load(
         click.echo("fastsock load: interrupted", err=True)
         sys.exit(130)
     if json_out is not None:
-        try:
-            write_json(result, json_out)
-        except OSError as err:
-            click.echo(f"fastsock load: cannot write {json_out}: {err.strerror}", err=True)
-            sys.exit(2)
+        write_json_or_exit(result, json_out, "fastsock load")
     if not quiet:
         # With --json - the JSON owns stdout; the summary goes to stderr.
         click.echo(report.summary(result), err=json_out == "-")

@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from fastsock import findings as F
-from fastsock.jsonout import write_json
+from fastsock.jsonout import write_json_or_exit
 
 
 class FindingsError(Exception):
@@ -100,11 +100,7 @@ def compare(first: Path, second: Path, json_out: str | None) -> None:
     summary = F.agreement(rows, a, b)
     doc = {"first": str(first), "second": str(second), "summary": summary, "rows": rows}
     if json_out is not None:
-        try:
-            write_json(doc, json_out, indent=1)
-        except OSError as err:
-            click.echo(f"fastsock compare: cannot write {json_out}: {err.strerror}", err=True)
-            sys.exit(2)
+        write_json_or_exit(doc, json_out, "fastsock compare", indent=1)
         if json_out == "-":
             return
     click.echo(render(rows, summary, str(first), str(second)))
