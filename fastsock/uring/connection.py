@@ -481,38 +481,36 @@ class UringConnection:
         start = bid * pool.size  # type: ignore[union-attr]
         self._small[0:n] = pool.mem[start : start + n]  # type: ignore[index, union-attr]
         self.server.recycle(bid)
+        off = self._put_pair(self._pair_small)
+        self.server.ring.sqe_u32[(off + abi.SQE_LEN) >> 2] = n
+        self._chain_n = n
+        self.recv_inflight = True
+
+    def _put_pair(self, pair: bytes | bytearray) -> int:
+        """Copy a linked SEND->RECV SQE pair into the SQ ring and count both in its tail (the
+        kernel reads them at the next io_uring_enter); returns the SEND's byte offset, for the
+        caller to patch its length or address. The slow paths' one copy of what the completion
+        loop writes inline (UringServer's run loops)."""
         ring = self.server.ring
         tail = ring.sq_tail
         if (tail - ring.u32[ring.sq_head_i]) & 0xFFFFFFFF > ring.sq_entries - 2:
             ring.enter(0)
         idx = tail & ring.sq_mask
-        sqes = ring.sqe_map
+        sqes = ring.sqe_map  # not the memoryview: see UringServer.run
         off = idx * 64
         if idx != ring.sq_mask:
-            sqes[off : off + 128] = self._pair_small
+            sqes[off : off + 128] = pair
         else:  # the pair would straddle the end of the SQ ring
-            sqes[off : off + 64] = self._pair_small[:64]
+            sqes[off : off + 64] = pair[:64]
             sqes[0:64] = self._recv_sqe
-        ring.sqe_u32[(off + abi.SQE_LEN) >> 2] = n
         ring.sq_tail = tail + 2
-        self._chain_n = n
-        self.recv_inflight = True
+        return off
 
     def _submit_pool_echo(self, n: int, bid: int) -> None:
         """SEND ``n`` bytes of pool buffer ``bid`` linked to the next RECV (the slow-path twin
         of the pair the completion loop writes)."""
-        ring = self.server.ring
-        tail = ring.sq_tail
-        if (tail - ring.u32[ring.sq_head_i]) & 0xFFFFFFFF > ring.sq_entries - 2:
-            ring.enter(0)
-        idx = tail & ring.sq_mask
-        sqes = ring.sqe_map
-        off = idx * 64
-        if idx != ring.sq_mask:
-            sqes[off : off + 128] = self._pair
-        else:  # the pair would straddle the end of the SQ ring
-            sqes[off : off + 64] = self._pair[:64]
-            sqes[0:64] = self._recv_sqe
+        off = self._put_pair(self._pair)
+        sqes = self.server.ring.sqe_map
         _PATCH.pack_into(
             sqes,
             off + abi.SQE_ADDR,
@@ -521,7 +519,6 @@ class UringConnection:
             _SEND_FLAGS,
             POOL_SEND | bid << 32 | self.slot,
         )
-        ring.sq_tail = tail + 2
         self._chain_n = n
         self.recv_inflight = True
         self.send_inflight = True
@@ -541,20 +538,8 @@ class UringConnection:
             stats.read_pauses += 1
 
     def _submit_echo(self, n: int) -> None:
-        ring = self.server.ring
-        tail = ring.sq_tail
-        if (tail - ring.u32[ring.sq_head_i]) & 0xFFFFFFFF > ring.sq_entries - 2:
-            ring.enter(0)
-        idx = tail & ring.sq_mask
-        sqes = ring.sqe_map  # not the memoryview: see UringServer.run
-        off = idx * 64
-        if idx != ring.sq_mask:
-            sqes[off : off + 128] = self._pair
-        else:  # the pair would straddle the end of the SQ ring
-            sqes[off : off + 64] = self._pair[:64]
-            sqes[0:64] = self._recv_sqe
-        ring.sqe_u32[(off + abi.SQE_LEN) >> 2] = n
-        ring.sq_tail = tail + 2
+        off = self._put_pair(self._pair)
+        self.server.ring.sqe_u32[(off + abi.SQE_LEN) >> 2] = n
         self._chain_n = n
         self.recv_inflight = True
 
