@@ -309,17 +309,7 @@ class UringConnection:
         if res > 0:
             if self.closing:
                 return self._pump()  # reading stopped at close(): drop it
-            rx = self._rx = self._cur = self.view[:res]
-            self._in_cb = True
-            try:
-                self.handler.data_received(rx)
-            except Exception:
-                self.server.stats.errors += 1
-                log.exception("handler failed; closing the connection")
-                self.abort()
-            finally:
-                self._rx = self._cur = None
-                self._in_cb = False
+            self._deliver(self.view[:res])
             if self.shut:
                 return
             n = self._echo_n
@@ -394,17 +384,8 @@ class UringConnection:
                 return self._pump()
             pool = server.pool
             start = bid * pool.size  # type: ignore[union-attr]
-            rx = self._rx = self._cur = pool.view[start : start + res]  # type: ignore[union-attr]
-            self._in_cb = True
-            try:
-                self.handler.data_received(rx)
-            except Exception:
-                self.server.stats.errors += 1
-                log.exception("handler failed; closing the connection")
-                self.abort()
-            finally:
-                self._rx = self._cur = None
-                self._in_cb = False
+            rx = pool.view[start : start + res]  # type: ignore[union-attr]
+            self._deliver(rx)
             n = self._echo_n
             if n:
                 self._echo_n = 0
@@ -485,6 +466,21 @@ class UringConnection:
         self.server.ring.sqe_u32[(off + abi.SQE_LEN) >> 2] = n
         self._chain_n = n
         self.recv_inflight = True
+
+    def _deliver(self, rx: memoryview) -> None:
+        """Hand ``rx`` (a view of a buffer the kernel fills again: valid only during the call)
+        to the handler; a handler that raises is counted, logged and its connection aborted."""
+        self._rx = self._cur = rx
+        self._in_cb = True
+        try:
+            self.handler.data_received(rx)
+        except Exception:
+            self.server.stats.errors += 1
+            log.exception("handler failed; closing the connection")
+            self.abort()
+        finally:
+            self._rx = self._cur = None
+            self._in_cb = False
 
     def _put_pair(self, pair: bytes | bytearray) -> int:
         """Copy a linked SEND->RECV SQE pair into the SQ ring and count both in its tail (the
