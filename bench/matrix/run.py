@@ -25,6 +25,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -166,23 +167,32 @@ class Runner:
         """Every round runs each block once; a block with a disturbed trial runs again (its
         first runs stay in the results, marked ``superseded``) while the experiment's rerun
         budget lasts. Servers restart every ``restart_every`` rounds."""
-        s = self.settings
         reruns = 0
-        order = schedule(variants, exp.sweep, s["repeats"], s["seed"], exp.name)
-        for repeat, round_blocks in enumerate(order):
-            if repeat and s["restart_every"] and repeat % s["restart_every"] == 0:
-                pool.restart()
+        for repeat, round_blocks in self._schedule(exp, variants, pool):
             for block in round_blocks:
                 while True:
                     runs = [self._load_run(v, repeat, pool, client) for v in block]
                     out.extend(runs)
                     disturbed = any((r.get("interference") or {}).get("disturbed") for r in runs)
-                    if not disturbed or reruns >= s["rerun_limit"]:
+                    if not disturbed or reruns >= self.settings["rerun_limit"]:
                         break
                     reruns += 1
                     for r in runs:
                         r["superseded"] = True
                     self.progress.note(f"outside load seen: running that block again ({reruns})")
+
+    def _schedule(
+        self, exp: Experiment, variants: list[Variant], pool: ServerPool
+    ) -> Iterator[tuple[int, list[list[Variant]]]]:
+        """(round, its blocks in run order) for the experiment's seeded schedule; every
+        ``restart_every`` rounds the servers are stopped first, so the next round starts new
+        instances."""
+        s = self.settings
+        order = schedule(variants, exp.sweep, s["repeats"], s["seed"], exp.name)
+        for repeat, round_blocks in enumerate(order):
+            if repeat and s["restart_every"] and repeat % s["restart_every"] == 0:
+                pool.restart()
+            yield repeat, round_blocks
 
     @staticmethod
     def _client_for(exp: Experiment, pool: ServerPool) -> str:
@@ -241,11 +251,7 @@ class Runner:
         # One variant per group (the first size) stands for the group in the schedule.
         groups = [v for v in exp.variants() if v.size == sizes[0]]
         est = est_rtt_round(self.settings, sizes)
-        s = self.settings
-        order = schedule(groups, exp.sweep, s["repeats"], s["seed"], exp.name)
-        for repeat, round_blocks in enumerate(order):
-            if repeat and s["restart_every"] and repeat % s["restart_every"] == 0:
-                pool.restart()
+        for repeat, round_blocks in self._schedule(exp, groups, pool):
             for g in (v for block in round_blocks for v in block):
                 spec = self.matrix.placements[g.placement]
                 self.progress.step(f"{g.server} {g.transport} {g.placement} (round {repeat + 1})")

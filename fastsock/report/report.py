@@ -146,6 +146,7 @@ def _verdicts_section(doc: dict, charts: list[Chart]) -> list[str]:
     for c in charts:
         if c.experiment == VERDICTS_SECTION:
             drawn += [f"![{c.title}]({c.file})", "", c.shows, ""]
+    summaries = _summaries(doc)
     return [
         "## Verdicts",
         "",
@@ -157,8 +158,8 @@ def _verdicts_section(doc: dict, charts: list[Chart]) -> list[str]:
         "otherwise the run cannot tell, and says how small a difference it could have "
         "detected. For times (round trips, latency) lower is faster.",
         "",
-        *[f"- {line}" for line in _summaries(doc)],
-        *([""] if _summaries(doc) else []),
+        *[f"- {line}" for line in summaries],
+        *([""] if summaries else []),
         *_aa_lines(found),
         *_interference_lines(doc),
         *drawn,
