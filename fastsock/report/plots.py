@@ -7,6 +7,7 @@ a :class:`Chart` saying what it shows, or ``None`` when the results hold no expe
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,6 +31,11 @@ LINESTYLES = ["-", "--", ":", "-."]
 # Charts that belong to a report section of their own rather than to one experiment's.
 ENGINES_SECTION = "engines"
 BOUND_NOTE = "ringed/hatched: load generator CPU-bound (it, not the server, set the pace)"
+PAIRED_NOTE = (
+    "ratios pair the UNIX and TCP runs of the same round; points: geometric mean of the paired "
+    "ratios; bars: 95% confidence interval"
+)
+SIZE_LABEL = "message size (bytes, one way)"
 
 
 def _size_axis(ax) -> None:
@@ -37,12 +43,40 @@ def _size_axis(ax) -> None:
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: S.fmt_size(int(x)) if x >= 1 else ""))
 
 
-def _save(fig, ax, out: Path, name: str, title: str, note: str = "") -> str:
+def _drawn_from(kind: str, sweep: str) -> Callable:
+    """A chart of one experiment: the decorated ``draw(exp, out)`` becomes a chart function
+    ``(doc, out)`` that finds the experiment in the results and returns ``None`` without it."""
+
+    def wrap(draw: Callable[[dict, Path], Chart]) -> Callable[[dict, Path], Chart | None]:
+        @functools.wraps(draw)
+        def chart(doc: dict, out: Path) -> Chart | None:
+            exp = S.find(doc, kind, sweep)
+            return None if exp is None else draw(exp, out)
+
+        return chart
+
+    return wrap
+
+
+def _axes():
+    """The figure and axes of a one-panel chart (the size every line chart here shares)."""
+    return plt.subplots(figsize=(7.5, 4.8))
+
+
+def _done(
+    fig, ax, out: Path, file: str, title: str, *, xlabel: str, ylabel: str, note: str,
+    shows: str, experiment: str,
+) -> Chart:  # fmt: skip
+    """The last steps of a one-panel chart: axis labels, legend, title and grid, the PNG, and
+    the :class:`Chart` record the report puts next to it."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
     ax.set_title(title)
     ax.set_axisbelow(True)
     ax.grid(True, which="major", alpha=0.3)
-    finish(fig, out / name, note)
-    return name
+    finish(fig, out / file, note)
+    return Chart(file, title, shows, experiment)
 
 
 def _errorline(ax, xs, spreads, bounds, **kw) -> None:
@@ -82,11 +116,9 @@ def _subtitle(exp: dict, keys: tuple[str, ...]) -> str:
     return ", ".join(parts)
 
 
-def rtt_vs_size(doc: dict, out: Path) -> Chart | None:
-    exp = S.find(doc, "rtt", "size")
-    if exp is None:
-        return None
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+@_drawn_from("rtt", "size")
+def rtt_vs_size(exp: dict, out: Path) -> Chart:
+    fig, ax = _axes()
     runs = S.ok_runs(exp)
     sizes = S.values_of(exp, "size")
     servers = S.values_of(exp, "server")
@@ -110,25 +142,18 @@ def rtt_vs_size(doc: dict, out: Path) -> Chart | None:
     _size_axis(ax)
     ax.set_yscale("log")
     num_axis(ax)
-    ax.set_xlabel("message size (bytes, one way)")
-    ax.set_ylabel("round-trip time (µs)")
-    ax.legend(fontsize=8)
-    title = f"Ping-pong RTT, 1 connection: p50 and p99 vs size ({', '.join(servers)} server)"
-    name = _save(
+    return _done(
         fig,
         ax,
         out,
         "rtt-vs-size.png",
-        title,
-        "points: median of repeats; bars: min-max of repeats (pyperf values, 1 RTT each)",
-    )
-    return Chart(
-        name,
-        title,
-        "Round-trip time of one message on one connection (send, echo, "
-        "receive) against message size; solid p50, dotted p99; lower is better. "
-        "Log-log axes.",
-        exp["name"],
+        f"Ping-pong RTT, 1 connection: p50 and p99 vs size ({', '.join(servers)} server)",
+        xlabel=SIZE_LABEL,
+        ylabel="round-trip time (µs)",
+        experiment=exp["name"],
+        shows="Round-trip time of one message on one connection (send, echo, receive) against "
+        "message size; solid p50, dotted p99; lower is better. Log-log axes.",
+        note="points: median of repeats; bars: min-max of repeats (pyperf values, 1 RTT each)",
     )
 
 
@@ -150,50 +175,48 @@ def _sweep_lines(ax, exp: dict, key: str, metric: str) -> None:
             )
 
 
-def throughput_vs_size(doc: dict, out: Path) -> Chart | None:
-    exp = S.find(doc, "closed", "size")
-    if exp is None:
-        return None
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+@_drawn_from("closed", "size")
+def throughput_vs_size(exp: dict, out: Path) -> Chart:
+    fig, ax = _axes()
     _sweep_lines(ax, exp, "size", "mb_per_s")
     _size_axis(ax)
     ax.set_yscale("log")
     num_axis(ax)
-    ax.set_xlabel("message size (bytes, one way)")
-    ax.set_ylabel("MB/s echoed (payload one way, 1 MB = 10^6 B)")
-    ax.legend(fontsize=8)
-    title = f"Echo throughput vs message size ({_subtitle(exp, ('conns',))}, closed loop)"
-    name = _save(fig, ax, out, "throughput-vs-size.png", title, BOUND_NOTE)
-    return Chart(
-        name,
-        title,
-        "Payload megabytes per second the echo server returned, for "
-        "each message size, with a fixed number of connections each keeping one "
-        "message in flight; higher is better.",
-        exp["name"],
+    return _done(
+        fig,
+        ax,
+        out,
+        "throughput-vs-size.png",
+        f"Echo throughput vs message size ({_subtitle(exp, ('conns',))}, closed loop)",
+        xlabel=SIZE_LABEL,
+        ylabel="MB/s echoed (payload one way, 1 MB = 10^6 B)",
+        experiment=exp["name"],
+        shows="Payload megabytes per second the echo server returned, for each message size, "
+        "with a fixed number of connections each keeping one message in flight; higher is "
+        "better.",
+        note=BOUND_NOTE,
     )
 
 
-def msgs_vs_conns(doc: dict, out: Path) -> Chart | None:
-    exp = S.find(doc, "closed", "conns")
-    if exp is None:
-        return None
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+@_drawn_from("closed", "conns")
+def msgs_vs_conns(exp: dict, out: Path) -> Chart:
+    fig, ax = _axes()
     _sweep_lines(ax, exp, "conns", "msgs_per_s")
     ax.set_xscale("log", base=2)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
     ax.set_ylim(bottom=0)
     num_axis(ax)
-    ax.set_xlabel("concurrent connections (each with one message in flight)")
-    ax.set_ylabel("messages/s echoed")
-    ax.legend(fontsize=8)
-    title = f"Echo messages/s vs concurrency ({_subtitle(exp, ('sizes',))}, closed loop)"
-    name = _save(fig, ax, out, "msgs-vs-concurrency.png", title, BOUND_NOTE)
-    return Chart(
-        name,
-        title,
-        "Messages per second echoed as the number of connections grows; higher is better.",
-        exp["name"],
+    return _done(
+        fig,
+        ax,
+        out,
+        "msgs-vs-concurrency.png",
+        f"Echo messages/s vs concurrency ({_subtitle(exp, ('sizes',))}, closed loop)",
+        xlabel="concurrent connections (each with one message in flight)",
+        ylabel="messages/s echoed",
+        experiment=exp["name"],
+        shows="Messages per second echoed as the number of connections grows; higher is better.",
+        note=BOUND_NOTE,
     )
 
 
@@ -202,7 +225,7 @@ def unix_tcp_ratio(doc: dict, out: Path) -> Chart | None:
     rtt = S.find(doc, "rtt", "size")
     if closed is None and rtt is None:
         return None
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    fig, ax = _axes()
     n = 0
     for si, exp in enumerate(e for e in (closed, rtt) if e is not None):
         sizes = S.values_of(exp, "size")
@@ -222,26 +245,19 @@ def unix_tcp_ratio(doc: dict, out: Path) -> Chart | None:
             n += 1
     ax.axhline(1.0, color="0.3", lw=1)
     _size_axis(ax)
-    ax.set_xlabel("message size (bytes, one way)")
-    ax.set_ylabel("× advantage of UNIX over TCP (>1: UNIX better)")
-    ax.legend(fontsize=8)
-    title = "UNIX-domain vs TCP loopback: ratio per message size"
-    name = _save(
+    return _done(
         fig,
         ax,
         out,
         "unix-tcp-ratio.png",
-        title,
-        "ratios pair the UNIX and TCP runs of the same round; points: geometric mean of the "
-        "paired ratios; bars: 95% confidence interval",
-    )
-    return Chart(
-        name,
-        title,
-        "How many times better UNIX sockets did than TCP loopback at each "
-        "size: throughput ratio (UNIX ÷ TCP) and round-trip-time ratio (TCP ÷ UNIX), so "
-        "above 1 always means UNIX wins.",
-        (closed or rtt)["name"],
+        "UNIX-domain vs TCP loopback: ratio per message size",
+        xlabel=SIZE_LABEL,
+        ylabel="× advantage of UNIX over TCP (>1: UNIX better)",
+        experiment=(closed or rtt)["name"],
+        shows="How many times better UNIX sockets did than TCP loopback at each size: "
+        "throughput ratio (UNIX ÷ TCP) and round-trip-time ratio (TCP ÷ UNIX), so above 1 "
+        "always means UNIX wins.",
+        note=PAIRED_NOTE,
     )
 
 
@@ -256,7 +272,7 @@ def unix_tcp_by_engine(doc: dict, out: Path) -> Chart | None:
     missing = [sk["reason"] for sk in exp["skipped"] if sk["what"] == "server fastsock-uring"]
     if "fastsock-uring" not in S.values_of(exp, "server") and not missing:
         return None
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    fig, ax = _axes()
     sizes = S.values_of(exp, "size")
     for n, server in enumerate(S.values_of(exp, "server")):
         spreads = [S.paired_ratios(exp, "msgs_per_s", server=server, size=s) for s in sizes]
@@ -266,26 +282,24 @@ def unix_tcp_by_engine(doc: dict, out: Path) -> Chart | None:
                    label=S.server_label(server) + ("" if engine else " (reference)"))  # fmt: skip
     ax.axhline(1.0, color="0.3", lw=1)
     _size_axis(ax)
-    ax.set_xlabel("message size (bytes, one way)")
-    ax.set_ylabel("UNIX ÷ TCP messages/s (>1: UNIX better)")
-    ax.legend(fontsize=8)
-    note = (
-        "ratios pair the UNIX and TCP runs of the same round; points: geometric mean of the "
-        "paired ratios; bars: 95% confidence interval"
-    )
+    note = PAIRED_NOTE
     if missing:
         note = f"io_uring engine not measured ({missing[0]}); " + note
-    title = f"UNIX ÷ TCP per message size, by fastsock engine ({_subtitle(exp, ('conns',))})"
-    name = _save(fig, ax, out, "unix-tcp-by-engine.png", title, note)
-    return Chart(
-        name,
-        title,
-        "How many times the messages/s of TCP loopback a UNIX socket gave, at each size, "
+    return _done(
+        fig,
+        ax,
+        out,
+        "unix-tcp-by-engine.png",
+        f"UNIX ÷ TCP per message size, by fastsock engine ({_subtitle(exp, ('conns',))})",
+        xlabel=SIZE_LABEL,
+        ylabel="UNIX ÷ TCP messages/s (>1: UNIX better)",
+        experiment=ENGINES_SECTION,
+        shows="How many times the messages/s of TCP loopback a UNIX socket gave, at each size, "
         "with fastsock's epoll engine (readiness: a poll, then recv and send per message) and "
         "its io_uring engine (completions: no per-message poll or syscall); the C epoll server "
         "dotted for reference. Above 1 UNIX wins; lines that part show the engine changing "
         "the answer.",
-        ENGINES_SECTION,
+        note=note,
     )
 
 
@@ -369,11 +383,9 @@ def latency_spectrum(doc: dict, out: Path) -> Chart | None:
     )
 
 
-def latency_vs_load(doc: dict, out: Path) -> Chart | None:
-    exp = S.find(doc, "open", "rate")
-    if exp is None:
-        return None
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+@_drawn_from("open", "rate")
+def latency_vs_load(exp: dict, out: Path) -> Chart:
+    fig, ax = _axes()
     runs = S.ok_runs(exp)
     for t in S.values_of(exp, "transport"):
         rates = sorted({r["variant"]["rate"] for r in S.select(runs, transport=t)})
@@ -400,37 +412,26 @@ def latency_vs_load(doc: dict, out: Path) -> Chart | None:
     ax.set_yscale("log")
     num_axis(ax)
     num_axis(ax, "x")
-    ax.set_xlabel("offered load (messages/s, fixed schedule)")
-    ax.set_ylabel("latency from intended send time (µs)")
-    ax.legend(fontsize=8)
-    p = exp["params"]
-    title = (
-        f"Open loop: latency vs offered load ({p.get('servers', ['?'])[0]}, "
-        f"{_subtitle(exp, ('sizes', 'conns'))})"
-    )
-    name = _save(
+    server = exp["params"].get("servers", ["?"])[0]
+    return _done(
         fig,
         ax,
         out,
         "latency-vs-load.png",
-        title,
-        "latency from when each message was due, so queueing counts (no coordinated "
+        f"Open loop: latency vs offered load ({server}, {_subtitle(exp, ('sizes', 'conns'))})",
+        xlabel="offered load (messages/s, fixed schedule)",
+        ylabel="latency from intended send time (µs)",
+        experiment=exp["name"],
+        shows="Latency when messages are sent on a fixed schedule at a given rate, stepped up "
+        "past the point where the system saturates; lower is better. Where a curve turns "
+        "upward, the transport has run out of capacity.",
+        note="latency from when each message was due, so queueing counts (no coordinated "
         "omission); ringed: load generator CPU-bound",
     )
-    return Chart(
-        name,
-        title,
-        "Latency when messages are sent on a fixed schedule at a given "
-        "rate, stepped up past the point where the system saturates; lower is better. "
-        "Where a curve turns upward, the transport has run out of capacity.",
-        exp["name"],
-    )
 
 
-def servers(doc: dict, out: Path) -> Chart | None:
-    exp = S.find(doc, "closed", "server")
-    if exp is None:
-        return None
+@_drawn_from("closed", "server")
+def servers(exp: dict, out: Path) -> Chart:
     runs = S.ok_runs(exp)
     names = S.values_of(exp, "server")
     transports = S.values_of(exp, "transport")
