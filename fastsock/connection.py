@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from fastsock.buffer import ReadBuffer
-from fastsock.handlers.base import Buffer, Handler
+from fastsock.handlers.base import Buffer, Handler, OnDone
 from fastsock.loop import EVENT_READ, EVENT_WRITE, READABLE, WRITABLE, EventLoop, Timer
 from fastsock.stats import ServerStats
 
@@ -62,7 +62,7 @@ class FileBody:
         fd: int,
         offset: int,
         count: int,
-        on_done: Callable[[bool], None] | None = None,
+        on_done: OnDone | None = None,
         copy: bool = False,
     ) -> None:
         self.fd = fd
@@ -327,7 +327,13 @@ class Connection:
         except OSError as err:
             self._fail(err)
             return
-        data_received = self._data_received
+        self._received(n)
+
+    def _received(self, n: int) -> None:
+        """Hand the ``n`` bytes just read into the buffer to the handler (0: end of stream).
+        Shared by the stream and message reads; a call more per read than inlining it (~40 ns
+        of ~5 µs per message), and echo's common path does not come here."""
+        data_received = self._data_received  # a local, not a method load: see above
         try:
             if n:
                 self.bytes_in += n
@@ -361,15 +367,7 @@ class Connection:
             )
             self.abort()
             return
-        data_received = self._data_received
-        try:
-            if n:
-                self.bytes_in += n
-                data_received(self._read_view[:n])
-            else:
-                self._on_eof()
-        except Exception:
-            self._handler_failed()
+        self._received(n)
 
     def _echo_common(self, mask: int = 0) -> None:
         """The common state, echo: recv, then send the same view back (``write`` inlined: not
@@ -498,12 +496,7 @@ class Connection:
             self._update_events()
 
     def sendfile(
-        self,
-        fd: int,
-        offset: int,
-        count: int,
-        on_done: Callable[[bool], None] | None = None,
-        head: Buffer = b"",
+        self, fd: int, offset: int, count: int, on_done: OnDone | None = None, head: Buffer = b""
     ) -> None:
         """Send ``head`` (if any), then ``count`` bytes of file ``fd`` from ``offset``.
 
@@ -554,7 +547,7 @@ class Connection:
         fd: int,
         offset: int,
         count: int,
-        on_done: Callable[[bool], None] | None,
+        on_done: OnDone | None,
     ) -> None:
         """Copy mode, nothing queued: head and body into the copy buffer, one send."""
         view = self.ctx.copy.view

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from typing import Protocol
 
 Buffer = bytes | bytearray | memoryview
+# sendfile's callback: called once, True when the whole body was sent.
+OnDone = Callable[[bool], None]
 
 
 class Cancellable(Protocol):
@@ -28,12 +30,7 @@ class Transport(Protocol):
         """``write``, hinting that more follows at once (a header before its body)."""
 
     def sendfile(
-        self,
-        fd: int,
-        offset: int,
-        count: int,
-        on_done: Callable[[bool], None] | None = None,
-        head: Buffer = b"",
+        self, fd: int, offset: int, count: int, on_done: OnDone | None = None, head: Buffer = b""
     ) -> None:
         """Send ``head`` then ``count`` bytes of file ``fd`` from ``offset``, after what is
         already queued (the head goes with the body: MSG_MORE, or one send when copying).
