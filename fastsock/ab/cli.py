@@ -14,21 +14,16 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 import click
-from click.core import ParameterSource
 
 from fastsock.ab import report
 from fastsock.ab.run import AbPlan, Unreachable, run_ab
 from fastsock.address import Endpoint, EndpointError, parse_endpoint
 from fastsock.jsonout import write_json_or_exit
 from fastsock.load.config import (
-    ENGINES,
-    MAX_CONNS,
-    MAX_DEPTH,
-    MAX_PROCS,
-    MAX_VERIFY_EVERY,
     ConfigError,
     LoadConfig,
 )
+from fastsock.load.options import given, option
 from fastsock.units import SizeType
 
 FORMS = "unix:/path/app.sock, unix:@name, tcp://127.0.0.1:PORT or tcp://[::1]:PORT"
@@ -83,16 +78,12 @@ class EndpointType(click.ParamType):
         return Target(value, endpoint)
 
 
-def _given(ctx: click.Context, name: str) -> bool:
-    return ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)
-
-
 def _sock_type(ctx: click.Context, sock_type: str, a: Target, b: Target) -> str:
     """``udp://`` endpoints mean datagrams: ``--type dgram`` is implied, another is an error."""
     udp = [t.text for t in (a, b) if t.text.startswith("udp://")]
     if not udp:
         return sock_type
-    if _given(ctx, "sock_type") and sock_type != "dgram":
+    if given(ctx, "sock_type") and sock_type != "dgram":
         raise OneLineUsageError(
             f"{udp[0]} is a datagram endpoint: --type {sock_type} cannot use it"
         )
@@ -108,25 +99,15 @@ def _fail(message: str, code: int) -> NoReturn:
 @click.argument("a", type=EndpointType())
 @click.argument("b", type=EndpointType())
 @click.option("--size", type=SizeType(), default="64", help="Echo message size (not with --http).")
-@click.option(
-    "--http",
-    "http_path",
-    metavar="PATH",
-    default=None,
+@option(
+    "http",
     help="HTTP load: keep-alive GETs of this URL path on both endpoints; every answer must be "
     "200 with the length and CRC-32 a probe GET found (as fastsock load --http).",
 )
-@click.option("--conns", type=click.IntRange(1, MAX_CONNS), default=32, help="Connections.")
-@click.option(
-    "--depth",
-    type=click.IntRange(1, MAX_DEPTH),
-    default=1,
-    help="Messages (--http: requests) in flight per connection (closed loop).",
-)
-@click.option(
-    "--rate",
-    type=click.FloatRange(0, min_open=True),
-    default=None,
+@option("conns")
+@option("depth", help="Messages (--http: requests) in flight per connection (closed loop).")
+@option(
+    "rate",
     help="Open loop: messages/s in total on a fixed schedule, latency counted from the "
     "intended send time (coordinated omission corrected). Throughput is then the offered "
     "rate unless a side falls behind: compare the latencies.",
@@ -150,33 +131,14 @@ def _fail(message: str, code: int) -> NoReturn:
     help="Seconds of the same load on each endpoint before the trials, discarded.",
 )
 @click.option("--seed", type=int, default=None, help="Seed of the trial order (default: random).")
-@click.option(
-    "--procs", type=click.IntRange(1, MAX_PROCS), default=1, help="Load worker processes."
-)
-@click.option(
-    "--verify-every",
-    type=click.IntRange(1, MAX_VERIFY_EVERY),
-    default=1,
-    metavar="K",
-    help="--http: CRC-32 every K-th body per connection only.",
-)
-@click.option(
-    "--type",
-    "sock_type",
-    type=click.Choice(["stream", "seqpacket", "dgram"]),
-    default="stream",
-    help="Socket type, as fastsock load --type (udp:// endpoints imply dgram).",
-)
-@click.option(
-    "--engine",
-    type=click.Choice(ENGINES),
-    default="auto",
-    help="The load engine, as fastsock load --engine.",
-)
-@click.option("--json", "json_out", metavar="FILE|-", default=None, help="Write the JSON result.")
+@option("procs")
+@option("verify-every", help="--http: CRC-32 every K-th body per connection only.")
+@option("type", help="Socket type, as fastsock load --type (udp:// endpoints imply dgram).")
+@option("engine")
+@option("json")
 @click.option("--plot", "plot_out", metavar="FILE", default=None, help="Write a PNG chart.")
-@click.option("-q", "--quiet", is_flag=True, help="No summary and no progress bar.")
-@click.option("-v", "--verbose", is_flag=True, help="Log connection errors as they happen.")
+@option("quiet")
+@option("verbose")
 def ab(
     a: Target,
     b: Target,
@@ -219,7 +181,7 @@ def ab(
     ctx = click.get_current_context()
     workload = "echo"
     if http_path is not None:
-        if _given(ctx, "size"):
+        if given(ctx, "size"):
             raise OneLineUsageError("--size is not for --http: the size is the file's length")
         workload = "http"
     sock_type = _sock_type(ctx, sock_type, a, b)

@@ -12,29 +12,19 @@ import shlex
 import sys
 
 import click
-from click.core import ParameterSource
 
 from fastsock.address import Endpoint, EndpointError, endpoint_from_options
 from fastsock.jsonout import write_json_or_exit
 from fastsock.load import report
 from fastsock.load.config import (
-    ENGINES,
-    MAX_CONNS,
-    MAX_DEPTH,
-    MAX_PROCS,
-    MAX_VERIFY_EVERY,
     WORKLOADS,
     ConfigError,
     LoadConfig,
 )
 from fastsock.load.conn import ConnectError
+from fastsock.load.options import given, option
 from fastsock.load.run import run_load
 from fastsock.units import SizeType
-
-
-def _given(ctx: click.Context, name: str) -> bool:
-    """The user set option ``name`` (not its default)."""
-    return ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)
 
 
 def _endpoint(host: str, port: int | None, unix: str | None) -> Endpoint:
@@ -54,28 +44,22 @@ def _endpoint(host: str, port: int | None, unix: str | None) -> Endpoint:
     default="64",
     help="Message size (1 B to 16 MiB). Not with --http: the size is the file's.",
 )
-@click.option("--conns", type=click.IntRange(1, MAX_CONNS), default=32, help="Connections.")
+@option("conns")
 @click.option("--duration", type=click.FloatRange(0, min_open=True), default=5.0, help="Seconds.")
 @click.option(
     "--warmup", type=click.FloatRange(0), default=0.5, help="Seconds run first and discarded."
 )
-@click.option(
-    "--depth",
-    type=click.IntRange(1, MAX_DEPTH),
-    default=1,
+@option(
+    "depth",
     help="Messages in flight per connection (closed loop; pipelining). --http: requests "
     "pipelined per connection.",
 )
-@click.option(
-    "--rate",
-    type=click.FloatRange(0, min_open=True),
-    default=None,
+@option(
+    "rate",
     help="Open loop: messages/s in total on a fixed schedule (latency corrected for "
     "coordinated omission). Without it: closed loop.",
 )
-@click.option(
-    "--procs", type=click.IntRange(1, MAX_PROCS), default=1, help="Worker processes (merged)."
-)
+@option("procs")
 @click.option(
     "--workload",
     type=click.Choice(WORKLOADS),
@@ -83,47 +67,31 @@ def _endpoint(host: str, port: int | None, unix: str | None) -> Endpoint:
     help="echo: request/response, every byte verified; send: one-way to a discard server; "
     "recv: one-way from a source server; http: GET --http PATH (implied by --http).",
 )
-@click.option(
-    "--http",
-    "http_path",
-    metavar="PATH",
-    default=None,
+@option(
+    "http",
     help="HTTP load: keep-alive GETs of this URL path (e.g. /file.bin; `fastsock serve --mode "
     "http`). A probe GET first learns the body's length and CRC-32; every answer must be 200 "
     "with that Content-Length and body, else it counts as an error. A 404 or an answer without "
     "Content-Length stops before the run (exit 2). Messages are answers, bytes body bytes.",
 )
-@click.option(
-    "--verify-every",
-    type=click.IntRange(1, MAX_VERIFY_EVERY),
-    default=1,
-    metavar="K",
+@option(
+    "verify-every",
     help="--http: CRC-32 only every K-th body per connection (status and length are always "
     "checked). CRC-32 runs at ~3 GB/s on one core: with big files it can make the client the "
     "limit (see cpu.client_bound).",
 )
-@click.option(
-    "--type",
-    "sock_type",
-    type=click.Choice(["stream", "seqpacket", "dgram"]),
-    default="stream",
+@option(
+    "type",
     help="Socket type (as `fastsock serve --type`). seqpacket: UNIX message connections. "
     "dgram: UDP or UNIX datagrams with sequence numbers; lost, duplicated, reordered and "
     "corrupted datagrams are counted (a loss is a result over UDP, an error over UNIX), and a "
     "datagram unanswered for 0.2 s counts as lost so the window moves on.",
 )
-@click.option(
-    "--engine",
-    type=click.Choice(ENGINES),
-    default="auto",
-    help="native: the hot loop in C (echo, send, recv), built by the install; python: the "
-    "pure-Python loop; auto: native when it was built (else Python, with a note on stderr). "
-    "The JSON records which ran (params.engine).",
-)
+@option("engine")
 @click.option("--server-pid", type=int, default=None, help="Also measure this server's CPU time.")
-@click.option("--json", "json_out", metavar="FILE|-", default=None, help="Write the JSON result.")
-@click.option("-q", "--quiet", is_flag=True, help="No summary and no progress line.")
-@click.option("-v", "--verbose", is_flag=True, help="Log connection errors as they happen.")
+@option("json")
+@option("quiet")
+@option("verbose")
 def load(
     host: str,
     port: int | None,
@@ -159,10 +127,10 @@ def load(
     )
     ctx = click.get_current_context()
     if http_path is not None:
-        if _given(ctx, "workload") and workload != "http":
+        if given(ctx, "workload") and workload != "http":
             raise click.UsageError(f"--http PATH makes the workload http, not {workload}")
         workload = "http"
-        if _given(ctx, "size"):
+        if given(ctx, "size"):
             raise click.UsageError("--size is not for --http: the size is the file's length")
     config = LoadConfig(
         endpoint=_endpoint(host, port, unix),
