@@ -435,7 +435,9 @@ class Connection:
             self._update_events()
 
     # -- Transport ----------------------------------------------------------------------------
-    def write(self, data: Buffer) -> None:
+    def write(self, data: Buffer, flags: int = 0) -> None:
+        """Send ``data`` (``flags``: the send's, see :meth:`write_more`); what the socket does
+        not take now is copied into the queue."""
         if self._closed or self._closing:
             return
         size = len(data)
@@ -446,7 +448,7 @@ class Connection:
             return
         send = self._send  # a local, not LOAD_METHOD on a slot (see "The common state")
         try:
-            sent = send(data)
+            sent = send(data, flags)
         except BlockingIOError:
             sent = 0
         except OSError as err:
@@ -478,22 +480,7 @@ class Connection:
         own, which halved 64 KiB file throughput over TCP (shared/design.md). Only call it when
         a ``write`` or ``sendfile`` follows in the same step, or the kernel holds the bytes back.
         """
-        if self._closed or self._closing or not len(data):
-            return
-        if self._queue:
-            self._enqueue(data, 0)
-            return
-        try:
-            sent = self._send(data, _MSG_MORE)
-        except BlockingIOError:
-            sent = 0
-        except OSError as err:
-            self._fail(err)
-            return
-        self.bytes_out += sent
-        if sent < len(data):
-            self._enqueue(data, sent)
-            self._update_events()
+        self.write(data, _MSG_MORE)
 
     def sendfile(
         self, fd: int, offset: int, count: int, on_done: OnDone | None = None, head: Buffer = b""
