@@ -1,9 +1,13 @@
-"""``--json FILE|-``: one writer for every command that prints a JSON document."""
+"""``--json FILE|-``: one writer for every command that prints a JSON document, and one reader
+for the documents the commands read back (results files, the matrix's TOML)."""
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 
 def write_json(doc: object, target: str, indent: int = 2) -> None:
@@ -26,3 +30,20 @@ def write_json_or_exit(doc: object, target: str, prog: str, indent: int = 2) -> 
     except OSError as err:
         print(f"{prog}: cannot write {target}: {err.strerror or err}", file=sys.stderr)
         sys.exit(2)
+
+
+def read_document(
+    path: str | Path, parse: Callable[[str], Any], error: type[Exception], what: str = "JSON"
+) -> Any:
+    """``parse`` of the UTF-8 text of ``path``; a missing, unreadable or unparsable file raises
+    ``error`` with one line that names the file and says which (``what``: the format's name)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise error(f"{path}: cannot read: {getattr(err, 'strerror', None) or err}") from None
+    try:
+        return parse(text)
+    except ValueError as err:  # json.JSONDecodeError and tomllib.TOMLDecodeError both are
+        raise error(f"{path}: not {what}: {err}") from None

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastsock import trials
+from fastsock.jsonout import read_document
+from fastsock.report.summary import STREAM_TRANSPORTS
 
 MATRIX_FILE = Path(__file__).resolve().parent / "matrix.toml"
 KINDS = ("rtt", "closed", "open")
@@ -21,11 +23,8 @@ SWEEPS = ("size", "conns", "server", "placement", "rate")
 # Stream transports (every server, every kind), then the other socket types (fastsock serve
 # --type; closed loop only), then the floor: channels with no server at all (fastsock/floor.py,
 # closed loop only; the variant's server is ignored and the echo child answers).
-STREAM_TRANSPORTS = ("unix", "tcp", "tcp6")
 SOCKET_TYPES = {
-    "unix": "stream",
-    "tcp": "stream",
-    "tcp6": "stream",
+    **dict.fromkeys(STREAM_TRANSPORTS, "stream"),
     "unix-seqpacket": "seqpacket",
     "unix-dgram": "dgram",
     "udp": "dgram",
@@ -243,14 +242,7 @@ def load_matrix(
     path: Path = MATRIX_FILE, profile: str = "quick", known_servers: set[str] | None = None
 ) -> Matrix:
     """Parse and check the matrix; raise :class:`MatrixError` with a one-line message."""
-    try:
-        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MatrixError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise MatrixError(f"{path}: cannot read: {err}") from None
-    except tomllib.TOMLDecodeError as err:
-        raise MatrixError(f"{path}: not valid TOML: {err}") from None
+    raw = read_document(path, tomllib.loads, MatrixError, "valid TOML")
     profiles = raw.get("profiles", {})
     if profile not in profiles:
         raise MatrixError(f"{path}: no profile {profile!r} (have: {', '.join(profiles)})")

@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from fastsock import findings as F
-from fastsock.jsonout import write_json_or_exit
+from fastsock.jsonout import read_document, write_json_or_exit
 
 
 class FindingsError(Exception):
@@ -25,16 +25,7 @@ class FindingsError(Exception):
 
 def load_findings(path: Path) -> list[dict]:
     """The ``findings`` list of a results file; raises :class:`FindingsError`."""
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FindingsError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise FindingsError(
-            f"{path}: cannot read: {getattr(err, 'strerror', None) or err}"
-        ) from None
-    except json.JSONDecodeError as err:
-        raise FindingsError(f"{path}: not JSON ({err.msg} at line {err.lineno})") from None
+    doc = read_document(path, json.loads, FindingsError)
     found = doc.get("findings") if isinstance(doc, dict) else None
     keys = {"id", "estimate", "ci_low", "ci_high", "verdict"}
     if not isinstance(found, list) or not all(

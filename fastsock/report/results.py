@@ -10,6 +10,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
+from fastsock.jsonout import read_document
 from fastsock.report import SCHEMA_ID
 
 # A message quotes the offending value: keep a large object from filling the screen.
@@ -60,14 +61,7 @@ def check(doc: Any) -> list[str]:
 def load_results(path: str | Path) -> dict:
     """Read and validate a results file; raise :class:`ResultsError` on any problem."""
     path = Path(path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ResultsError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ResultsError(f"{path}: cannot read: {err}") from None
-    except json.JSONDecodeError as err:
-        raise ResultsError(f"{path}: not JSON: {err}") from None
+    doc = read_document(path, json.loads, ResultsError)
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA_ID:
         found = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
         raise ResultsError(f"{path}: not a {SCHEMA_ID} results file (schema: {found!r})")
