@@ -28,26 +28,6 @@ def benchmark_name(server: str, size: int, placement: str) -> str:
     return f"{server}-{size}B-{placement}"
 
 
-def rtt_argv(
-    endpoint: Endpoint,
-    server: str,
-    sizes: list[int],
-    placement: str,
-    spec: dict,
-    settings: dict,
-    out: Path,
-) -> list[str]:
-    argv = [sys.executable, str(RTT_SCRIPT), "--endpoint", str(endpoint)]
-    argv += ["--sizes", ",".join(str(s) for s in sizes), "--server", server]
-    argv += ["--placement", placement, "--loops", "1", "--quiet", "-o", str(out)]
-    argv += ["--values", str(settings["rtt_values"]), "--warmups", str(settings["rtt_warmups"])]
-    argv += ["--processes", str(settings["rtt_processes"])]
-    cpus = pl.client_cpus(spec)
-    if cpus is not None:
-        argv += ["--affinity", pl.cpu_list(cpus)]
-    return argv
-
-
 def measure_round(
     endpoint: Endpoint,
     server: str,
@@ -61,7 +41,14 @@ def measure_round(
     """Run one round for every size. Returns (size -> round trips in µs, error, wall seconds);
     sizes missing from the dict failed, and ``error`` says why."""
     round_file.unlink(missing_ok=True)
-    argv = rtt_argv(endpoint, server, sizes, placement, spec, settings, round_file)
+    argv = [sys.executable, str(RTT_SCRIPT), "--endpoint", str(endpoint)]
+    argv += ["--sizes", ",".join(str(s) for s in sizes), "--server", server]
+    argv += ["--placement", placement, "--loops", "1", "--quiet", "-o", str(round_file)]
+    argv += ["--values", str(settings["rtt_values"]), "--warmups", str(settings["rtt_warmups"])]
+    argv += ["--processes", str(settings["rtt_processes"])]
+    cpus = pl.client_cpus(spec)
+    if cpus is not None:
+        argv += ["--affinity", pl.cpu_list(cpus)]
     timeout = 10.0 + WORKER_BUDGET_S * len(sizes) * settings["rtt_processes"]
     start = time.monotonic()
     try:

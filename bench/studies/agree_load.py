@@ -61,7 +61,7 @@ from pathlib import Path
 
 from bench.peers.registry import PEERS
 from bench.studies.calibrate_load import CLIENTS, calibrate_transport
-from bench.studies.common import write_study
+from bench.studies.common import print_plan, write_study
 from bench.studies.stall import stall_point
 from fastsock.native import load_engine_module
 from fastsock.report.summary import spread_record as spread
@@ -276,12 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.server == "busy-epoll"
         else ""
     )
-    print(
-        f"agree: {args.server} server{spin}, {args.size} B x {args.conns} conns, "
-        f"{args.duration:g} s (+{args.warmup:g} s warm-up) x {args.repeats} repeats, "
-        f"clients {', '.join(args.clients)}",
-        flush=True,
-    )
+    print_plan("agree", args, args.server + spin, f"clients {', '.join(args.clients)}")
     results = []
     with tempfile.TemporaryDirectory(prefix="fastsock-agree-") as tmp:
         for transport in args.transports.split(","):

@@ -41,7 +41,7 @@ import psutil
 
 from bench.peers.registry import LOAD_CLIENT, PEERS, build_c_peers, peer_env
 from bench.peers.warm import warm_up
-from bench.studies.common import study_endpoint, write_study
+from bench.studies.common import print_plan, study_endpoint, write_study
 from fastsock.address import Endpoint
 from fastsock.pressure import cpu_pressure_us, pressure_share
 from fastsock.process import ServerProcess
@@ -282,12 +282,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"calibrate: skipped, C {name} unavailable: {why}")
         return 0
 
-    print(
-        f"calibrate: {args.server} server, {args.size} B x {args.conns} conns, "
-        f"{args.duration:g} s (+{args.warmup:g} s warm-up) x {args.repeats} repeats, "
-        f"{'pinned' if args.pin else 'unpinned'}",
-        flush=True,
-    )
+    print_plan("calibrate", args, args.server, "pinned" if args.pin else "unpinned")
     results = []
     with tempfile.TemporaryDirectory(prefix="fastsock-cal-") as tmp:
         for transport in args.transports.split(","):

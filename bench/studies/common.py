@@ -30,6 +30,15 @@ def load_client_argv(
     ]  # fmt: skip
 
 
+def print_plan(study: str, args: argparse.Namespace, server: str, extra: str) -> None:
+    """The line a study prints before it starts: the server, the load and how long."""
+    print(
+        f"{study}: {server} server, {args.size} B x {args.conns} conns, "
+        f"{args.duration:g} s (+{args.warmup:g} s warm-up) x {args.repeats} repeats, {extra}",
+        flush=True,
+    )
+
+
 def write_study(args: argparse.Namespace, schema: str, results: list[dict]) -> None:
     """A study's JSON at ``args.out``: its schema, every option but ``--out``, the results and
     the machine's metadata."""
