@@ -14,7 +14,10 @@ import os
 import socket
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 import pytest
@@ -167,18 +170,36 @@ def vanish_with_answers_queued(ep: Endpoint, site: Site) -> str:
     return "closed with 32 x 8 MiB answers owed"
 
 
-def truncated_while_sent(ep: Endpoint, site: Site) -> str:
+@dataclass
+class MidBody:
+    """A GET of a fresh BIG-byte file stopped a little way into the body."""
+
+    path: Path
+    data: bytes  # the file as it was when the server opened it
+    sock: socket.socket
+    reader: Reader
+    got: bytes  # the first 256 KiB of the body
+
+
+@contextmanager
+def mid_body(ep: Endpoint, site: Site) -> Iterator[MidBody]:
+    """The moment the three scenarios below change the file under the server: its head read
+    (promising BIG bytes) and the first 256 KiB of the body."""
     name, data = site.fresh()
     with connect(ep, timeout=20) as sock:
         sock.sendall(get(f"/{name}"))
         reader = Reader(sock)
         assert content_length(reader.head()) == BIG
-        got = reader.exactly(256 << 10)
-        os.truncate(site.root / name, 1 << 20)
-        got += reader.to_eof()
+        yield MidBody(site.root / name, data, sock, reader, reader.exactly(256 << 10))
+
+
+def truncated_while_sent(ep: Endpoint, site: Site) -> str:
+    with mid_body(ep, site) as m:
+        os.truncate(m.path, 1 << 20)
+        got = m.got + m.reader.to_eof()
     assert len(got) < BIG, "the server claimed bytes the file no longer has"
     kept = 1 << 20
-    assert got[:kept] == data[: min(len(got), kept)]
+    assert got[:kept] == m.data[: min(len(got), kept)]
     # Past the new end: over TCP, sendfile queues page-cache pages in the socket without a copy,
     # so bytes queued before the truncation may arrive as the zeros the kernel put in those
     # pages (seen here: a 16 MiB file cut to 1 MiB, zeros from byte ~1.2 MiB). The client
@@ -188,33 +209,23 @@ def truncated_while_sent(ep: Endpoint, site: Site) -> str:
 
 
 def grown_while_sent(ep: Endpoint, site: Site) -> str:
-    name, data = site.fresh()
-    with connect(ep, timeout=20) as sock:
-        sock.sendall(get(f"/{name}"))
-        reader = Reader(sock)
-        assert content_length(reader.head()) == BIG
-        got = reader.exactly(256 << 10)
-        with open(site.root / name, "ab") as f:
+    with mid_body(ep, site) as m:
+        with open(m.path, "ab") as f:
             f.write(b"more" * 1000)
-        assert got + reader.exactly(BIG - len(got)) == data  # exactly what was promised
-        sock.sendall(get(f"/{name}"))  # the connection is still good
-        assert reader.response() == data + b"more" * 1000
+        assert m.got + m.reader.exactly(BIG - len(m.got)) == m.data  # exactly what was promised
+        m.sock.sendall(get(f"/{m.path.name}"))  # the connection is still good
+        assert m.reader.response() == m.data + b"more" * 1000
     return "body exactly the promised length; the next request saw the new size"
 
 
 def replaced_while_sent(ep: Endpoint, site: Site) -> str:
-    name, data = site.fresh()
     new = os.urandom(BIG // 2)
-    with connect(ep, timeout=20) as sock:
-        sock.sendall(get(f"/{name}"))
-        reader = Reader(sock)
-        assert content_length(reader.head()) == BIG
-        got = reader.exactly(256 << 10)
+    with mid_body(ep, site) as m:
         (site.root / "replacement").write_bytes(new)
-        os.replace(site.root / "replacement", site.root / name)
-        assert got + reader.exactly(BIG - len(got)) == data  # the file as it was opened
-        sock.sendall(get(f"/{name}"))
-        assert reader.response() == new
+        os.replace(site.root / "replacement", m.path)
+        assert m.got + m.reader.exactly(BIG - len(m.got)) == m.data  # the file as it was opened
+        m.sock.sendall(get(f"/{m.path.name}"))
+        assert m.reader.response() == new
     return "the old file's bytes, complete; the next request got the new file"
 
 
