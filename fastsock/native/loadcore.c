@@ -295,20 +295,28 @@ static void end_window(struct run *run, int64_t now)
     }
 }
 
+/* One read into run->rxbuf: the byte count, or 0 when there is nothing to handle (no data yet,
+ * or the connection failed or closed, which this has dealt with). */
+static ssize_t read_some(struct run *run, struct conn *c)
+{
+    ssize_t n = rx(run->p, c->fd, run->rxbuf, RX_CAP);
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            fail(run, c, errno);
+        return 0;
+    }
+    if (n == 0)
+        closed(run, c);
+    return n;
+}
+
 /* One echo read: verify, count completed messages; closed loop: send the next ones. */
 static void on_echo_readable(struct run *run, struct conn *c, int open_loop)
 {
     const struct lc_params *p = run->p;
-    ssize_t n = rx(p, c->fd, run->rxbuf, RX_CAP);
-    if (n < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-            fail(run, c, errno);
+    ssize_t n = read_some(run, c);
+    if (n == 0)
         return;
-    }
-    if (n == 0) {
-        closed(run, c);
-        return;
-    }
     uint64_t rx = c->rx_pos + (uint64_t)n;
     if (rx > c->tx_pos) { /* checked first: one error, not a mismatch as well */
         count_error(run, c, LC_MISMATCH, "server sent bytes that were never sent");
@@ -346,16 +354,9 @@ static void on_echo_readable(struct run *run, struct conn *c, int open_loop)
 static void on_stream_readable(struct run *run, struct conn *c, int sending)
 {
     const struct lc_params *p = run->p;
-    ssize_t n = rx(p, c->fd, run->rxbuf, RX_CAP);
-    if (n < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-            fail(run, c, errno);
+    ssize_t n = read_some(run, c);
+    if (n == 0)
         return;
-    }
-    if (n == 0) {
-        closed(run, c);
-        return;
-    }
     if (sending) {
         count_error(run, c, LC_OTHER, "a discard server sent data");
         drop(run, c);

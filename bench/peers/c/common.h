@@ -82,7 +82,21 @@ static inline int endpoint_option(struct endpoint_options *o, int opt, const cha
     }
 }
 
-/* The one-line error for an option getopt_long did not take (call with opterr = 0). */
+/* The next option of argv that is the caller's, -1 after the last: getopt_long over options
+ * (which hold ENDPOINT_LONG_OPTIONS), the endpoint options taken into o on the way. getopt's own
+ * message is off: an option it did not take comes back as '?' for die_bad_option(). */
+static inline int next_option(int argc, char **argv, const struct option *options,
+                              struct endpoint_options *o)
+{
+    int opt;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1)
+        if (!endpoint_option(o, opt, optarg))
+            return opt;
+    return -1;
+}
+
+/* The one-line error for an option getopt_long did not take (see next_option). */
 __attribute__((noreturn)) static inline void die_bad_option(char **argv)
 {
     die(2, "unknown or incomplete option '%s' (see --help)", argv[optind - 1]);

@@ -181,10 +181,7 @@ int main(int argc, char **argv)
         {"messages", no_argument, NULL, 'm'},       {NULL, 0, NULL, 0},
     };
     int opt;
-    opterr = 0; /* we print our own one-line error */
-    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
-        if (endpoint_option(&target, opt, optarg))
-            continue;
+    while ((opt = next_option(argc, argv, options, &target)) != -1) {
         switch (opt) {
         case 's': size = (uint64_t)parse_long("--size", optarg, 1, 1L << 30); break;
         case 'c': conns = parse_long("--conns", optarg, 1, 100000); break;

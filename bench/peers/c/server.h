@@ -95,10 +95,7 @@ static inline void server_start(struct server *s, int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     int opt;
-    opterr = 0; /* we print our own one-line error */
-    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
-        if (endpoint_option(&target, opt, optarg))
-            continue;
+    while ((opt = next_option(argc, argv, options, &target)) != -1) {
         switch (opt) {
         case 'm': mode = optarg; break;
         case 'H': server_usage(0);
