@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 
@@ -88,3 +89,18 @@ def serve_engine(serve: Callable[..., ServerProcess], engine: str) -> Callable[.
         return serve(*args, "--engine", engine, **kwargs)
 
     return start
+
+
+def assert_one_line_error(
+    result: subprocess.CompletedProcess[str], fragment: str, code: int = 2
+) -> None:
+    """How every command fails on bad input: exit ``code``, nothing on stdout, no traceback, and
+    one line on stderr that says ``fragment`` (click's usage errors add a usage and a hint
+    line)."""
+    assert result.returncode == code, result
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert any(fragment in line for line in lines), result.stderr
+    if not result.stderr.startswith("Usage:"):
+        assert len(lines) == 1, result.stderr

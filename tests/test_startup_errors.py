@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from fastsock.address import connect
-from tests.conftest import FASTSOCK
+from tests.conftest import FASTSOCK, assert_one_line_error
 
 
 @pytest.fixture
@@ -23,16 +23,6 @@ def run_serve(*args: str, timeout: float = 20) -> subprocess.CompletedProcess[st
     return subprocess.run(
         [*FASTSOCK, "serve", *args], capture_output=True, text=True, timeout=timeout
     )
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], fragment: str) -> None:
-    assert result.returncode == 2, result
-    assert result.stdout == ""
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert any(fragment in line for line in lines), result.stderr
-    if not result.stderr.startswith("Usage:"):  # click's usage errors add a usage + hint line
-        assert len(lines) == 1, result.stderr
 
 
 @pytest.mark.timeout(30)

@@ -17,6 +17,7 @@ from fastsock.load.config import ConfigError
 from fastsock.load.datagram import HEADER, DatagramEngine, connect_datagram
 from fastsock.native import load_engine_module
 from fastsock.process import ServerProcess
+from tests.conftest import assert_one_line_error
 from tests.load.conftest import FASTSOCK, quick_config
 
 
@@ -180,10 +181,7 @@ def run_load_cli(*args: str) -> subprocess.CompletedProcess[str]:
     ],
 )
 def test_datagram_usage_errors(args, fragment):
-    result = run_load_cli(*args)
-    assert result.returncode == 2
-    assert fragment in result.stderr
-    assert "Traceback" not in result.stderr
+    assert_one_line_error(run_load_cli(*args), fragment)
 
 
 @pytest.fixture
