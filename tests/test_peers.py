@@ -456,15 +456,33 @@ def test_load_client_against_c_server(
     assert 0 < cpu <= report["elapsed_s"] * 1.05 + 0.05  # one thread: at most one core
 
 
-def test_load_client_big_messages_do_not_deadlock(
-    availability: dict[str, str | None], load_client: Path, tmp_path: Path
+@pytest.mark.parametrize(
+    ("server", "transport", "size", "conns", "depth"),
+    [
+        # 1 MiB messages, 3 in flight: far more than the socket buffers hold, so the client
+        # must read while it writes and the server must stop reading while its writes block.
+        ("c-epoll", "unix", 1048576, 2, 3),
+        # A server that echoes in odd-sized pieces: the client's verification still passes.
+        ("asyncio-streams", "tcp", 100000, 3, 2),
+    ],
+    ids=["big-messages-no-deadlock", "odd-sized-echo-pieces"],
+)
+def test_load_client_verified_echo(
+    availability: dict[str, str | None],
+    load_client: Path,
+    tmp_path: Path,
+    server: str,
+    transport: str,
+    size: int,
+    conns: int,
+    depth: int,
 ) -> None:
-    """1 MiB messages, 3 in flight: far more than the socket buffers hold, so the client must
-    read while it writes and the server must stop reading while its writes are blocked."""
-    require(availability, "c-epoll")
-    with running("c-epoll", endpoint_for("unix", tmp_path)) as server:
-        args = ("--size", "1048576", "--conns", "2", "--depth", "3", "--duration", "0.5")
-        code, report, err = run_client(load_client, server.endpoint, *args, "--warmup", "0.1")
+    require(availability, server)
+    with running(server, endpoint_for(transport, tmp_path)) as running_server:
+        args = ("--size", str(size), "--conns", str(conns), "--depth", str(depth))
+        code, report, err = run_client(
+            load_client, running_server.endpoint, *args, "--duration", "0.5", "--warmup", "0.1"
+        )
     assert code == 0, err
     assert report is not None and report["errors"] == 0 and report["messages"] > 0
 
@@ -485,18 +503,6 @@ def test_load_client_ends_its_connections_without_resets(
         stats = dict(re.findall(r"(\w+)=(\d+)", server.stderr_text.splitlines()[-1]))
     assert stats["closed"] == "8"
     assert stats["resets"] == "0"
-
-
-def test_load_client_against_python_peer(
-    availability: dict[str, str | None], load_client: Path, tmp_path: Path
-) -> None:
-    """The client's verification passes on a server that echoes in odd-sized pieces."""
-    require(availability, "asyncio-streams")
-    with running("asyncio-streams", endpoint_for("tcp", tmp_path)) as server:
-        args = ("--size", "100000", "--conns", "3", "--depth", "2", "--duration", "0.5")
-        code, report, err = run_client(load_client, server.endpoint, *args, "--warmup", "0.1")
-    assert code == 0, err
-    assert report is not None and report["errors"] == 0 and report["messages"] > 0
 
 
 @contextmanager

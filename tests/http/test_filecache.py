@@ -12,6 +12,17 @@ def opened(path, now: float = 0.0) -> OpenFile:
     return OpenFile(fd, os.fstat(fd), os.path.basename(path), "date", now)
 
 
+def cached(
+    tmp_path, content: bytes = b"x", files: int = 8, valid_s: float = 60, now: float = 0.0
+) -> tuple[FileCache, OpenFile]:
+    """A cache of ``files`` open files holding one: ``/a``, opened at ``now``."""
+    (tmp_path / "a").write_bytes(content)
+    cache = FileCache(files, valid_s=valid_s)
+    entry = opened(tmp_path / "a", now)
+    cache.put(b"/a", entry)
+    return cache, entry
+
+
 def is_open(fd: int) -> bool:
     try:
         os.fstat(fd)
@@ -21,10 +32,7 @@ def is_open(fd: int) -> bool:
 
 
 def test_hit_returns_the_same_open_file(tmp_path):
-    (tmp_path / "a").write_bytes(b"x" * 10)
-    cache = FileCache(8, valid_s=60)
-    entry = opened(tmp_path / "a")
-    cache.put(b"/a", entry)
+    cache, entry = cached(tmp_path, b"x" * 10)
     assert cache.get(b"/a", 1.0) is entry
     assert cache.get(b"/a", 2.0) is entry
     assert cache.misses == 0
@@ -47,31 +55,22 @@ def test_a_file_that_changed_size_is_a_miss(tmp_path):
 
 
 def test_other_changes_are_seen_once_the_entry_expires(tmp_path):
-    path = tmp_path / "a"
-    path.write_bytes(b"x" * 10)
-    cache = FileCache(8, valid_s=1.0)
-    entry = opened(path, now=10.0)
-    cache.put(b"/a", entry)
+    cache, entry = cached(tmp_path, b"x" * 10, valid_s=1.0, now=10.0)
     (tmp_path / "new").write_bytes(b"y" * 10)  # replaced by a rename, same size
-    os.replace(tmp_path / "new", path)
+    os.replace(tmp_path / "new", tmp_path / "a")
     assert cache.get(b"/a", 10.5) is entry  # within valid_s: the old file, consistently
     assert cache.get(b"/a", 11.5) is None
     assert entry.fd == -1
 
 
 def test_drop_forgets_the_entry_and_closes_when_idle(tmp_path):
-    (tmp_path / "a").write_bytes(b"x")
-    cache = FileCache(8, valid_s=60)
-    entry = opened(tmp_path / "a")
-    cache.put(b"/a", entry)
+    cache, entry = cached(tmp_path)
     cache.drop(entry)
     assert cache.get(b"/a", 1.0) is None and entry.fd == -1
 
 
 def test_entries_expire_after_valid_s(tmp_path):
-    (tmp_path / "a").write_bytes(b"x")
-    cache = FileCache(8, valid_s=1.0)
-    cache.put(b"/a", opened(tmp_path / "a", now=10.0))
+    cache, _ = cached(tmp_path, valid_s=1.0, now=10.0)
     assert cache.get(b"/a", 10.5) is not None
     assert cache.get(b"/a", 11.5) is None
 
@@ -105,10 +104,7 @@ def test_uncached_files_close_on_last_release(tmp_path):
 
 
 def test_a_zero_sized_cache_keeps_nothing(tmp_path):
-    (tmp_path / "a").write_bytes(b"x")
-    cache = FileCache(0, valid_s=60)
-    entry = opened(tmp_path / "a")
-    cache.put(b"/a", entry)
+    cache, entry = cached(tmp_path, files=0)
     assert not entry.cached and len(cache) == 0
     entry.discard()
 

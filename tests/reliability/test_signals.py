@@ -48,6 +48,12 @@ def wait_for_connections(pid: int, baseline: int, count: int, timeout: float = 2
         time.sleep(0.02)
 
 
+@pytest.fixture(params=["1", "4"])
+def workers(request: pytest.FixtureRequest) -> str:
+    """--workers: one process, and a parent with four workers sharing the listener."""
+    return request.param
+
+
 def start_load(path: str, duration: float) -> subprocess.Popen:
     return subprocess.Popen(
         [*FASTSOCK, "load", "--unix", path, "--conns", str(CONNS), "--depth", "4"]
@@ -59,7 +65,6 @@ def start_load(path: str, duration: float) -> subprocess.Popen:
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("workers", ["1", "4"])
 def test_sigterm_mid_load_run_drains_and_exits_zero(serve, tmp_path, workers):
     path = tmp_path / "term.sock"
     server = serve("--unix", str(path), "--workers", workers, "--drain-timeout", "30")
@@ -114,7 +119,6 @@ def test_drain_timeout_bounds_the_wait_for_a_long_run(serve, tmp_path):
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("workers", ["1", "4"])
 def test_sigkill_leaves_a_stale_socket_that_the_next_server_replaces(serve, tmp_path, workers):
     path = tmp_path / "kill.sock"
     # The orphaned workers drain the load's connections: keep that short.
