@@ -43,6 +43,13 @@ def _at(d: dict, *keys: object) -> dict:
         (lambda d: d["experiments"][1]["runs"][0]["load"].pop("msgs_per_s"), "msgs_per_s"),
         (lambda d: _at(d, *RUN0, "load").update(latency_us=5), "latency_us: 5 is not"),
         (lambda d: d["metadata"].update(cpu_count="two"), "'two' is not of type 'integer'"),
+        (lambda d: _at(d, *RUN0, "load").update(per_connection={"jain": 0.9}), "'conns' is"),
+        (
+            lambda d: _at(d, *RUN0, "load").update(
+                per_connection={"conns": 2, "min": 1, "p50": 1.5, "max": 2, "jain": 1.2}
+            ),
+            "1.2 is greater than the maximum of 1",
+        ),
     ],
 )
 def test_validator_reports_each_violation(fixture_doc: dict, mutate, expected: str) -> None:
