@@ -125,6 +125,14 @@ def parse_endpoint(text: str) -> Endpoint:
             host, sep, port = text[len(scheme) :].rpartition(":")
             if not sep or not port.isdigit():
                 raise EndpointError(f"endpoint {text!r} needs a port: {scheme}HOST:PORT")
+            # As the ready line writes it: an IPv6 address in brackets, nothing else in them
+            # (tcp://[::1:80 and tcp://::1:80 are typos, not a guess to make).
+            bracketed = host.startswith("[") and host.endswith("]")
+            if (":" in host) != bracketed or host.count("[") + host.count("]") > 2 * bracketed:
+                raise EndpointError(
+                    f"endpoint {text!r}: an IPv6 address goes in brackets and an IPv4 one "
+                    f"without: {scheme}[::1]:PORT or {scheme}127.0.0.1:PORT"
+                )
             return tcp_endpoint(host, int(port))
     raise EndpointError(f"endpoint {text!r} must start with tcp://, udp:// or unix:")
 

@@ -56,6 +56,11 @@ def test_path_length_limit_is_107_bytes():
         "unix:",
         "tcp://host.example:80",
         "tcp://\0\0\0\0]:8000",  # found by make fuzz: inet_pton raised ValueError
+        "tcp://[::1:80",  # an unclosed bracket
+        "tcp://::1:80",  # IPv6 without brackets: ambiguous with the port
+        "tcp://[127.0.0.1]:80",
+        "tcp://[[::1]]:80",
+        "udp://[::1:80",
     ],
 )
 def test_bad_endpoints(text):
