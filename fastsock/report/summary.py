@@ -10,7 +10,7 @@ ratios with its 95% confidence interval (fastsock.findings).
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -218,6 +218,27 @@ def cpu_util(runs: Iterable[dict], who: str) -> Spread | None:
     return Spread.of(((r.get("load") or {}).get("cpu") or {}).get(f"{who}_cpu_util") for r in runs)
 
 
+def paired_by_round(
+    exp: dict, key: str, a: object, b: object, get: Callable[[dict], float | None], **where: object
+) -> dict[tuple, tuple[list, list, list]]:
+    """How every ratio in the report pairs its runs: per point (the variant less ``key``), the
+    values ``get`` reads from the runs with ``key = a`` and ``key = b`` that ran in the same
+    round (back to back): (a values, b values, rounds), one entry per round in which both ran,
+    over the counted runs (:func:`ok_runs`) matching ``where``."""
+    by_round: dict[tuple, dict[int, dict]] = {}
+    for r in select(ok_runs(exp), **where):
+        v = r["variant"]
+        if v[key] not in (a, b):
+            continue
+        point = tuple(sorted((k, x) for k, x in v.items() if k != key))
+        by_round.setdefault(point, {}).setdefault(r["repeat"], {})[v[key]] = get(r)
+    out = {}
+    for point, rounds in by_round.items():
+        keep = sorted(k for k, pair in rounds.items() if a in pair and b in pair)
+        out[point] = ([rounds[k][a] for k in keep], [rounds[k][b] for k in keep], keep)
+    return out
+
+
 def paired_ratios(
     exp: dict,
     name: str,
@@ -227,22 +248,19 @@ def paired_ratios(
     **where: object,
 ) -> Spread | None:
     """Ratio of a metric between two values of ``key`` (by default UNIX / TCP), paired by
-    round, over the runs matching ``where``: a :class:`Spread` whose ``median`` is the
-    estimate (the geometric mean of the paired ratios) and whose ``lo``-``hi`` is its 95%
-    confidence interval (fastsock.findings), ``n`` the pairs. ``hi`` is ``inf`` with fewer
-    than three pairs (no interval)."""
+    round (:func:`paired_by_round`), pooled over the points matching ``where``: a
+    :class:`Spread` whose ``median`` is the estimate (the geometric mean of the paired ratios)
+    and whose ``lo``-``hi`` is its 95% confidence interval (fastsock.findings), ``n`` the
+    pairs. ``hi`` is ``inf`` with fewer than three pairs (no interval)."""
     from fastsock.findings import finding
 
-    # Pair runs that differ only in ``key`` and ran in the same round (back to back).
-    pairs: dict[tuple, dict[object, float | None]] = {}
-    for r in select(ok_runs(exp), **where):
-        rest = tuple(sorted((k, v) for k, v in r["variant"].items() if k != key))
-        pairs.setdefault((r["repeat"], rest), {})[r["variant"][key]] = metric(r, name)
-    a = [p.get(num) for p in pairs.values() if p.get(num) is not None and p.get(den)]
-    b = [p.get(den) for p in pairs.values() if p.get(num) is not None and p.get(den)]
-    if not a:
+    points = paired_by_round(exp, key, num, den, lambda r: metric(r, name), **where).values()
+    pairs = [
+        (x, y) for xs, ys, _ in points for x, y in zip(xs, ys, strict=True) if x is not None and y
+    ]
+    if not pairs:
         return None
-    f = finding("", "", str(num), str(den), name, a, b)
+    f = finding("", "", str(num), str(den), name, [x for x, _ in pairs], [y for _, y in pairs])
     if f["estimate"] is None:
         return None
     hi = f["ci_high"] if f["ci_high"] is not None else float("inf")

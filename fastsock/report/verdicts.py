@@ -60,29 +60,6 @@ def metric_for(exp: dict, variant: dict) -> Metric:
     return METRICS["msgs"]
 
 
-def _rest(variant: dict, *free: str) -> tuple:
-    return tuple(sorted((k, v) for k, v in variant.items() if k not in free))
-
-
-def _trials(
-    exp: dict, key: str, a: object, b: object, get: Callable[[dict], float | None], **where: object
-) -> dict[tuple, tuple[list, list, list]]:
-    """Per point (the variant less ``key``), the paired values of ``key = a`` and ``key = b``:
-    (a values, b values, rounds), one entry per round in which both ran."""
-    by_round: dict[tuple, dict[tuple, dict]] = {}
-    for r in S.select(S.ok_runs(exp), **where):
-        v = r["variant"]
-        if v[key] not in (a, b):
-            continue
-        point = _rest(v, key)
-        by_round.setdefault(point, {}).setdefault(r["repeat"], {})[v[key]] = get(r)
-    out = {}
-    for point, rounds in by_round.items():
-        keep = sorted(k for k, pair in rounds.items() if a in pair and b in pair)
-        out[point] = ([rounds[k][a] for k in keep], [rounds[k][b] for k in keep], keep)
-    return out
-
-
 def _where(point: tuple) -> str:
     d = dict(point)
     parts = []
@@ -154,7 +131,7 @@ def _make(
         def point_metric(r: dict, mkey: str = mkey, get: Callable = get) -> float | None:
             return get(r) if metric_for(exp, r["variant"])[0] == mkey else None
 
-        found = _trials(exp, key, a, b, point_metric, **where)
+        found = S.paired_by_round(exp, key, a, b, point_metric, **where)
         for point in sorted(found, key=_order(exp)):
             av, bv, rounds = found[point]
             if not rounds or all(x is None for x in av):
@@ -211,7 +188,7 @@ def _engine_changes_ratio(exp: dict) -> list[dict]:
     out = []
     per = {}
     for server in ("fastsock-uring", "fastsock"):
-        per[server] = _trials(exp, "transport", "unix", "tcp", _msgs, server=server)
+        per[server] = S.paired_by_round(exp, "transport", "unix", "tcp", _msgs, server=server)
     for point, (ua, ub, urounds) in per["fastsock-uring"].items():
         d = dict(point)
         twin = tuple(sorted({**d, "server": "fastsock"}.items()))
