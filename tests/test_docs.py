@@ -44,19 +44,3 @@ def test_every_relative_link_resolves(page: Path) -> None:
             broken.append(target)
     assert broken == [], f"{page.relative_to(ROOT)} links to missing files: {broken}"
 
-
-# [`code`](file#L12): the code quoted must stand on that line, so a link cannot drift as the
-# file changes around it.
-CODE_LINK = re.compile(r"\[`([^`]+)`\]\(([^)#\s]+)#L(\d+)\)")
-
-
-@pytest.mark.parametrize("page", _pages(), ids=lambda p: str(p.relative_to(ROOT)))
-def test_links_to_a_line_show_that_line(page: Path) -> None:
-    drifted = []
-    for code, target, number in CODE_LINK.findall(page.read_text(encoding="utf-8")):
-        lines = (page.parent / target).resolve().read_text(encoding="utf-8").splitlines()
-        line = int(number)
-        if line > len(lines) or code not in lines[line - 1]:
-            now = [i + 1 for i, text in enumerate(lines) if code in text]
-            drifted.append(f"{target}#L{line} does not say {code!r} (it is on lines {now})")
-    assert drifted == [], "\n".join(drifted)
