@@ -84,6 +84,15 @@ BID_MASK = 0xFFFF
 # completion posted (two CQEs) cost 0.74x (0.57-0.91) at 64 B here; the copy costs less than a
 # CQE up to a few KiB. The small buffer is made at a connection's first small echo: 1 KiB each.
 SMALL_ECHO = 1024
+# Adaptive receive: after SMALL_AFTER pool RECVs in a row of <= SMALL_ECHO bytes, a connection
+# RECVs into its small buffer (small_mode): SEND(small)->RECV(small), the old per-connection
+# buffer path, no copy and no pool buffer per message. A RECV that fills the small buffer (a
+# larger message is coming) sends it and goes back to pool RECVs.
+SMALL_AFTER = 2
+# At most pool.count // HOLD_SHARE buffers may be held by connections whose larger echo SEND's
+# completion was skipped (they come back at the connection's next RECV completion, which may
+# be long for an idle peer); above that, the SEND's completion is posted and returns it.
+HOLD_SHARE = 2
 
 _SEND_FLAGS = socket.MSG_WAITALL | socket.MSG_NOSIGNAL
 # The fields of the pool's echo SEND patched per message, from SQE_ADDR: addr, len, msg_flags,
@@ -117,6 +126,12 @@ class UringConnection:
         "_small",
         "_small_c",
         "_pair_small",
+        "_pair_ss",
+        "_recv_small",
+        "_pair_skip",
+        "small_mode",
+        "_smalls",
+        "_held",
         "_rx",
         "_cur",
         "starved",
@@ -186,9 +201,22 @@ class UringConnection:
             )  # fmt: skip
             self._pair = send + recv
             self._recv_sqe = recv
+            # A larger echo while few buffers are held (HOLD_SHARE): the SEND's completion
+            # skipped, the buffer held until this connection's next RECV completes (the link
+            # proves the SEND done) or the SEND fails (its CQE is posted).
+            skip = SQE.pack(
+                abi.IORING_OP_SEND, abi.IOSQE_IO_LINK | abi.IOSQE_CQE_SKIP_SUCCESS | fixed, 0,
+                fdx, 0, 0, 0, _SEND_FLAGS, OP_CHAIN_SEND | slot, 0, 0, 0, 0, 0,
+            )  # fmt: skip
+            self._pair_skip = skip + recv
+            self._held = -1  # the pool buffer held that way, or -1
             self._small: bytearray | None = None  # see SMALL_ECHO; made when first needed
             self._small_c = None
             self._pair_small = b""
+            self._pair_ss = b""
+            self._recv_small = b""
+            self.small_mode = False  # the next (or in-flight) RECV is into the small buffer
+            self._smalls = 0  # small pool RECVs in a row (SMALL_AFTER switches to small_mode)
             self._init_state(server)
             return
         # Page-aligned (fastsock/buffer.py): a bytearray of 256 KiB starts 16 bytes into a
@@ -357,6 +385,8 @@ class UringConnection:
         # MSG_WAITALL send that sent part of the bytes before failing reports that count.
         self.recv_inflight = False
         self._chain_n = 0
+        if self.server.pool is not None:
+            self._return_held()
         if self.shut:
             self._release_if_idle()
             return
@@ -368,10 +398,11 @@ class UringConnection:
         ENOBUFS). Whatever happens, a buffer named here goes back to the pool exactly once:
         now, or when the echo SEND of it completes (:meth:`on_pool_send`)."""
         self.recv_inflight = False
-        if self._chain_n and not self.send_inflight:  # a small echo's linked send succeeded
+        if self._chain_n and not self.send_inflight:  # a linked skip-success send succeeded
             self.echoed += self._chain_n
             self._chain_n = 0
         server = self.server
+        self._return_held()
         bid = flags >> abi.IORING_CQE_BUFFER_SHIFT if flags & abi.IORING_CQE_F_BUFFER else -1
         if self.shut:
             if bid >= 0:
@@ -379,12 +410,18 @@ class UringConnection:
             self._release_if_idle()
             return
         if res > 0:
+            if bid < 0:  # small_mode: the bytes are in the small buffer
+                rx = memoryview(self._small)[:res]  # type: ignore[arg-type]
+                if res >= SMALL_ECHO:
+                    self.small_mode = False  # filled: a larger message, back to the pool
+            else:
+                pool = server.pool
+                start = bid * pool.size  # type: ignore[union-attr]
+                rx = pool.view[start : start + res]  # type: ignore[union-attr]
             if self.closing:  # reading stopped at close(): drop it
-                server.recycle(bid)
+                if bid >= 0:
+                    server.recycle(bid)
                 return self._pump()
-            pool = server.pool
-            start = bid * pool.size  # type: ignore[union-attr]
-            rx = pool.view[start : start + res]  # type: ignore[union-attr]
             self._deliver(rx)
             n = self._echo_n
             if n:
@@ -397,7 +434,8 @@ class UringConnection:
                     return
                 if not self.shut:
                     self._queue(bytes(rx[:n]))
-            server.recycle(bid)
+            if bid >= 0:
+                server.recycle(bid)
             if self.shut:
                 return
             self.bytes_in += res
@@ -413,7 +451,11 @@ class UringConnection:
             # again, or, with the whole pool in use, wait for a buffer to come back (the
             # server re-arms one starved connection per returned buffer, oldest first).
             server.stats.enobufs += 1
-            if server.pool.grow():  # type: ignore[union-attr]
+            pool = server.pool
+            if pool.grow() or not pool.sending:  # type: ignore[union-attr]
+                # Grown; or no buffer is in a SEND whose completion would wake us: the ring
+                # was dry when the kernel looked, but every buffer taken then came back since
+                # (this CQE is after theirs) or is held by an idle-able connection: try again.
                 self._pump()
             else:
                 server.starve(self)
@@ -424,6 +466,7 @@ class UringConnection:
         """The echo SEND of pool buffer ``bid`` completed (the fast path handles success on
         a live connection inline, see ``UringServer._run_pool``)."""
         self.send_inflight = False
+        self.server.pool.sending -= 1  # type: ignore[union-attr]
         self.server.recycle(bid)
         n = self._chain_n
         self._chain_n = 0
@@ -440,29 +483,45 @@ class UringConnection:
         # with -ECANCELED, and that completion releases the connection.
         self._failed(-res if res < 0 else errno.EPIPE)
 
+    def _return_held(self) -> None:
+        """Give back the buffer a skip-success echo SEND held (its SEND is over)."""
+        bid = self._held
+        if bid >= 0:
+            self._held = -1
+            self.server.pool.held -= 1  # type: ignore[union-attr]
+            self.server.recycle(bid)
+
     def _make_small(self) -> None:
-        """The small echo buffer and its SEND->RECV template (the SEND's completion skipped,
-        the RECV from the pool), as --uring-pool off's pair but for the buffer."""
+        """The small echo buffer and its templates, the SEND's completion skipped: SEND(small)
+        linked to a RECV from the pool, and SEND(small) linked to a RECV into the small buffer
+        (small_mode: --uring-pool off's pair, for a buffer of SMALL_ECHO bytes)."""
         self._small = bytearray(SMALL_ECHO)
         self._small_c = (ctypes.c_char * SMALL_ECHO).from_buffer(self._small)
+        addr = ctypes.addressof(self._small_c)
         send = SQE.pack(
             abi.IORING_OP_SEND, abi.IOSQE_IO_LINK | abi.IOSQE_CQE_SKIP_SUCCESS | self.sqe_flags,
-            0, self.fdx, 0, ctypes.addressof(self._small_c), 0, _SEND_FLAGS,
-            OP_CHAIN_SEND | self.slot, 0, 0, 0, 0, 0,
+            0, self.fdx, 0, addr, 0, _SEND_FLAGS, OP_CHAIN_SEND | self.slot, 0, 0, 0, 0, 0,
+        )  # fmt: skip
+        self._recv_small = SQE.pack(
+            abi.IORING_OP_RECV, self.sqe_flags, abi.IORING_RECVSEND_POLL_FIRST, self.fdx, 0,
+            addr, SMALL_ECHO, 0, self.slot, 0, 0, 0, 0, 0,
         )  # fmt: skip
         self._pair_small = send + self._recv_sqe
+        self._pair_ss = send + self._recv_small
 
     def _submit_small_echo(self, n: int, bid: int) -> None:
-        """Copy ``n`` <= SMALL_ECHO bytes of pool buffer ``bid`` to the small buffer, give the
-        buffer back, SEND the copy linked to the next RECV (the completion loop's fast path
-        written as a method)."""
+        """SEND ``n`` <= SMALL_ECHO bytes from the small buffer linked to the next RECV (into
+        the small buffer in small_mode, else from the pool): copied there from pool buffer
+        ``bid``, which goes back at once, or already there (``bid`` -1, small_mode). The
+        completion loop's fast path written as a method."""
         if self._small is None:
             self._make_small()
-        pool = self.server.pool
-        start = bid * pool.size  # type: ignore[union-attr]
-        self._small[0:n] = pool.mem[start : start + n]  # type: ignore[index, union-attr]
-        self.server.recycle(bid)
-        off = self._put_pair(self._pair_small)
+        if bid >= 0:
+            pool = self.server.pool
+            start = bid * pool.size  # type: ignore[union-attr]
+            self._small[0:n] = pool.mem[start : start + n]  # type: ignore[index, union-attr]
+            self.server.recycle(bid)
+        off = self._put_pair(self._pair_ss if self.small_mode else self._pair_small)
         self.server.ring.sqe_u32[(off + abi.SQE_LEN) >> 2] = n
         self._chain_n = n
         self.recv_inflight = True
@@ -498,7 +557,7 @@ class UringConnection:
             sqes[off : off + 128] = pair
         else:  # the pair would straddle the end of the SQ ring
             sqes[off : off + 64] = pair[:64]
-            sqes[0:64] = self._recv_sqe
+            sqes[0:64] = pair[64:]
         ring.sq_tail = tail + 2
         return off
 
@@ -518,6 +577,7 @@ class UringConnection:
         self._chain_n = n
         self.recv_inflight = True
         self.send_inflight = True
+        self.server.pool.sending += 1  # type: ignore[union-attr]
 
     # -- internals ----------------------------------------------------------------------------
     def _queue(self, data: bytes) -> None:
@@ -567,7 +627,18 @@ class UringConnection:
         if self.recv_inflight or self.paused or self.held or self.starved:
             return
         pool = self.server.pool
-        if pool is not None:
+        if pool is not None and self.small_mode:
+            self.server.ring.prep(
+                abi.IORING_OP_RECV,
+                self.fdx,
+                ctypes.addressof(self._small_c),  # type: ignore[arg-type]
+                SMALL_ECHO,
+                self.slot,
+                flags=self.sqe_flags,
+                ioprio=abi.IORING_RECVSEND_POLL_FIRST,
+            )
+            self.recv_inflight = True
+        elif pool is not None:
             self.server.ring.prep(
                 abi.IORING_OP_RECV,
                 self.fdx,

@@ -43,10 +43,12 @@ from fastsock.uring.connection import (
     _PATCH,
     _SEND_FLAGS,
     BID_MASK,
+    HOLD_SHARE,
     OP_CHAIN_SEND,
     OP_SEND,
     POOL_SEND,
     SLOT_MASK,
+    SMALL_AFTER,
     SMALL_ECHO,
     UringConnection,
 )
@@ -391,6 +393,9 @@ class UringServer(ServerLifecycle):
         len_at = [(i * 64 + abi.SQE_LEN) >> 2 for i in range(sq_last + 1)]
         small = SMALL_ECHO
         small_at = [slice(0, n) for n in range(SMALL_ECHO + 1)]  # no slice object per copy
+        small_after = SMALL_AFTER - 1
+        hold_cap = pool.count // HOLD_SHARE
+        chain_send = OP_CHAIN_SEND
         mem = pool.mem
         slots = self._slots
         not_recv = OP_SEND
@@ -428,66 +433,96 @@ class UringServer(ServerLifecycle):
                     ):
                         if ud < not_recv:  # a RECV: ud is the connection's slot
                             conn = slots[ud]
-                            # Both fast branches first count the previous echo's bytes: its
-                            # SEND is done (the link started this RECV after it). _chain_n is 0
-                            # after a larger echo (its SEND's completion counted it).
                             if (
                                 res > 0
                                 and conn.fast  # type: ignore[union-attr]
-                                and flags & buffer_flag
-                                and res <= small
-                                and conn._small is not None  # type: ignore[union-attr]
+                                and (res > small or conn._small is not None)  # type: ignore[union-attr]
                             ):
-                                # A small echo: copy out of pool buffer bid, give it back, and
-                                # the connection's skip-success pair, as with its own buffer.
+                                # The previous echo's SEND is done (the link started this RECV
+                                # after it): count its bytes (0 after a posted SEND: counted
+                                # there) and give back the buffer it held (if it did).
                                 conn.echoed += conn._chain_n  # type: ignore[union-attr]
-                                start = (flags >> shift) * size
-                                conn._small[small_at[res]] = mem[start : start + res]  # type: ignore[union-attr]
-                                pt = pool.tail
-                                ring_map[entry_at[pt & bmask]] = entry[flags >> shift]
-                                pt = (pt + 1) & 0xFFFF
-                                pool.tail = pt
-                                tail_u16[tail_word] = pt
+                                conn._chain_n = res  # type: ignore[union-attr]
+                                h = conn._held  # type: ignore[union-attr]
+                                if h >= 0:
+                                    conn._held = -1  # type: ignore[union-attr]
+                                    pool.held -= 1
+                                    pt = pool.tail
+                                    ring_map[entry_at[pt & bmask]] = entry[h]
+                                    pt = (pt + 1) & 0xFFFF
+                                    pool.tail = pt
+                                    tail_u16[tail_word] = pt
+                                    if starved:
+                                        self._wake_starved()
                                 t = ring.sq_tail
                                 if t > sq_limit:
                                     enter(0)
                                     sq_limit = ring.sq_limit() - 2
                                 i = t & sq_last
-                                if i != sq_last:
-                                    sqes[pair_at[i]] = conn._pair_small  # type: ignore[union-attr]
-                                else:  # the pair would straddle the end of the SQ ring
-                                    sqes[i * 64 : i * 64 + 64] = conn._pair_small[:64]  # type: ignore[union-attr]
-                                    sqes[0:64] = conn._recv_sqe  # type: ignore[union-attr]
-                                sqe_u32[len_at[i]] = res
-                                ring.sq_tail = t + 2
-                                conn._chain_n = res  # type: ignore[union-attr]
-                                if starved:
-                                    self._wake_starved()
-                            elif res > small and conn.fast and flags & buffer_flag:  # type: ignore[union-attr]
-                                # Echo pool buffer bid: the pair from the connection's
-                                # template, the SEND patched to the buffer.
-                                conn.echoed += conn._chain_n  # type: ignore[union-attr]
-                                bid = flags >> shift
-                                t = ring.sq_tail
-                                if t > sq_limit:
-                                    enter(0)
-                                    sq_limit = ring.sq_limit() - 2
-                                i = t & sq_last
-                                if i != sq_last:
-                                    sqes[pair_at[i]] = conn._pair  # type: ignore[union-attr]
-                                else:  # the pair would straddle the end of the SQ ring
-                                    sqes[i * 64 : i * 64 + 64] = conn._pair[:64]  # type: ignore[union-attr]
-                                    sqes[0:64] = conn._recv_sqe  # type: ignore[union-attr]
-                                patch(
-                                    sqes,
-                                    patch_at[i],
-                                    base + bid * size,
-                                    res,
-                                    send_flags,
-                                    pool_send | bid << 32 | ud,
-                                )
-                                conn._chain_n = res  # type: ignore[union-attr]
-                                conn.send_inflight = True  # type: ignore[union-attr]
+                                if not flags & buffer_flag:
+                                    # small_mode: the bytes are in the small buffer already.
+                                    # Less than it holds: SEND(small)->RECV(small) again; full:
+                                    # a larger message is coming, the next RECV from the pool.
+                                    if res < small:
+                                        pair = conn._pair_ss  # type: ignore[union-attr]
+                                    else:
+                                        pair = conn._pair_small  # type: ignore[union-attr]
+                                        conn.small_mode = False  # type: ignore[union-attr]
+                                    if i != sq_last:
+                                        sqes[pair_at[i]] = pair
+                                    else:  # the pair would straddle the end of the SQ ring
+                                        sqes[i * 64 : i * 64 + 64] = pair[:64]
+                                        sqes[0:64] = pair[64:]
+                                    sqe_u32[len_at[i]] = res
+                                elif res <= small:
+                                    # A small echo: copy out of pool buffer bid, give it back,
+                                    # the skip-success pair from the small buffer; after
+                                    # SMALL_AFTER in a row, RECV into the small buffer too.
+                                    start = (flags >> shift) * size
+                                    conn._small[small_at[res]] = mem[start : start + res]  # type: ignore[union-attr]
+                                    pt = pool.tail
+                                    ring_map[entry_at[pt & bmask]] = entry[flags >> shift]
+                                    pt = (pt + 1) & 0xFFFF
+                                    pool.tail = pt
+                                    tail_u16[tail_word] = pt
+                                    if conn._smalls < small_after:  # type: ignore[union-attr]
+                                        conn._smalls += 1  # type: ignore[union-attr]
+                                        pair = conn._pair_small  # type: ignore[union-attr]
+                                    else:
+                                        conn._smalls = 0  # type: ignore[union-attr]
+                                        conn.small_mode = True  # type: ignore[union-attr]
+                                        pair = conn._pair_ss  # type: ignore[union-attr]
+                                    if i != sq_last:
+                                        sqes[pair_at[i]] = pair
+                                    else:
+                                        sqes[i * 64 : i * 64 + 64] = pair[:64]
+                                        sqes[0:64] = pair[64:]
+                                    sqe_u32[len_at[i]] = res
+                                    if starved:
+                                        self._wake_starved()
+                                else:
+                                    # Echo pool buffer bid from the connection's template, the
+                                    # SEND patched to the buffer: its completion skipped and the
+                                    # buffer held until the next RECV's while few are held,
+                                    # else posted (it gives the buffer back).
+                                    conn._smalls = 0  # type: ignore[union-attr]
+                                    bid = flags >> shift
+                                    if pool.held < hold_cap:
+                                        pool.held += 1
+                                        conn._held = bid  # type: ignore[union-attr]
+                                        pair = conn._pair_skip  # type: ignore[union-attr]
+                                        ud = chain_send | ud
+                                    else:
+                                        pair = conn._pair  # type: ignore[union-attr]
+                                        conn.send_inflight = True  # type: ignore[union-attr]
+                                        pool.sending += 1
+                                        ud = pool_send | bid << 32 | ud
+                                    if i != sq_last:
+                                        sqes[pair_at[i]] = pair
+                                    else:
+                                        sqes[i * 64 : i * 64 + 64] = pair[:64]
+                                        sqes[0:64] = pair[64:]
+                                    patch(sqes, patch_at[i], base + bid * size, res, send_flags, ud)
                                 ring.sq_tail = t + 2
                             else:
                                 conn.on_recv_pool(res, flags)  # type: ignore[union-attr]
@@ -499,6 +534,7 @@ class UringServer(ServerLifecycle):
                                 conn.echoed += res  # type: ignore[union-attr]
                                 conn._chain_n = 0  # type: ignore[union-attr]
                                 conn.send_inflight = False  # type: ignore[union-attr]
+                                pool.sending -= 1
                                 pt = pool.tail
                                 ring_map[entry_at[pt & bmask]] = entry[(ud >> 32) & BID_MASK]
                                 pt = (pt + 1) & 0xFFFF
