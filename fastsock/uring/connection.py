@@ -89,10 +89,6 @@ SMALL_ECHO = 1024
 # buffer path, no copy and no pool buffer per message. A RECV that fills the small buffer (a
 # larger message is coming) sends it and goes back to pool RECVs.
 SMALL_AFTER = 2
-# At most pool.count // HOLD_SHARE buffers may be held by connections whose larger echo SEND's
-# completion was skipped (they come back at the connection's next RECV completion, which may
-# be long for an idle peer); above that, the SEND's completion is posted and returns it.
-HOLD_SHARE = 2
 
 _SEND_FLAGS = socket.MSG_WAITALL | socket.MSG_NOSIGNAL
 # The fields of the pool's echo SEND patched per message, from SQE_ADDR: addr, len, msg_flags,
@@ -128,10 +124,8 @@ class UringConnection:
         "_pair_small",
         "_pair_ss",
         "_recv_small",
-        "_pair_skip",
         "small_mode",
         "_smalls",
-        "_held",
         "_rx",
         "_cur",
         "starved",
@@ -201,15 +195,6 @@ class UringConnection:
             )  # fmt: skip
             self._pair = send + recv
             self._recv_sqe = recv
-            # A larger echo while few buffers are held (HOLD_SHARE): the SEND's completion
-            # skipped, the buffer held until this connection's next RECV completes (the link
-            # proves the SEND done) or the SEND fails (its CQE is posted).
-            skip = SQE.pack(
-                abi.IORING_OP_SEND, abi.IOSQE_IO_LINK | abi.IOSQE_CQE_SKIP_SUCCESS | fixed, 0,
-                fdx, 0, 0, 0, _SEND_FLAGS, OP_CHAIN_SEND | slot, 0, 0, 0, 0, 0,
-            )  # fmt: skip
-            self._pair_skip = skip + recv
-            self._held = -1  # the pool buffer held that way, or -1
             self._small: bytearray | None = None  # see SMALL_ECHO; made when first needed
             self._small_c = None
             self._pair_small = b""
@@ -385,8 +370,6 @@ class UringConnection:
         # MSG_WAITALL send that sent part of the bytes before failing reports that count.
         self.recv_inflight = False
         self._chain_n = 0
-        if self.server.pool is not None:
-            self._return_held()
         if self.shut:
             self._release_if_idle()
             return
@@ -398,11 +381,10 @@ class UringConnection:
         ENOBUFS). Whatever happens, a buffer named here goes back to the pool exactly once:
         now, or when the echo SEND of it completes (:meth:`on_pool_send`)."""
         self.recv_inflight = False
-        if self._chain_n and not self.send_inflight:  # a linked skip-success send succeeded
+        if self._chain_n and not self.send_inflight:  # a small echo's linked send succeeded
             self.echoed += self._chain_n
             self._chain_n = 0
         server = self.server
-        self._return_held()
         bid = flags >> abi.IORING_CQE_BUFFER_SHIFT if flags & abi.IORING_CQE_F_BUFFER else -1
         if self.shut:
             if bid >= 0:
@@ -453,9 +435,10 @@ class UringConnection:
             server.stats.enobufs += 1
             pool = server.pool
             if pool.grow() or not pool.sending:  # type: ignore[union-attr]
-                # Grown; or no buffer is in a SEND whose completion would wake us: the ring
-                # was dry when the kernel looked, but every buffer taken then came back since
-                # (this CQE is after theirs) or is held by an idle-able connection: try again.
+                # Grown; or no buffer is in a posted SEND, whose completion would wake us: the
+                # ring was dry when the kernel looked, but every buffer taken then has come
+                # back since (their CQEs are before this one), and with connections in
+                # small_mode no more may come back to wake us: try again now.
                 self._pump()
             else:
                 server.starve(self)
@@ -482,14 +465,6 @@ class UringConnection:
         # A failed (or, MSG_WAITALL, short) send breaks the link: the RECV after it completes
         # with -ECANCELED, and that completion releases the connection.
         self._failed(-res if res < 0 else errno.EPIPE)
-
-    def _return_held(self) -> None:
-        """Give back the buffer a skip-success echo SEND held (its SEND is over)."""
-        bid = self._held
-        if bid >= 0:
-            self._held = -1
-            self.server.pool.held -= 1  # type: ignore[union-attr]
-            self.server.recycle(bid)
 
     def _make_small(self) -> None:
         """The small echo buffer and its templates, the SEND's completion skipped: SEND(small)

@@ -108,8 +108,8 @@ class BufferPool:
 
     # Slots: the completion loop reads and writes ``tail`` once per message.
     __slots__ = (
-        "_entry", "_mem_c", "_ring_c", "_tail_u16", "base", "count", "entries", "held", "mask",
-        "mem", "reserve", "ring_map", "sending", "size", "tail", "view",
+        "_entry", "_mem_c", "_ring_c", "_tail_u16", "base", "count", "entries", "mask", "mem",
+        "reserve", "ring_map", "sending", "size", "tail", "view",
     )  # fmt: skip
 
     def __init__(self, ring: Ring, spec: PoolSpec) -> None:
@@ -153,9 +153,6 @@ class BufferPool:
             _ENTRY.pack(self.base + bid * self.size, self.size, bid) for bid in range(self.count)
         ]
         self.tail = 0
-        # Buffers held by connections until their next RECV completes (a larger echo whose
-        # SEND's completion was skipped; see fastsock.uring.connection.HOLD_SHARE).
-        self.held = 0
         # Buffers in echo SENDs whose completions are posted (each comes back with a wake-up).
         self.sending = 0
         initial = min(self.count, INITIAL_BUFFERS)
