@@ -27,9 +27,6 @@ K = 1024
 @pytest.mark.parametrize(
     ("text", "spec"),
     [
-        ("off", None),
-        ("OFF", None),
-        ("0", None),
         ("16M", PoolSpec(64, 256 * K)),  # cut into --read-size buffers
         ("1000K", PoolSpec(3, 256 * K)),  # whole buffers only
         ("256x64K", PoolSpec(256, 64 * K)),
@@ -45,6 +42,9 @@ def test_pool_sizes(text, spec):
     ("text", "fragment"),
     [
         ("lots", "not a number of bytes"),
+        ("off", "per-connection buffers were removed"),  # one data path: the pool
+        ("OFF", "per-connection buffers were removed"),
+        ("0", "smaller than one --read-size buffer"),
         ("4xlots", "not a number of bytes"),
         ("64K", "smaller than one --read-size buffer"),
         ("0x4K", "1 to 32768 buffers"),
@@ -59,10 +59,13 @@ def test_bad_pool_sizes(text, fragment):
 
 
 @pytest.mark.timeout(30)
-def test_a_bad_pool_is_a_usage_error():
+@pytest.mark.parametrize(
+    ("pool", "fragment"),
+    [("64K", "smaller than one --read-size buffer"), ("off", "buffers were removed")],
+)
+def test_a_bad_pool_is_a_usage_error(pool, fragment):
     assert_one_line_error(
-        run_serve("--port", "0", "--engine", "uring", "--uring-pool", "64K"),
-        "smaller than one --read-size buffer",
+        run_serve("--port", "0", "--engine", "uring", "--uring-pool", pool), fragment
     )
 
 
@@ -82,7 +85,7 @@ def test_a_kernel_without_buffer_rings_is_one_line_and_exit_2(monkeypatch):
     lines = result.output.strip().splitlines()
     assert len(lines) == 1, result.output
     assert "IORING_REGISTER_PBUF_RING" in lines[0] and "5.19" in lines[0]
-    assert "--uring-pool off" in lines[0]
+    assert "--engine epoll" in lines[0]
 
 
 def _serve_uring(tmp_path, *args: str) -> ServerProcess:
@@ -191,18 +194,6 @@ def test_other_modes_through_a_tiny_pool(tmp_path, mode, workload):
         _stats(server)
     assert result["errors"]["total"] == 0, result["error_samples"]
     assert result["messages"] > 0
-
-
-@pytest.mark.timeout(60)
-def test_the_per_connection_buffers_remain_as_an_option(tmp_path):
-    _skip_without_uring()
-    server = _serve_uring(tmp_path, "--uring-pool", "off")
-    try:
-        result = run_load(quick_config(server.endpoint, size=20 * K, conns=8, depth=2))
-    finally:
-        stats = _stats(server)
-    assert result["errors"]["total"] == 0, result["error_samples"]
-    assert "enobufs" not in stats  # the stats line has it only with the pool
 
 
 @pytest.mark.timeout(30)
