@@ -122,7 +122,6 @@ class UringConnection:
         "_small_c",
         "_pair_small",
         "_pair_ss",
-        "_recv_small",
         "small_mode",
         "_smalls",
         "_rx",
@@ -194,7 +193,6 @@ class UringConnection:
         self._small_c = None
         self._pair_small = b""
         self._pair_ss = b""
-        self._recv_small = b""
         self.small_mode = False  # the next (or in-flight) RECV is into the small buffer
         self._smalls = 0  # small pool RECVs in a row (SMALL_AFTER switches to small_mode)
         self._in_cb = False  # inside data_received: on_recv_pool pumps when it returns
@@ -417,12 +415,12 @@ class UringConnection:
             abi.IORING_OP_SEND, abi.IOSQE_IO_LINK | abi.IOSQE_CQE_SKIP_SUCCESS | self.sqe_flags,
             0, self.fdx, 0, addr, 0, _SEND_FLAGS, OP_CHAIN_SEND | self.slot, 0, 0, 0, 0, 0,
         )  # fmt: skip
-        self._recv_small = SQE.pack(
+        recv_small = SQE.pack(
             abi.IORING_OP_RECV, self.sqe_flags, abi.IORING_RECVSEND_POLL_FIRST, self.fdx, 0,
             addr, SMALL_ECHO, 0, self.slot, 0, 0, 0, 0, 0,
         )  # fmt: skip
         self._pair_small = send + self._recv_sqe
-        self._pair_ss = send + self._recv_small
+        self._pair_ss = send + recv_small  # (its RECV half: _pair_ss[64:], see _put_pair)
 
     def _submit_small_echo(self, n: int, bid: int) -> None:
         """SEND ``n`` <= SMALL_ECHO bytes from the small buffer linked to the next RECV (into
