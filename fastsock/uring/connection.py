@@ -385,7 +385,7 @@ class UringConnection:
 
     def on_pool_send(self, res: int, bid: int) -> None:
         """The echo SEND of pool buffer ``bid`` completed (the fast path handles success on
-        a live connection inline, see ``UringServer._run_pool``)."""
+        a live connection inline, see ``UringServer.run``)."""
         self.send_inflight = False
         self.server.pool.sending -= 1
         self.server.recycle(bid)
