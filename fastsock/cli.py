@@ -178,7 +178,7 @@ def _parse_ids(text: str | None, kind: str) -> frozenset[int]:
     type=SizeType(),
     default="256K",
     help="Bytes read per recv_into (one shared buffer). --engine uring: the size of each "
-    "connection's own buffer.",
+    "buffer of its receive pool (--uring-pool).",
 )
 @click.option(
     "--high-water",
@@ -222,10 +222,10 @@ def _parse_ids(text: str | None, kind: str) -> frozenset[int]:
     "--uring-pool",
     default="16M",
     show_default=True,
-    metavar="SIZE|COUNTxSIZE|off",
+    metavar="SIZE|COUNTxSIZE",
     help="--engine uring: receive buffers shared by all connections (a provided-buffer ring), "
     "a total cut into --read-size buffers (16M) or COUNTxSIZE (256x64K); receive memory stays "
-    "this, whatever the connections. off: each connection owns a --read-size buffer.",
+    "this (plus 1 KiB per connection that echoes small messages), whatever the connections.",
 )
 @click.option("-v", "--verbose", count=True, help="-v: info, -vv: debug logging on stderr.")
 def serve(

@@ -58,32 +58,26 @@ def test_an_empty_buffer_is_refused():
 
 
 @pytest.mark.timeout(10)
-@pytest.mark.parametrize("pool", ["off", "16M"])
-def test_uring_connections_read_into_page_aligned_buffers_of_read_size(tmp_path, pool):
-    # Each io_uring connection owns its buffer (--uring-pool off), or the pool's buffers are
-    # --read-size each in one mapping; a bytearray of 256 KiB would start 16 bytes into a
-    # page, as above (measured: the 1 MiB echo cost 1.4x the server CPU).
+def test_uring_connections_read_into_page_aligned_buffers_of_read_size(tmp_path):
+    # The io_uring engine's pool buffers are --read-size each in one mapping; a bytearray of
+    # 256 KiB would start 16 bytes into a page, as above (measured: the 1 MiB echo cost 1.4x
+    # the server CPU).
     from tests.conftest import uring_unavailable
 
     if uring_unavailable() is not None:
         pytest.skip(str(uring_unavailable()))
     from fastsock.uring.server import UringServer
 
-    config = ServerConfig(endpoint=unix_endpoint(str(tmp_path / "u.sock")), uring_pool=pool)
+    config = ServerConfig(endpoint=unix_endpoint(str(tmp_path / "u.sock")), uring_pool="16M")
     server = UringServer(config)
     a, b = socket.socketpair()
     try:
         server._start_connection(a)
         (conn,) = server.connections
-        if pool == "off":
-            assert _address(conn.buf) % mmap.PAGESIZE == 0
-            assert len(conn.buf) == server.config.read_size == 256 * 1024
-        else:
-            assert conn.buf is None  # no buffer of its own
-            assert server.pool is not None
-            assert server.pool.base % mmap.PAGESIZE == 0
-            assert server.pool.size == server.config.read_size == 256 * 1024
-            assert server.pool.count == 64
+        assert conn._small is None  # no buffer of its own until it echoes a small message
+        assert server.pool.base % mmap.PAGESIZE == 0
+        assert server.pool.size == server.config.read_size == 256 * 1024
+        assert server.pool.count == 64
     finally:
         b.close()
         server.shutdown()  # no connection has bytes owed: run() returns at once

@@ -46,9 +46,9 @@ from fastsock.units import parse_size
 SCHEMA = "fastsock.scale/1"
 REFERENCE = "fastsock"
 DEFAULT_SERVERS = ("fastsock", "fastsock-uring", "uvloop-protocol", "c-epoll")
-# Variants of the registry's peers this study adds (the io_uring engine's old data path).
+# Variants of the registry's peers this study adds. (fastsock-uring-own, --uring-pool off, went
+# with that option: results files that name it stay readable.)
 VARIANTS: dict[str, tuple[str, list[str]]] = {
-    "fastsock-uring-own": ("fastsock-uring", ["--uring-pool", "off"]),
     # The same 16 MiB as the default pool in 4x the buffers (64 KiB each).
     "fastsock-uring-64k": ("fastsock-uring", ["--uring-pool", "256x64K"]),
 }

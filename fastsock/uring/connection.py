@@ -1,24 +1,27 @@
 """One connection of the io_uring engine: the :class:`~fastsock.handlers.base.Transport` the
 shared sans-IO handlers talk to, driven by completions instead of readiness.
 
-Each connection owns a receive buffer (the kernel writes into it while a RECV is in flight, so it
-cannot be shared as the epoll engine's is) and has at most one RECV and one SEND in flight.
+A connection receives into buffers of the server's shared pool (:mod:`fastsock.uring.pool`:
+the kernel picks one when data arrives, ``IOSQE_BUFFER_SELECT``), or, once its echoes are small,
+into a small buffer of its own (``small_mode``, see :data:`SMALL_ECHO`); it has at most one RECV
+and one SEND in flight.
 
 The echo fast path (what a 64 B echo costs, see shared/benchmarking.md): when a handler writes
 back exactly the view it was given and nothing is queued, we write two SQEs copied from a
-per-connection template -- a SEND of the buffer with ``MSG_WAITALL`` (the kernel finishes short
-sends itself), linked (``IOSQE_IO_LINK``) to the next RECV into the same buffer, the SEND's
-completion suppressed (``IOSQE_CQE_SKIP_SUCCESS``). One completion per echoed message, no copy,
-and the link is the backpressure: no RECV is issued until the peer took the bytes, so a slow
-reader holds at most one buffer. For the plain :class:`EchoHandler` the server's completion loop
-writes that pair itself, without calling into the handler (see ``UringServer.run``); the
-sockets are registered files where the kernel allows. Anything else (several writes, ``bytes``,
+per-connection template -- a SEND with ``MSG_WAITALL`` (the kernel finishes short sends
+itself), linked (``IOSQE_IO_LINK``) to the next RECV. A small echo is sent from the small
+buffer with its completion suppressed (``IOSQE_CQE_SKIP_SUCCESS``): one completion per echoed
+message; a larger one from the pool buffer, whose SEND completion gives it back. The link is
+the backpressure: no RECV is issued until the peer took the bytes, so a slow reader holds at
+most one buffer. For the plain :class:`EchoHandler` the server's completion loop writes that
+pair itself, without calling into the handler (see ``UringServer.run``); the sockets are
+registered files where the kernel allows. Anything else (several writes, ``bytes``,
 a producer such as ``source``) takes the queued path: copy, SEND from the queue, stop receiving
 above the high-water mark until the queue is down to the low-water mark, as the epoll engine
 does.
 
 Lifetime: a closed connection shuts its socket down (which completes what is in flight) and is
-released -- fd closed, buffer freed, slot reused -- only when its last operation completed. In a
+released -- fd closed, slot reused -- only when its last operation completed. In a
 linked SEND->RECV the RECV's completion is the last one, unless the SEND fails: then the SEND's
 is, and the RECV is cancelled without a completion.
 """
@@ -34,7 +37,6 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
-from fastsock.buffer import page_aligned_buffer
 from fastsock.handlers.base import Buffer, Cancellable, Handler
 from fastsock.handlers.echo import EchoHandler
 from fastsock.stats import ServerStats
@@ -48,10 +50,9 @@ class UringOwner(Protocol):
     the dependency runs one way, server -> connection."""
 
     ring: Ring
-    pool: BufferPool | None  # the shared receive pool, or None: each connection owns a buffer
+    pool: BufferPool  # the shared receive pool
     stats: ServerStats
     now: float  # the loop's clock, read once per batch of completions
-    buf_size: int
     high_water: int
     low_water: int
 
@@ -72,7 +73,7 @@ log = logging.getLogger(__name__)
 # op | slot, op a multiple of 2**32 (slot 0: the server's own, see fastsock.uring.server).
 SLOT_MASK = (1 << 32) - 1
 OP_SEND = 1 << 32  # a queued send (its completion is always posted)
-OP_CHAIN_SEND = 2 << 32  # the linked echo send (posted only on failure)
+OP_CHAIN_SEND = 2 << 32  # the linked small echo send (posted only on failure)
 OP_CANCEL = 3 << 32  # cancels what is in flight on a connection being closed (its CQE is ignored)
 # The pool's echo send: POOL_SEND | bid << 32 | slot (posted always: its completion gives the
 # buffer back). Above every other op, so the completion loop tests it with one compare.
@@ -80,10 +81,16 @@ POOL_SEND = 1 << 48
 BID_MASK = 0xFFFF
 # Pool echoes up to this many bytes are copied into a small buffer of the connection's own and
 # sent from there, so the pool buffer goes back at once and the SEND's completion can be skipped
-# (one CQE per echo, as with --uring-pool off). Zero-copy from the pool with the SEND's
+# (one CQE per echo). Zero-copy from the pool with the SEND's
 # completion posted (two CQEs) cost 0.74x (0.57-0.91) at 64 B here; the copy costs less than a
 # CQE up to a few KiB. The small buffer is made at a connection's first small echo: 1 KiB each.
 SMALL_ECHO = 1024
+# Adaptive receive: after SMALL_AFTER pool RECVs in a row of <= SMALL_ECHO bytes, a connection
+# RECVs into its small buffer (small_mode): SEND(small)->RECV(small), no copy and no pool
+# buffer per message (what the per-connection buffers of `--uring-pool off` did, removed: see
+# docs/engines.md). A RECV that fills the small buffer (a larger message is coming) sends it and
+# goes back to pool RECVs.
+SMALL_AFTER = 2
 
 _SEND_FLAGS = socket.MSG_WAITALL | socket.MSG_NOSIGNAL
 # The fields of the pool's echo SEND patched per message, from SQE_ADDR: addr, len, msg_flags,
@@ -109,14 +116,14 @@ class UringConnection:
         "echo_fast",
         "fast",
         "handler",
-        "buf",
-        "view",
-        "_buf_c",
         "_pair",
         "_recv_sqe",
         "_small",
         "_small_c",
         "_pair_small",
+        "_pair_ss",
+        "small_mode",
+        "_smalls",
         "_rx",
         "_cur",
         "starved",
@@ -167,52 +174,29 @@ class UringConnection:
         self._cur: memoryview | None = None  # all of what was received, during data_received
         self.starved = False  # on the server's list, waiting for a pool buffer (ENOBUFS)
         pool = server.pool
-        if pool is not None:
-            # The shared pool: no buffer of our own. The kernel picks one for each RECV
-            # (IOSQE_BUFFER_SELECT); the echo SEND's address, length and user_data (which
-            # names the buffer) are patched per message, and its completion is posted: that
-            # is when the buffer goes back to the pool.
-            self.buf = None
-            self.view = None
-            self._buf_c = None
-            recv = SQE.pack(
-                abi.IORING_OP_RECV, fixed | abi.IOSQE_BUFFER_SELECT,
-                abi.IORING_RECVSEND_POLL_FIRST, fdx, 0, 0, pool.size, 0, slot, POOL_GROUP,
-                0, 0, 0, 0,
-            )  # fmt: skip
-            send = SQE.pack(
-                abi.IORING_OP_SEND, abi.IOSQE_IO_LINK | fixed, 0, fdx, 0, 0, 0, _SEND_FLAGS, 0,
-                0, 0, 0, 0, 0,
-            )  # fmt: skip
-            self._pair = send + recv
-            self._recv_sqe = recv
-            self._small: bytearray | None = None  # see SMALL_ECHO; made when first needed
-            self._small_c = None
-            self._pair_small = b""
-            self._init_state(server)
-            return
-        # Page-aligned (fastsock/buffer.py): a bytearray of 256 KiB starts 16 bytes into a
-        # page, and the kernel's copies into and out of it ran 1.4x slower (measured here, see
-        # the commit). Freed (munmap) with the connection, once nothing in flight uses it.
-        self.buf = page_aligned_buffer(server.buf_size)
-        self.view = memoryview(self.buf)
-        self._buf_c = (ctypes.c_char * len(self.buf)).from_buffer(self.buf)
-        addr = ctypes.addressof(self._buf_c)
+        # No buffer of our own: the kernel picks one of the pool for each RECV
+        # (IOSQE_BUFFER_SELECT); a larger echo SEND's address, length and user_data (which
+        # names the buffer) are patched per message, and its completion is posted: that is
+        # when the buffer goes back to the pool.
         recv = SQE.pack(
-            abi.IORING_OP_RECV, fixed, abi.IORING_RECVSEND_POLL_FIRST, fdx, 0, addr,
-            len(self.buf), 0, slot, 0, 0, 0, 0, 0,
+            abi.IORING_OP_RECV, fixed | abi.IOSQE_BUFFER_SELECT,
+            abi.IORING_RECVSEND_POLL_FIRST, fdx, 0, 0, pool.size, 0, slot, POOL_GROUP,
+            0, 0, 0, 0,
         )  # fmt: skip
         send = SQE.pack(
-            abi.IORING_OP_SEND, abi.IOSQE_IO_LINK | abi.IOSQE_CQE_SKIP_SUCCESS | fixed, 0, fdx,
-            0, addr, 0, _SEND_FLAGS, OP_CHAIN_SEND | slot, 0, 0, 0, 0, 0,
+            abi.IORING_OP_SEND, abi.IOSQE_IO_LINK | fixed, 0, fdx, 0, 0, 0, _SEND_FLAGS, 0,
+            0, 0, 0, 0, 0,
         )  # fmt: skip
-        self._pair = send + recv  # the echo template: len of the SEND patched per message
+        self._pair = send + recv
         self._recv_sqe = recv
-        self._init_state(server)
-
-    def _init_state(self, server: UringOwner) -> None:
-        self._in_cb = False  # inside data_received: on_recv pumps when it returns
-        self._echo_n = 0  # the handler echoed _rx: send it from the buffer
+        self._small: bytearray | None = None  # see SMALL_ECHO; made when first needed
+        self._small_c = None
+        self._pair_small = b""
+        self._pair_ss = b""
+        self.small_mode = False  # the next (or in-flight) RECV is into the small buffer
+        self._smalls = 0  # small pool RECVs in a row (SMALL_AFTER switches to small_mode)
+        self._in_cb = False  # inside data_received: on_recv_pool pumps when it returns
+        self._echo_n = 0  # the handler echoed _rx: send it once data_received returns
         self._chain_n = 0  # bytes of the linked send in flight
         self.out: deque[bytes] = deque()
         self.out_bytes = 0
@@ -298,38 +282,6 @@ class UringConnection:
         return self.shut
 
     # -- completions --------------------------------------------------------------------------
-    def on_recv(self, res: int) -> None:
-        self.recv_inflight = False
-        if self._chain_n:  # the linked send succeeded (a failure ends the chain, see below)
-            self.echoed += self._chain_n
-            self._chain_n = 0
-        if self.shut:
-            self._release_if_idle()
-            return
-        if res > 0:
-            if self.closing:
-                return self._pump()  # reading stopped at close(): drop it
-            self._deliver(self.view[:res])
-            if self.shut:
-                return
-            n = self._echo_n
-            if n:
-                self._echo_n = 0
-                if not (self.paused or self.closing):
-                    self._submit_echo(n)
-                    return
-                self._queue(bytes(self.view[:n]))
-            self.bytes_in += res
-            self._pump()
-        elif res == 0:
-            self.handler.eof_received()  # the base handler closes; owed bytes go first
-            if not self.closing:
-                self.paused = True  # half-closed: nothing more to read
-                self.fast = False
-            self._pump()
-        else:
-            self._failed(-res)
-
     def on_send(self, res: int) -> None:
         self.send_inflight = False
         if self.shut:
@@ -362,7 +314,6 @@ class UringConnection:
             return
         self._failed(-res if res < 0 else errno.EPIPE)
 
-    # -- completions of the shared pool (server.pool set) --------------------------------------
     def on_recv_pool(self, res: int, flags: int) -> None:
         """A RECV completed with a pool buffer (``flags``) or without one (EOF, error,
         ENOBUFS). Whatever happens, a buffer named here goes back to the pool exactly once:
@@ -379,12 +330,18 @@ class UringConnection:
             self._release_if_idle()
             return
         if res > 0:
+            if bid < 0:  # small_mode: the bytes are in the small buffer
+                rx = memoryview(self._small)[:res]  # type: ignore[arg-type]
+                if res >= SMALL_ECHO:
+                    self.small_mode = False  # filled: a larger message, back to the pool
+            else:
+                pool = server.pool
+                start = bid * pool.size
+                rx = pool.view[start : start + res]
             if self.closing:  # reading stopped at close(): drop it
-                server.recycle(bid)
+                if bid >= 0:
+                    server.recycle(bid)
                 return self._pump()
-            pool = server.pool
-            start = bid * pool.size  # type: ignore[union-attr]
-            rx = pool.view[start : start + res]  # type: ignore[union-attr]
             self._deliver(rx)
             n = self._echo_n
             if n:
@@ -397,7 +354,8 @@ class UringConnection:
                     return
                 if not self.shut:
                     self._queue(bytes(rx[:n]))
-            server.recycle(bid)
+            if bid >= 0:
+                server.recycle(bid)
             if self.shut:
                 return
             self.bytes_in += res
@@ -413,7 +371,12 @@ class UringConnection:
             # again, or, with the whole pool in use, wait for a buffer to come back (the
             # server re-arms one starved connection per returned buffer, oldest first).
             server.stats.enobufs += 1
-            if server.pool.grow():  # type: ignore[union-attr]
+            pool = server.pool
+            if pool.grow() or not pool.sending:
+                # Grown; or no buffer is in a posted SEND, whose completion would wake us: the
+                # ring was dry when the kernel looked, but every buffer taken then has come
+                # back since (their CQEs are before this one), and with connections in
+                # small_mode no more may come back to wake us: try again now.
                 self._pump()
             else:
                 server.starve(self)
@@ -422,8 +385,9 @@ class UringConnection:
 
     def on_pool_send(self, res: int, bid: int) -> None:
         """The echo SEND of pool buffer ``bid`` completed (the fast path handles success on
-        a live connection inline, see ``UringServer._run_pool``)."""
+        a live connection inline, see ``UringServer.run``)."""
         self.send_inflight = False
+        self.server.pool.sending -= 1
         self.server.recycle(bid)
         n = self._chain_n
         self._chain_n = 0
@@ -441,28 +405,36 @@ class UringConnection:
         self._failed(-res if res < 0 else errno.EPIPE)
 
     def _make_small(self) -> None:
-        """The small echo buffer and its SEND->RECV template (the SEND's completion skipped,
-        the RECV from the pool), as --uring-pool off's pair but for the buffer."""
+        """The small echo buffer and its templates, the SEND's completion skipped: SEND(small)
+        linked to a RECV from the pool, and SEND(small) linked to a RECV into the small buffer
+        (small_mode)."""
         self._small = bytearray(SMALL_ECHO)
         self._small_c = (ctypes.c_char * SMALL_ECHO).from_buffer(self._small)
+        addr = ctypes.addressof(self._small_c)
         send = SQE.pack(
             abi.IORING_OP_SEND, abi.IOSQE_IO_LINK | abi.IOSQE_CQE_SKIP_SUCCESS | self.sqe_flags,
-            0, self.fdx, 0, ctypes.addressof(self._small_c), 0, _SEND_FLAGS,
-            OP_CHAIN_SEND | self.slot, 0, 0, 0, 0, 0,
+            0, self.fdx, 0, addr, 0, _SEND_FLAGS, OP_CHAIN_SEND | self.slot, 0, 0, 0, 0, 0,
+        )  # fmt: skip
+        recv_small = SQE.pack(
+            abi.IORING_OP_RECV, self.sqe_flags, abi.IORING_RECVSEND_POLL_FIRST, self.fdx, 0,
+            addr, SMALL_ECHO, 0, self.slot, 0, 0, 0, 0, 0,
         )  # fmt: skip
         self._pair_small = send + self._recv_sqe
+        self._pair_ss = send + recv_small  # (its RECV half: _pair_ss[64:], see _put_pair)
 
     def _submit_small_echo(self, n: int, bid: int) -> None:
-        """Copy ``n`` <= SMALL_ECHO bytes of pool buffer ``bid`` to the small buffer, give the
-        buffer back, SEND the copy linked to the next RECV (the completion loop's fast path
-        written as a method)."""
+        """SEND ``n`` <= SMALL_ECHO bytes from the small buffer linked to the next RECV (into
+        the small buffer in small_mode, else from the pool): copied there from pool buffer
+        ``bid``, which goes back at once, or already there (``bid`` -1, small_mode). The
+        completion loop's fast path written as a method."""
         if self._small is None:
             self._make_small()
-        pool = self.server.pool
-        start = bid * pool.size  # type: ignore[union-attr]
-        self._small[0:n] = pool.mem[start : start + n]  # type: ignore[index, union-attr]
-        self.server.recycle(bid)
-        off = self._put_pair(self._pair_small)
+        if bid >= 0:
+            pool = self.server.pool
+            start = bid * pool.size
+            self._small[0:n] = pool.mem[start : start + n]  # type: ignore[index, union-attr]
+            self.server.recycle(bid)
+        off = self._put_pair(self._pair_ss if self.small_mode else self._pair_small)
         self.server.ring.sqe_u32[(off + abi.SQE_LEN) >> 2] = n
         self._chain_n = n
         self.recv_inflight = True
@@ -498,7 +470,7 @@ class UringConnection:
             sqes[off : off + 128] = pair
         else:  # the pair would straddle the end of the SQ ring
             sqes[off : off + 64] = pair[:64]
-            sqes[0:64] = self._recv_sqe
+            sqes[0:64] = pair[64:]
         ring.sq_tail = tail + 2
         return off
 
@@ -510,7 +482,7 @@ class UringConnection:
         _PATCH.pack_into(
             sqes,
             off + abi.SQE_ADDR,
-            self.server.pool.addr(bid),  # type: ignore[union-attr]
+            self.server.pool.addr(bid),
             n,
             _SEND_FLAGS,
             POOL_SEND | bid << 32 | self.slot,
@@ -518,6 +490,7 @@ class UringConnection:
         self._chain_n = n
         self.recv_inflight = True
         self.send_inflight = True
+        self.server.pool.sending += 1
 
     # -- internals ----------------------------------------------------------------------------
     def _queue(self, data: bytes) -> None:
@@ -532,12 +505,6 @@ class UringConnection:
         if not self.held and self.out_bytes > self.server.high_water:
             self.held = True
             stats.read_pauses += 1
-
-    def _submit_echo(self, n: int) -> None:
-        off = self._put_pair(self._pair)
-        self.server.ring.sqe_u32[(off + abi.SQE_LEN) >> 2] = n
-        self._chain_n = n
-        self.recv_inflight = True
 
     def _refresh_fast(self) -> None:
         self.fast = self.echo_fast and not (self.out or self.closing or self.paused)
@@ -566,30 +533,28 @@ class UringConnection:
             return
         if self.recv_inflight or self.paused or self.held or self.starved:
             return
-        pool = self.server.pool
-        if pool is not None:
+        if self.small_mode:
+            self.server.ring.prep(
+                abi.IORING_OP_RECV,
+                self.fdx,
+                ctypes.addressof(self._small_c),  # type: ignore[arg-type]
+                SMALL_ECHO,
+                self.slot,
+                flags=self.sqe_flags,
+                ioprio=abi.IORING_RECVSEND_POLL_FIRST,
+            )
+        else:
             self.server.ring.prep(
                 abi.IORING_OP_RECV,
                 self.fdx,
                 0,
-                pool.size,
+                self.server.pool.size,
                 self.slot,
                 flags=self.sqe_flags | abi.IOSQE_BUFFER_SELECT,
                 ioprio=abi.IORING_RECVSEND_POLL_FIRST,
                 buf_group=POOL_GROUP,
             )
-            self.recv_inflight = True
-        else:
-            self.server.ring.prep(
-                abi.IORING_OP_RECV,
-                self.fdx,
-                ctypes.addressof(self._buf_c),
-                len(self.buf),
-                self.slot,
-                flags=self.sqe_flags,
-                ioprio=abi.IORING_RECVSEND_POLL_FIRST,
-            )
-            self.recv_inflight = True
+        self.recv_inflight = True
 
     def _failed(self, err: int) -> None:
         if err in _RESETS:

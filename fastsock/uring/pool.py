@@ -1,12 +1,15 @@
 """The io_uring engine's shared receive pool: one provided-buffer ring for every connection.
 
-Without it each connection owns a ``--read-size`` buffer the kernel fills, so receive memory
-grows with connections x message size (542 MB at 8,000 x 64 KiB, issue #24). With it, RECVs
-carry ``IOSQE_BUFFER_SELECT`` and the kernel takes a buffer from this ring when data arrives;
-the completion names the buffer (``cqe.flags >> 16``). A buffer is owned by exactly one party
-at a time: the ring (free), the kernel (filling it), the connection whose completion named it
-(until its handler returns, or, for an echo, until the SEND of it completes), and then the ring
-again (:meth:`BufferPool.put`). Receive memory is the pool, whatever the number of connections.
+With a buffer per connection for the kernel to fill, receive memory grew with connections x
+message size (542 MB at 8,000 x 64 KiB, issue #24; that path, ``--uring-pool off``, was removed
+once the pool matched its speed, see docs/engines.md). Here RECVs carry
+``IOSQE_BUFFER_SELECT`` and the kernel takes a buffer from this ring when data arrives; the
+completion names the buffer (``cqe.flags >> 16``). A buffer is owned by exactly one party at a
+time: the ring (free), the kernel (filling it), the connection whose completion named it (until
+its handler returns, or, for a larger echo, until the SEND of it completes; a small echo is
+copied to the connection's own 1 KiB buffer first), and then the ring again
+(:meth:`BufferPool.put`). Receive memory is the pool plus 1 KiB per connection that has echoed a
+small message, whatever the number of connections.
 
 A RECV that finds the ring empty completes with ``-ENOBUFS`` (counted as ``enobufs`` in the
 stats): the ring grows from the reserve (:data:`INITIAL_BUFFERS`, :data:`GROW_BY`) and the RECV
@@ -64,12 +67,14 @@ class PoolSpec:
         return self.count * self.size
 
 
-def parse_pool(text: str, read_size: int) -> PoolSpec | None:
-    """``--uring-pool``: ``off`` (each connection owns a ``--read-size`` buffer: the old data
-    path), a total such as ``16M`` (cut into ``--read-size`` buffers), or ``COUNTxSIZE`` such as
-    ``256x64K``. Raises :class:`PoolError` with a one-line reason."""
-    if text.strip().lower() in ("off", "none", "0"):
-        return None
+def parse_pool(text: str, read_size: int) -> PoolSpec:
+    """``--uring-pool``: a total such as ``16M`` (cut into ``--read-size`` buffers), or
+    ``COUNTxSIZE`` such as ``256x64K``. Raises :class:`PoolError` with a one-line reason."""
+    if text.strip().lower() in ("off", "none"):
+        raise PoolError(
+            f"--uring-pool {text.strip()}: the per-connection buffers were removed (the pool "
+            "is the io_uring engine's one data path); give a size such as 16M or COUNTxSIZE"
+        )
     match = _COUNT_X_SIZE.match(text)
     try:
         if match:
@@ -83,9 +88,7 @@ def parse_pool(text: str, read_size: int) -> PoolSpec | None:
                     "bytes): give a larger pool, a smaller --read-size, or COUNTxSIZE"
                 )
     except SizeError as err:
-        raise PoolError(
-            f"--uring-pool {text!r}: {err}; or COUNTxSIZE like 256x64K, or off"
-        ) from None
+        raise PoolError(f"--uring-pool {text!r}: {err}; or COUNTxSIZE like 256x64K") from None
     if not 1 <= count <= abi.BUF_RING_MAX_ENTRIES:
         raise PoolError(
             f"--uring-pool holds 1 to {abi.BUF_RING_MAX_ENTRIES} buffers (the kernel's limit), "
@@ -109,7 +112,7 @@ class BufferPool:
     # Slots: the completion loop reads and writes ``tail`` once per message.
     __slots__ = (
         "_entry", "_mem_c", "_ring_c", "_tail_u16", "base", "count", "entries", "mask", "mem",
-        "reserve", "ring_map", "size", "tail", "view",
+        "reserve", "ring_map", "sending", "size", "tail", "view",
     )  # fmt: skip
 
     def __init__(self, ring: Ring, spec: PoolSpec) -> None:
@@ -146,13 +149,15 @@ class BufferPool:
             raise UringUnavailable(
                 "--engine uring is unavailable: the kernel refused a provided-buffer ring "
                 f"(IORING_REGISTER_PBUF_RING, Linux >= 5.19): {os.strerror(err)}; "
-                "--uring-pool off uses per-connection buffers"
+                "use --engine epoll"
             )
         # What put() writes for each buffer: its 14-byte entry, built once.
         self._entry = [
             _ENTRY.pack(self.base + bid * self.size, self.size, bid) for bid in range(self.count)
         ]
         self.tail = 0
+        # Buffers in echo SENDs whose completions are posted (each comes back with a wake-up).
+        self.sending = 0
         initial = min(self.count, INITIAL_BUFFERS)
         self.reserve = list(range(self.count - 1, initial - 1, -1))  # pop() -> lowest id
         for bid in range(initial):

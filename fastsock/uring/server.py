@@ -47,6 +47,7 @@ from fastsock.uring.connection import (
     OP_SEND,
     POOL_SEND,
     SLOT_MASK,
+    SMALL_AFTER,
     SMALL_ECHO,
     UringConnection,
 )
@@ -85,13 +86,11 @@ class UringServer(ServerLifecycle):
         except PoolError as err:
             raise UringUnavailable(str(err)) from None
         self.ring = Ring(entries=1024, cq_entries=8192)
-        self.pool: BufferPool | None = None
-        if pool_spec is not None:
-            try:
-                self.pool = BufferPool(self.ring, pool_spec)
-            except BaseException:
-                self.ring.close()
-                raise
+        try:
+            self.pool = BufferPool(self.ring, pool_spec)
+        except BaseException:
+            self.ring.close()
+            raise
         # Connections waiting for a pool buffer (their RECV found the pool dry), oldest first.
         self._starved: deque[UringConnection] = deque()
         # Registered files, one per connection slot (slot 0 unused): at most --max-conns
@@ -102,9 +101,8 @@ class UringServer(ServerLifecycle):
         if nofile != resource.RLIM_INFINITY:
             table = min(table, nofile)
         self.ring.register_files(max(1, table))
-        self.stats = ServerStats(pool=self.pool is not None)
+        self.stats = ServerStats(pool=True)
         self.now = time.monotonic()
-        self.buf_size = config.read_size
         self.high_water = config.high_water
         self.low_water = config.low_water
         self._handler_factory: Callable[[], Handler] = config.handler_factory or MODES[config.mode]
@@ -285,7 +283,7 @@ class UringServer(ServerLifecycle):
     def recycle(self, bid: int) -> None:
         """Pool buffer ``bid`` is free again: back to the kernel, and a starved connection
         (if any) gets its RECV back."""
-        self.pool.put(bid)  # type: ignore[union-attr]
+        self.pool.put(bid)
         if self._starved:
             self._wake_starved()
 
@@ -366,34 +364,35 @@ class UringServer(ServerLifecycle):
             self._unix_identity = None
 
     def run(self) -> None:
-        """Serve until stopped (with the shared pool: :meth:`_run_pool`)."""
-        if self.pool is not None:
-            self._run_pool()
-        else:
-            self._run_own_buffers()
-
-    def _run_pool(self) -> None:
-        """The completion loop of the shared receive pool, written out as
-        :meth:`_run_own_buffers` is (once per echoed message). The echo is the same linked
-        SEND->RECV pair, so sends stay in order and a slow reader holds one buffer, but the
-        SEND's completion is posted: it gives the buffer back (two CQEs per echo)."""
+        """Serve until stopped. The completion loop is written out here, not in methods, on
+        purpose: it runs once per echoed message and every attribute lookup shows in a
+        profile. A RECV completes into a pool buffer (``flags`` names it) or, in small_mode,
+        into the connection's small buffer (no buffer flag); the echo is a linked SEND->RECV
+        pair from the connection's templates, so sends stay in order and a slow reader holds
+        one buffer. A larger echo's SEND completion is posted: it gives the pool buffer back
+        (two CQEs per echo); a small echo's is skipped (one)."""
         ring = self.ring
         pool = self.pool
-        assert pool is not None
         u32, i32, u64 = ring.u32, ring.i32, ring.u64
         head_i, tail_i, mask = ring.cq_head_i, ring.cq_tail_i, ring.cq_mask
         q0, w0 = ring.cqes_off // 8, ring.cqes_off // 4
         cq_n = mask + 1
+        # The mmap itself, not a memoryview of it: slicing a memoryview allocates a new one, a
+        # GC-tracked object, and 700 of those start a collection (measured: 7% of the
+        # instructions in the loop); an mmap slice assignment allocates nothing.
         sqes, sqe_u32 = ring.sqe_map, ring.sqe_u32
+        # Per SQ position: the slice an echo pair fills and the words patched in its SEND, so
+        # the fast path does no offset arithmetic (each int op allocates above 256).
         sq_last = ring.sq_mask
         pair_at = [slice(i * 64, i * 64 + 128) for i in range(sq_last + 1)]
         patch_at = [i * 64 + abi.SQE_ADDR for i in range(sq_last + 1)]
         len_at = [(i * 64 + abi.SQE_LEN) >> 2 for i in range(sq_last + 1)]
         small = SMALL_ECHO
         small_at = [slice(0, n) for n in range(SMALL_ECHO + 1)]  # no slice object per copy
+        small_after = SMALL_AFTER - 1
         mem = pool.mem
         slots = self._slots
-        not_recv = OP_SEND
+        not_recv = OP_SEND  # the lowest user_data that is not a RECV's (a local: LOAD_FAST)
         pool_send = POOL_SEND
         shift = abi.IORING_CQE_BUFFER_SHIFT
         buffer_flag = abi.IORING_CQE_F_BUFFER
@@ -417,6 +416,9 @@ class UringServer(ServerLifecycle):
                 head = u32[head_i]
                 tail = u32[tail_i]
                 while head != tail:
+                    # Read the completions in bulk, up to the end of the ring: three list
+                    # conversions per batch instead of index arithmetic (and int objects) per
+                    # completion; the head is published once per batch.
                     a = head & mask
                     b = min(cq_n, a + ((tail - head) & 0xFFFFFFFF))
                     sq_limit = ring.sq_limit() - 2
@@ -428,66 +430,82 @@ class UringServer(ServerLifecycle):
                     ):
                         if ud < not_recv:  # a RECV: ud is the connection's slot
                             conn = slots[ud]
-                            # Both fast branches first count the previous echo's bytes: its
-                            # SEND is done (the link started this RECV after it). _chain_n is 0
-                            # after a larger echo (its SEND's completion counted it).
                             if (
                                 res > 0
                                 and conn.fast  # type: ignore[union-attr]
-                                and flags & buffer_flag
-                                and res <= small
-                                and conn._small is not None  # type: ignore[union-attr]
+                                and (res > small or conn._small is not None)  # type: ignore[union-attr]
                             ):
-                                # A small echo: copy out of pool buffer bid, give it back, and
-                                # the connection's skip-success pair, as with its own buffer.
+                                # The previous echo's SEND is done (the link started this RECV
+                                # after it): count its bytes (0 after a posted SEND: counted
+                                # there).
                                 conn.echoed += conn._chain_n  # type: ignore[union-attr]
-                                start = (flags >> shift) * size
-                                conn._small[small_at[res]] = mem[start : start + res]  # type: ignore[union-attr]
-                                pt = pool.tail
-                                ring_map[entry_at[pt & bmask]] = entry[flags >> shift]
-                                pt = (pt + 1) & 0xFFFF
-                                pool.tail = pt
-                                tail_u16[tail_word] = pt
+                                conn._chain_n = res  # type: ignore[union-attr]
                                 t = ring.sq_tail
                                 if t > sq_limit:
                                     enter(0)
                                     sq_limit = ring.sq_limit() - 2
                                 i = t & sq_last
-                                if i != sq_last:
-                                    sqes[pair_at[i]] = conn._pair_small  # type: ignore[union-attr]
-                                else:  # the pair would straddle the end of the SQ ring
-                                    sqes[i * 64 : i * 64 + 64] = conn._pair_small[:64]  # type: ignore[union-attr]
-                                    sqes[0:64] = conn._recv_sqe  # type: ignore[union-attr]
-                                sqe_u32[len_at[i]] = res
-                                ring.sq_tail = t + 2
-                                conn._chain_n = res  # type: ignore[union-attr]
-                                if starved:
-                                    self._wake_starved()
-                            elif res > small and conn.fast and flags & buffer_flag:  # type: ignore[union-attr]
-                                # Echo pool buffer bid: the pair from the connection's
-                                # template, the SEND patched to the buffer.
-                                conn.echoed += conn._chain_n  # type: ignore[union-attr]
-                                bid = flags >> shift
-                                t = ring.sq_tail
-                                if t > sq_limit:
-                                    enter(0)
-                                    sq_limit = ring.sq_limit() - 2
-                                i = t & sq_last
-                                if i != sq_last:
-                                    sqes[pair_at[i]] = conn._pair  # type: ignore[union-attr]
-                                else:  # the pair would straddle the end of the SQ ring
-                                    sqes[i * 64 : i * 64 + 64] = conn._pair[:64]  # type: ignore[union-attr]
-                                    sqes[0:64] = conn._recv_sqe  # type: ignore[union-attr]
-                                patch(
-                                    sqes,
-                                    patch_at[i],
-                                    base + bid * size,
-                                    res,
-                                    send_flags,
-                                    pool_send | bid << 32 | ud,
-                                )
-                                conn._chain_n = res  # type: ignore[union-attr]
-                                conn.send_inflight = True  # type: ignore[union-attr]
+                                if not flags & buffer_flag:
+                                    # small_mode: the bytes are in the small buffer already.
+                                    # Less than it holds: SEND(small)->RECV(small) again; full:
+                                    # a larger message is coming, the next RECV from the pool.
+                                    if res < small:
+                                        pair = conn._pair_ss  # type: ignore[union-attr]
+                                    else:
+                                        pair = conn._pair_small  # type: ignore[union-attr]
+                                        conn.small_mode = False  # type: ignore[union-attr]
+                                    if i != sq_last:
+                                        sqes[pair_at[i]] = pair
+                                    else:  # the pair would straddle the end of the SQ ring
+                                        sqes[i * 64 : i * 64 + 64] = pair[:64]
+                                        sqes[0:64] = pair[64:]
+                                    sqe_u32[len_at[i]] = res
+                                elif res <= small:
+                                    # A small echo: copy out of pool buffer bid, give it back,
+                                    # the skip-success pair from the small buffer; after
+                                    # SMALL_AFTER in a row, RECV into the small buffer too.
+                                    start = (flags >> shift) * size
+                                    conn._small[small_at[res]] = mem[start : start + res]  # type: ignore[union-attr]
+                                    pt = pool.tail
+                                    ring_map[entry_at[pt & bmask]] = entry[flags >> shift]
+                                    pt = (pt + 1) & 0xFFFF
+                                    pool.tail = pt
+                                    tail_u16[tail_word] = pt
+                                    if conn._smalls < small_after:  # type: ignore[union-attr]
+                                        conn._smalls += 1  # type: ignore[union-attr]
+                                        pair = conn._pair_small  # type: ignore[union-attr]
+                                    else:
+                                        conn._smalls = 0  # type: ignore[union-attr]
+                                        conn.small_mode = True  # type: ignore[union-attr]
+                                        pair = conn._pair_ss  # type: ignore[union-attr]
+                                    if i != sq_last:
+                                        sqes[pair_at[i]] = pair
+                                    else:
+                                        sqes[i * 64 : i * 64 + 64] = pair[:64]
+                                        sqes[0:64] = pair[64:]
+                                    sqe_u32[len_at[i]] = res
+                                    if starved:
+                                        self._wake_starved()
+                                else:
+                                    # Echo pool buffer bid from the connection's template, the
+                                    # SEND patched to the buffer; its completion is posted and
+                                    # gives the buffer back. (Skipping it, the buffer held until
+                                    # the connection's next RECV completed, at most half the pool
+                                    # held so: 1.01x (0.89-1.14) the CPU per message at 64 KiB x
+                                    # 32, 1.16x (1.09-1.26) at 8,000 x 64 KiB, where the held
+                                    # buffers wait a whole round trip and the rest run dry.)
+                                    conn._smalls = 0  # type: ignore[union-attr]
+                                    bid = flags >> shift
+                                    pair = conn._pair  # type: ignore[union-attr]
+                                    conn.send_inflight = True  # type: ignore[union-attr]
+                                    pool.sending += 1
+                                    ud = pool_send | bid << 32 | ud
+                                    if i != sq_last:
+                                        sqes[pair_at[i]] = pair
+                                    else:
+                                        sqes[i * 64 : i * 64 + 64] = pair[:64]
+                                        sqes[0:64] = pair[64:]
+                                    patch(sqes, patch_at[i], base + bid * size, res, send_flags, ud)
                                 ring.sq_tail = t + 2
                             else:
                                 conn.on_recv_pool(res, flags)  # type: ignore[union-attr]
@@ -499,6 +517,7 @@ class UringServer(ServerLifecycle):
                                 conn.echoed += res  # type: ignore[union-attr]
                                 conn._chain_n = 0  # type: ignore[union-attr]
                                 conn.send_inflight = False  # type: ignore[union-attr]
+                                pool.sending -= 1
                                 pt = pool.tail
                                 ring_map[entry_at[pt & bmask]] = entry[(ud >> 32) & BID_MASK]
                                 pt = (pt + 1) & 0xFFFF
@@ -508,86 +527,6 @@ class UringServer(ServerLifecycle):
                                     self._wake_starved()
                             else:
                                 conn.on_pool_send(res, (ud >> 32) & BID_MASK)  # type: ignore[union-attr]
-                        else:
-                            slot = ud & SLOT_MASK
-                            op = ud - slot
-                            if slot == 0:
-                                self._on_server_cqe(op, res, flags)
-                            elif op == OP_SEND:
-                                slots[slot].on_send(res)  # type: ignore[union-attr]
-                            elif op == OP_CHAIN_SEND:
-                                slots[slot].on_chain_send_failed(res)  # type: ignore[union-attr]
-                    head = (head + b - a) & 0xFFFFFFFF
-                    u32[head_i] = head
-                    tail = u32[tail_i]
-        finally:
-            self._close_all_quietly()
-
-    def _run_own_buffers(self) -> None:
-        """Serve with a buffer per connection (``--uring-pool off``). The completion loop is
-        written out here, not in methods, on purpose: it runs once per echoed message and every
-        attribute lookup shows in a profile."""
-        ring = self.ring
-        u32, i32, u64 = ring.u32, ring.i32, ring.u64
-        head_i, tail_i, mask = ring.cq_head_i, ring.cq_tail_i, ring.cq_mask
-        q0, w0 = ring.cqes_off // 8, ring.cqes_off // 4
-        cq_n = mask + 1
-        # The mmap itself, not a memoryview of it: slicing a memoryview allocates a new one, a
-        # GC-tracked object, and 700 of those start a collection (measured: 7% of the
-        # instructions in the loop); an mmap slice assignment allocates nothing.
-        sqes, sqe_u32 = ring.sqe_map, ring.sqe_u32
-        # Per SQ position: the slice an echo pair fills and the word of its SEND length, so
-        # the fast path does no offset arithmetic (each int op allocates above 256).
-        sq_last = ring.sq_mask
-        pair_at = [slice(i * 64, i * 64 + 128) for i in range(sq_last + 1)]
-        len_at = [(i * 64 + abi.SQE_LEN) >> 2 for i in range(sq_last + 1)]
-        slots = self._slots
-        not_recv = OP_SEND  # the lowest user_data that is not a RECV's (a local: LOAD_FAST)
-        enter = ring.enter
-        monotonic = time.monotonic
-        try:
-            while not self._stopped:
-                enter(1)
-                self.now = monotonic()
-                head = u32[head_i]
-                tail = u32[tail_i]
-                while head != tail:
-                    # Read the completions in bulk, up to the end of the ring: three list
-                    # conversions per batch instead of index arithmetic (and int objects) per
-                    # completion; the head is published once per batch.
-                    a = head & mask
-                    b = min(cq_n, a + ((tail - head) & 0xFFFFFFFF))
-                    sq_limit = ring.sq_limit() - 2  # room for a pair below this
-                    for ud, res, flags in zip(
-                        u64[q0 + 2 * a : q0 + 2 * b : 2].tolist(),
-                        i32[w0 + 4 * a + 2 : w0 + 4 * b : 4].tolist(),
-                        u32[w0 + 4 * a + 3 : w0 + 4 * b : 4].tolist(),
-                        strict=True,
-                    ):
-                        if ud < not_recv:  # a RECV: ud is the connection's slot
-                            conn = slots[ud]
-                            # The echo fast path, UringConnection.on_recv + EchoHandler + the
-                            # connection's _submit_echo written out: data in, the plain echo
-                            # handler, nothing queued, not closing or paused (conn.fast) -> the
-                            # linked SEND->RECV pair from the per-connection template, its SEND
-                            # length patched.
-                            if res > 0 and conn.fast:  # type: ignore[union-attr]
-                                conn.echoed += conn._chain_n  # type: ignore[union-attr]
-                                conn._chain_n = res  # type: ignore[union-attr]
-                                t = ring.sq_tail
-                                if t > sq_limit:
-                                    enter(0)
-                                    sq_limit = ring.sq_limit() - 2
-                                i = t & sq_last
-                                if i != sq_last:
-                                    sqes[pair_at[i]] = conn._pair  # type: ignore[union-attr]
-                                else:  # the pair would straddle the end of the SQ ring
-                                    sqes[i * 64 : i * 64 + 64] = conn._pair[:64]  # type: ignore[union-attr]
-                                    sqes[0:64] = conn._recv_sqe  # type: ignore[union-attr]
-                                sqe_u32[len_at[i]] = res
-                                ring.sq_tail = t + 2
-                            else:
-                                conn.on_recv(res)  # type: ignore[union-attr]
                         else:
                             slot = ud & SLOT_MASK
                             op = ud - slot
@@ -633,8 +572,7 @@ class UringServer(ServerLifecycle):
         # Closing the ring cancels whatever is still in flight; the kernel drops its file refs.
         if self.ring.fd >= 0:
             self.ring.close()
-        if self.pool is not None:
-            self.pool.close()  # after the ring: the kernel may fill a buffer until then
+        self.pool.close()  # after the ring: the kernel may fill a buffer until then
         for fd in (self._sig_r, self._sig_w):
             if fd >= 0:
                 os.close(fd)

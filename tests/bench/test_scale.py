@@ -51,9 +51,9 @@ def test_a_round_that_failed_gives_no_ratio() -> None:
 
 def test_variants_extend_the_registry(tmp_path) -> None:
     where = unix_endpoint(str(tmp_path / "x.sock"))
-    argv = server_argv("fastsock-uring-own", where)
-    assert argv[-2:] == ["--uring-pool", "off"] and "uring" in argv
-    assert set(VARIANTS) == {"fastsock-uring-own", "fastsock-uring-64k"}
+    argv = server_argv("fastsock-uring-64k", where)
+    assert argv[-2:] == ["--uring-pool", "256x64K"] and "uring" in argv
+    assert set(VARIANTS) == {"fastsock-uring-64k"}
 
 
 def test_open_files_are_raised_to_the_hard_limit() -> None:
