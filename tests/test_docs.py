@@ -43,4 +43,3 @@ def test_every_relative_link_resolves(page: Path) -> None:
         if not path.exists():
             broken.append(target)
     assert broken == [], f"{page.relative_to(ROOT)} links to missing files: {broken}"
-
