@@ -278,3 +278,17 @@ def test_the_idle_timeout_closes_a_quiet_connection_in_large_mode(tmp_path):
         assert wait_for(lambda: not server.connections)
         assert conn.released and not conn.polling
     assert server.stats.idle_closed == 1
+
+
+@pytest.mark.timeout(30)
+def test_large_mode_can_be_turned_off_for_paired_benchmarks(tmp_path, monkeypatch):
+    monkeypatch.setenv("FASTSOCK_URING_LARGE", "off")  # bench.studies.scale's -nolarge
+    path = str(tmp_path / "off.sock")
+    with uring_in_thread(path) as server:
+        sock = connect(path)
+        message = os.urandom(300_000)
+        assert echo(sock, message) == message
+        (conn,) = server.connections
+        assert not conn.large and not conn.polling
+        sock.close()
+        assert wait_for(lambda: not server.connections)
