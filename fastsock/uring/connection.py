@@ -20,6 +20,10 @@ a producer such as ``source``) takes the queued path: copy, SEND from the queue,
 above the high-water mark until the queue is down to the low-water mark, as the epoll engine
 does.
 
+Large mode (see :data:`LARGE_MIN`): an echo connection whose messages are large reads on
+readiness instead -- a multishot poll, ``recv_into`` the server's one shared buffer, ``send``
+at once while the bytes are in the cache -- and goes back to the pool when they are small.
+
 Lifetime: a closed connection shuts its socket down (which completes what is in flight) and is
 released -- fd closed, slot reused -- only when its last operation completed. In a
 linked SEND->RECV the RECV's completion is the last one, unless the SEND fails: then the SEND's
