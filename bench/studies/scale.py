@@ -51,6 +51,12 @@ DEFAULT_SERVERS = ("fastsock", "fastsock-uring", "uvloop-protocol", "c-epoll")
 VARIANTS: dict[str, tuple[str, list[str]]] = {
     # The same 16 MiB as the default pool in 4x the buffers (64 KiB each).
     "fastsock-uring-64k": ("fastsock-uring", ["--uring-pool", "256x64K"]),
+    # The io_uring engine without large mode (pool RECVs for every size): for paired on / off.
+    "fastsock-uring-nolarge": ("fastsock-uring", []),
+}
+# Environment a variant's server starts with (through env(1), which keeps the PID).
+VARIANT_ENV: dict[str, dict[str, str]] = {
+    "fastsock-uring-nolarge": {"FASTSOCK_URING_LARGE": "off"},
 }
 CONNECT_TIMEOUT_S = 30.0
 
@@ -69,7 +75,9 @@ def server_argv(name: str, endpoint: Endpoint) -> list[str]:
     """The command line of server ``name`` (a registry peer or a :data:`VARIANTS` entry)."""
     if name in VARIANTS:
         base, extra = VARIANTS[name]
-        return [*PEERS[base].argv(endpoint), *extra]
+        argv = [*PEERS[base].argv(endpoint), *extra]
+        env = [f"{k}={v}" for k, v in VARIANT_ENV.get(name, {}).items()]
+        return ["env", *env, *argv] if env else argv
     return PEERS[name].argv(endpoint)
 
 

@@ -28,6 +28,8 @@ FEATURES: dict[str, str] = {
     "IORING_SETUP_DEFER_TASKRUN": "6.1",
     # The shared receive pool (--uring-pool, the default data path; see fastsock.uring.pool).
     "IORING_REGISTER_PBUF_RING (provided-buffer ring)": "5.19",
+    # Large mode (readiness): a multishot poll per connection (see fastsock.uring.connection).
+    "multishot IORING_OP_POLL_ADD (IORING_POLL_ADD_MULTI)": "5.13",
 }
 MIN_KERNEL = "6.1"
 
@@ -77,6 +79,9 @@ IOSQE_FIXED_FILE = 1 << 0  # sqe.fd is an index into the registered file table
 IOSQE_IO_LINK = 1 << 2
 IOSQE_BUFFER_SELECT = 1 << 5  # 5.7: the kernel picks the buffer from group sqe.buf_group
 IOSQE_CQE_SKIP_SUCCESS = 1 << 6  # 5.17
+
+# sqe.len of IORING_OP_POLL_ADD (the poll mask is sqe.poll32_events, at SQE_OP_FLAGS).
+IORING_POLL_ADD_MULTI = 1 << 0  # 5.13: multishot; a CQE without IORING_CQE_F_MORE ends it
 
 # sqe.ioprio for send/recv and accept.
 IORING_RECVSEND_POLL_FIRST = 1 << 0  # 5.19

@@ -20,6 +20,10 @@ a producer such as ``source``) takes the queued path: copy, SEND from the queue,
 above the high-water mark until the queue is down to the low-water mark, as the epoll engine
 does.
 
+Large mode (see :data:`LARGE_MIN`): an echo connection whose messages are large reads on
+readiness instead -- a multishot poll, ``recv_into`` the server's one shared buffer, ``send``
+at once while the bytes are in the cache -- and goes back to the pool when they are small.
+
 Lifetime: a closed connection shuts its socket down (which completes what is in flight) and is
 released -- fd closed, slot reused -- only when its last operation completed. In a
 linked SEND->RECV the RECV's completion is the last one, unless the SEND fails: then the SEND's
@@ -31,6 +35,8 @@ from __future__ import annotations
 import ctypes
 import errno
 import logging
+import mmap
+import select
 import socket
 import struct
 from collections import deque
@@ -55,6 +61,12 @@ class UringOwner(Protocol):
     now: float  # the loop's clock, read once per batch of completions
     high_water: int
     low_water: int
+    # Large mode (readiness): the one shared, page-aligned --read-size buffer, a view of it,
+    # how much one read takes (min(--read-size, --high-water)) and the entry threshold.
+    read_buffer: mmap.mmap
+    read_view: memoryview
+    read_max: int
+    large_min: int
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> Cancellable: ...
 
@@ -75,6 +87,7 @@ SLOT_MASK = (1 << 32) - 1
 OP_SEND = 1 << 32  # a queued send (its completion is always posted)
 OP_CHAIN_SEND = 2 << 32  # the linked small echo send (posted only on failure)
 OP_CANCEL = 3 << 32  # cancels what is in flight on a connection being closed (its CQE is ignored)
+OP_POLL = 4 << 32  # the multishot poll of a connection in large mode
 # The pool's echo send: POOL_SEND | bid << 32 | slot (posted always: its completion gives the
 # buffer back). Above every other op, so the completion loop tests it with one compare.
 POOL_SEND = 1 << 48
@@ -91,6 +104,27 @@ SMALL_ECHO = 1024
 # docs/engines.md). A RECV that fills the small buffer (a larger message is coming) sends it and
 # goes back to pool RECVs.
 SMALL_AFTER = 2
+# Large mode (readiness, the epoll engine's data path): an echo connection whose pool RECV
+# brought more than LARGE_MIN bytes (or filled a pool buffer smaller than that) stops RECVing
+# into the pool. It arms one multishot IORING_OP_POLL_ADD (POLLIN) instead, and on each poll
+# completion recv_into()s the server's one shared --read-size buffer and send()s the view back
+# at once, while the bytes are still in the cache (a pool buffer filled in one io_uring_enter
+# is sent in the next, long evicted: see docs/engines.md, issue #24). Only what the socket does
+# not take is copied to the queue (sent by IORING_OP_SEND); reading stops above --high-water.
+# After LARGE_LEAVE poll completions in a row that read <= SMALL_ECHO bytes each, the poll is
+# cancelled and, once its last completion is in, the connection RECVs from the pool again
+# (and may reach small_mode from there). Never a RECV and a poll at once: a RECV is issued
+# only when no poll is armed (``polling``), and the poll only when no RECV is in flight.
+LARGE_MIN = 16 * 1024
+LARGE_LEAVE = 4
+# POLLRDHUP: a completion whose mask has it (or POLLHUP/POLLERR) reads until EAGAIN or EOF, not
+# just to the first short read: the peer's shutdown may have woken the poll together with its
+# last bytes, and no later wake-up would report the EOF (a half-close test hung so).
+_POLL_EVENTS = select.POLLIN | select.POLLRDHUP
+_POLL_DRAIN = select.POLLRDHUP | select.POLLHUP | select.POLLERR
+# The sockets stay blocking (io_uring needs no O_NONBLOCK): readiness mode's calls say so.
+_DONTWAIT = socket.MSG_DONTWAIT
+_SEND_NOW = socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL
 
 _SEND_FLAGS = socket.MSG_WAITALL | socket.MSG_NOSIGNAL
 # The fields of the pool's echo SEND patched per message, from SQE_ADDR: addr, len, msg_flags,
@@ -124,6 +158,10 @@ class UringConnection:
         "_pair_ss",
         "small_mode",
         "_smalls",
+        "large",
+        "polling",
+        "poll_cancel",
+        "missed",
         "_rx",
         "_cur",
         "starved",
@@ -195,6 +233,10 @@ class UringConnection:
         self._pair_ss = b""
         self.small_mode = False  # the next (or in-flight) RECV is into the small buffer
         self._smalls = 0  # small pool RECVs in a row (SMALL_AFTER switches to small_mode)
+        self.large = False  # large mode: reads on readiness (see LARGE_MIN)
+        self.polling = False  # a multishot poll is armed (until its CQE without F_MORE)
+        self.poll_cancel = False  # its cancellation is on the way: ignore its readiness
+        self.missed = False  # readiness seen (or bytes left) while reading was stopped
         self._in_cb = False  # inside data_received: on_recv_pool pumps when it returns
         self._echo_n = 0  # the handler echoed _rx: send it once data_received returns
         self._chain_n = 0  # bytes of the linked send in flight
@@ -349,6 +391,8 @@ class UringConnection:
                 if not (self.shut or self.paused or self.closing):
                     if n <= SMALL_ECHO:
                         self._submit_small_echo(n, bid)  # copied: the buffer is back
+                    elif n >= server.large_min and self.echo_fast and bid >= 0:
+                        self._enter_large(rx, n, bid)
                     else:
                         self._submit_pool_echo(n, bid)  # the SEND owns the buffer now
                     return
@@ -492,6 +536,149 @@ class UringConnection:
         self.send_inflight = True
         self.server.pool.sending += 1
 
+    # -- large mode (readiness; see LARGE_MIN) -------------------------------------------------
+    def _enter_large(self, rx: memoryview, n: int, bid: int) -> None:
+        """Echo the ``n`` bytes of pool buffer ``bid`` (viewed by ``rx``) with a send() now,
+        the rest queued; the buffer goes back, and from now on the connection reads on
+        readiness: :meth:`_pump` arms its poll. No RECV is in flight (this is its completion)."""
+        self.large = True
+        self._smalls = 0
+        self._send_now(rx[:n], n)
+        self.server.recycle(bid)
+        self._pump()
+
+    def _send_now(self, view: memoryview, n: int) -> bool:
+        """Echo ``view`` (``n`` bytes, nothing queued or in flight before it) with one send();
+        what the socket does not take is copied to the queue. False if the connection failed."""
+        try:
+            sent = self.sock.send(view, _SEND_NOW)
+        except BlockingIOError:
+            sent = 0
+        except OSError as err:
+            self.bytes_in += n
+            self._failed(err.errno or errno.EIO)
+            return False
+        if sent == n:
+            self.echoed += n
+            return True
+        self.bytes_in += n
+        self.bytes_out += sent
+        self._queue(bytes(view[sent:]))
+        return True
+
+    def on_poll(self, res: int, flags: int) -> None:
+        """A completion of the multishot poll: the socket is readable (``res`` is the poll
+        mask), or the poll failed or was cancelled. Without IORING_CQE_F_MORE the poll has
+        ended: :meth:`_pump` arms a new one if the connection still reads on readiness, or
+        RECVs from the pool if it left large mode."""
+        if not flags & abi.IORING_CQE_F_MORE:
+            self.polling = False
+            self.poll_cancel = False
+        if self.shut:
+            self._release_if_idle()
+            return
+        if res < 0 and res != -errno.ECANCELED:
+            self._failed(-res)
+            return
+        if res > 0 and self.large and not self.poll_cancel:
+            if self.paused or self.held or self.closing:
+                self.missed = True  # read when reading resumes (_pump_large)
+            else:
+                self._on_readable(res & _POLL_DRAIN)
+                return
+        self._pump()
+
+    def _pump_large(self) -> None:
+        """_pump's reading step in large mode, or while the poll of large mode is still armed."""
+        if not self.large:  # leaving large mode: the poll must end before a RECV is issued
+            if self.polling and not self.poll_cancel:
+                self.poll_cancel = True
+                self.server.ring.prep(
+                    abi.IORING_OP_ASYNC_CANCEL, -1, OP_POLL | self.slot, 0, OP_CANCEL | self.slot
+                )
+            return
+        if self.paused or self.held:
+            return  # the poll stays armed; what it reports meanwhile sets ``missed``
+        if not self.polling:
+            # Arming checks readiness at once (bytes already waiting complete it).
+            self.server.ring.prep(
+                abi.IORING_OP_POLL_ADD,
+                self.fdx,
+                0,
+                abi.IORING_POLL_ADD_MULTI,
+                OP_POLL | self.slot,
+                flags=self.sqe_flags,
+                op_flags=_POLL_EVENTS,
+            )
+            self.polling = True
+            self.missed = False
+        elif self.missed:
+            # The poll fired (or bytes were left) while reading was stopped: it will not fire
+            # again for bytes already waiting, so read now.
+            self.missed = False
+            self._on_readable(True)
+
+    def _on_readable(self, drain: int | bool) -> None:
+        """Read and echo what is waiting (``drain``: until EAGAIN or EOF, see _POLL_DRAIN);
+        count the small reads that lead out of large mode."""
+        total = self._read_ready(drain)
+        if total < 0 or self.shut:
+            return
+        if total:
+            if total <= SMALL_ECHO:
+                self._smalls += 1
+                if self._smalls >= LARGE_LEAVE:
+                    self.large = False  # _pump cancels the poll; RECVs once it has ended
+                    self._smalls = 0
+            else:
+                self._smalls = 0
+        self._pump()
+
+    def _read_ready(self, drain: int | bool) -> int:
+        """recv_into the server's shared buffer and echo each read at once, until the socket
+        is empty (a short read, unless ``drain``, or EAGAIN: the multishot poll fires again
+        for bytes that arrive later), the queue reaches --high-water (``held``; ``missed``
+        reads the rest when it drains), EOF, or an error. Returns the bytes read, or -1 if
+        the connection failed."""
+        server = self.server
+        recv_into = self.sock.recv_into
+        buf = server.read_buffer
+        total = 0
+        while True:
+            nbytes = server.read_max
+            if self.out:
+                room = server.high_water - self.out_bytes
+                if room <= 0:
+                    if not self.held:
+                        self.held = True
+                        server.stats.read_pauses += 1
+                    self.missed = True
+                    return total
+                if room < nbytes:
+                    nbytes = room
+            try:
+                n = recv_into(buf, nbytes, _DONTWAIT)
+            except BlockingIOError:
+                return total
+            except OSError as err:
+                self._failed(err.errno or errno.EIO)
+                return -1
+            if not n:
+                self.handler.eof_received()
+                if not self.closing:
+                    self.paused = True
+                    self.fast = False
+                return total
+            total += n
+            view = server.read_view[:n]
+            if self.out or self.send_inflight:
+                self.bytes_in += n
+                self._queue(bytes(view))
+            elif not self._send_now(view, n):
+                return -1
+            if (n < nbytes and not drain) or self.shut:
+                return total
+
     # -- internals ----------------------------------------------------------------------------
     def _queue(self, data: bytes) -> None:
         if not data:
@@ -530,6 +717,9 @@ class UringConnection:
         if self.closing:
             if not self.out and not self.send_inflight:
                 self._shutdown()
+            return
+        if self.large or self.polling:
+            self._pump_large()
             return
         if self.recv_inflight or self.paused or self.held or self.starved:
             return
@@ -574,10 +764,10 @@ class UringConnection:
             self.sock.shutdown(socket.SHUT_RDWR)  # the peer sees the close now
         except OSError:
             pass  # not connected any more
-        if self.recv_inflight or self.send_inflight:
-            # Cancel what is in flight: shutdown() alone does not complete a MSG_WAITALL send
-            # stuck on a socket the peer reset (measured: it hung the drain). The last CQE of
-            # the cancelled operations releases the connection.
+        if self.recv_inflight or self.send_inflight or self.polling:
+            # Cancel what is in flight, large mode's poll too: shutdown() alone does not
+            # complete a MSG_WAITALL send stuck on a socket the peer reset (measured: it hung
+            # the drain). The last CQE of the cancelled operations releases the connection.
             by = abi.IORING_ASYNC_CANCEL_FD | abi.IORING_ASYNC_CANCEL_ALL
             if self.sqe_flags:
                 by |= abi.IORING_ASYNC_CANCEL_FD_FIXED
@@ -592,7 +782,7 @@ class UringConnection:
         self._release_if_idle()
 
     def _release_if_idle(self) -> None:
-        if self.released or self.recv_inflight or self.send_inflight:
+        if self.released or self.recv_inflight or self.send_inflight or self.polling:
             return
         self.released = True
         if self.sqe_flags:

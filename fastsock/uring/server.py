@@ -33,6 +33,7 @@ from signal import SIG_IGN, SIGINT, SIGTERM
 from typing import TextIO
 
 from fastsock.address import bound_endpoint, listen, remove_unix_file, unix_file_identity
+from fastsock.buffer import page_aligned_buffer
 from fastsock.handlers import MODES, Handler
 from fastsock.lifecycle import ServerLifecycle
 from fastsock.loop import SavedSignals, Timer
@@ -43,7 +44,9 @@ from fastsock.uring.connection import (
     _PATCH,
     _SEND_FLAGS,
     BID_MASK,
+    LARGE_MIN,
     OP_CHAIN_SEND,
+    OP_POLL,
     OP_SEND,
     POOL_SEND,
     SLOT_MASK,
@@ -105,6 +108,16 @@ class UringServer(ServerLifecycle):
         self.now = time.monotonic()
         self.high_water = config.high_water
         self.low_water = config.low_water
+        # Large mode's read buffer (see LARGE_MIN): one for every connection, page-aligned
+        # like the epoll engine's; its pages cost RSS only once a connection reads into them.
+        self.read_buffer = page_aligned_buffer(config.read_size)
+        self.read_view = memoryview(self.read_buffer)
+        self.read_max = min(config.read_size, config.high_water)
+        # A pool RECV of this many bytes (more than LARGE_MIN, or a whole smaller buffer)
+        # switches an echo connection to large mode.
+        self.large_min = min(LARGE_MIN + 1, self.pool.size)
+        if os.environ.get("FASTSOCK_URING_LARGE") == "off":  # for paired on / off benchmarks
+            self.large_min = 1 << 62
         self._handler_factory: Callable[[], Handler] = config.handler_factory or MODES[config.mode]
         # Slot 0 stands for the server's own operations.
         self._slots: list[UringConnection | None] = [None]
@@ -390,6 +403,7 @@ class UringServer(ServerLifecycle):
         small = SMALL_ECHO
         small_at = [slice(0, n) for n in range(SMALL_ECHO + 1)]  # no slice object per copy
         small_after = SMALL_AFTER - 1
+        large = self.large_min  # a RECV this large leaves the fast path: large mode
         mem = pool.mem
         slots = self._slots
         not_recv = OP_SEND  # the lowest user_data that is not a RECV's (a local: LOAD_FAST)
@@ -433,6 +447,7 @@ class UringServer(ServerLifecycle):
                             if (
                                 res > 0
                                 and conn.fast  # type: ignore[union-attr]
+                                and res < large
                                 and (res > small or conn._small is not None)  # type: ignore[union-attr]
                             ):
                                 # The previous echo's SEND is done (the link started this RECV
@@ -534,6 +549,8 @@ class UringServer(ServerLifecycle):
                                 self._on_server_cqe(op, res, flags)
                             elif op == OP_SEND:
                                 slots[slot].on_send(res)  # type: ignore[union-attr]
+                            elif op == OP_POLL:
+                                slots[slot].on_poll(res, flags)  # type: ignore[union-attr]
                             elif op == OP_CHAIN_SEND:
                                 slots[slot].on_chain_send_failed(res)  # type: ignore[union-attr]
                     head = (head + b - a) & 0xFFFFFFFF

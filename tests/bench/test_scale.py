@@ -53,7 +53,9 @@ def test_variants_extend_the_registry(tmp_path) -> None:
     where = unix_endpoint(str(tmp_path / "x.sock"))
     argv = server_argv("fastsock-uring-64k", where)
     assert argv[-2:] == ["--uring-pool", "256x64K"] and "uring" in argv
-    assert set(VARIANTS) == {"fastsock-uring-64k"}
+    assert set(VARIANTS) == {"fastsock-uring-64k", "fastsock-uring-nolarge"}
+    nolarge = server_argv("fastsock-uring-nolarge", where)
+    assert nolarge[:2] == ["env", "FASTSOCK_URING_LARGE=off"] and "uring" in nolarge
 
 
 def test_open_files_are_raised_to_the_hard_limit() -> None:
