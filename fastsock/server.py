@@ -71,7 +71,7 @@ class ServerConfig:
     allow_uids: frozenset[int] = frozenset()
     allow_gids: frozenset[int] = frozenset()
     # --engine uring: the shared receive pool (fastsock.uring.pool.parse_pool: a total like
-    # 16M cut into read_size buffers, COUNTxSIZE, or "off" for a buffer per connection).
+    # 16M cut into read_size buffers, or COUNTxSIZE).
     uring_pool: str = "16M"
 
 

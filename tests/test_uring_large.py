@@ -292,3 +292,49 @@ def test_large_mode_can_be_turned_off_for_paired_benchmarks(tmp_path, monkeypatc
         assert not conn.large and not conn.polling
         sock.close()
         assert wait_for(lambda: not server.connections)
+
+
+@pytest.mark.timeout(60)
+def test_a_flood_in_large_mode_yields_to_the_other_connections(tmp_path):
+    """A connection with more waiting than LARGE_READS full reads stops there and reads on in
+    the loop's next turn (server.read_again), so one peer that keeps its socket full cannot
+    hold the loop: another connection's small echoes go on meanwhile, and the flood's bytes all
+    come back in order."""
+    path = str(tmp_path / "flood.sock")
+    # 4 KiB reads: a few MiB in flight is hundreds of full reads, far over LARGE_READS.
+    with uring_in_thread(path, read_size=4 * K, high_water=8 << 20) as server:
+        yielded = []
+        read_again = server.read_again
+        server.read_again = lambda conn: (yielded.append(conn), read_again(conn))[-1]
+        flood, other = connect(path), connect(path)
+        warm = pattern(0, 0, 64 * K)
+        assert echo(flood, warm) == warm
+        assert wait_for(lambda: any(c.large for c in server.connections))
+        payload = os.urandom(16 << 20)
+        got = bytearray()
+
+        def read_flood() -> None:
+            while len(got) < len(payload):
+                chunk = flood.recv(1 << 20)
+                if not chunk:
+                    return
+                got.extend(chunk)
+
+        sender = threading.Thread(target=flood.sendall, args=(payload,))
+        reader = threading.Thread(target=read_flood)
+        sender.start()
+        reader.start()
+        pings = 0
+        while reader.is_alive() and pings < 200:
+            message = pattern(pings, 1, 64)
+            assert echo(other, message) == message
+            pings += 1
+        sender.join(timeout=20)
+        reader.join(timeout=20)
+        assert bytes(got) == payload
+        assert pings > 0
+        flood.close()
+        other.close()
+        assert wait_for(lambda: not server.connections)
+    assert yielded, "no wake-up reached LARGE_READS reads: the test did not flood"
+    assert server.stats.errors == 0

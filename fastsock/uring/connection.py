@@ -76,6 +76,8 @@ class UringOwner(Protocol):
 
     def starve(self, conn: UringConnection) -> None: ...
 
+    def read_again(self, conn: UringConnection) -> None: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +119,10 @@ SMALL_AFTER = 2
 # only when no poll is armed (``polling``), and the poll only when no RECV is in flight.
 LARGE_MIN = 16 * 1024
 LARGE_LEAVE = 4
+# Full reads one wake-up may do before the connection yields to the others: a peer that keeps
+# its socket full (a flood, or TCP's large receive buffers) would otherwise hold the loop for
+# as long as it sends. The rest is read in the loop's next turn (server.read_again).
+LARGE_READS = 16
 # POLLRDHUP: a completion whose mask has it (or POLLHUP/POLLERR) reads until EAGAIN or EOF, not
 # just to the first short read: the peer's shutdown may have woken the poll together with its
 # last bytes, and no later wake-up would report the EOF (a half-close test hung so).
@@ -162,6 +168,7 @@ class UringConnection:
         "polling",
         "poll_cancel",
         "missed",
+        "again",
         "_rx",
         "_cur",
         "starved",
@@ -237,6 +244,7 @@ class UringConnection:
         self.polling = False  # a multishot poll is armed (until its CQE without F_MORE)
         self.poll_cancel = False  # its cancellation is on the way: ignore its readiness
         self.missed = False  # readiness seen (or bytes left) while reading was stopped
+        self.again = False  # queued to read on in the loop's next turn (LARGE_READS)
         self._in_cb = False  # inside data_received: on_recv_pool pumps when it returns
         self._echo_n = 0  # the handler echoed _rx: send it once data_received returns
         self._chain_n = 0  # bytes of the linked send in flight
@@ -644,7 +652,12 @@ class UringConnection:
         recv_into = self.sock.recv_into
         buf = server.read_buffer
         total = 0
+        reads = 0
         while True:
+            if reads == LARGE_READS:
+                server.read_again(self)  # read on in the loop's next turn, after the others
+                return total
+            reads += 1
             nbytes = server.read_max
             if self.out:
                 room = server.high_water - self.out_bytes
@@ -678,6 +691,13 @@ class UringConnection:
                 return -1
             if (n < nbytes and not drain) or self.shut:
                 return total
+
+    def read_on(self) -> None:
+        """The loop's next turn after :data:`LARGE_READS` full reads: read on, if still due."""
+        self.again = False
+        if not self.shut and self.large:
+            self.missed = True  # bytes are waiting that no new poll completion will report
+            self._pump()
 
     # -- internals ----------------------------------------------------------------------------
     def _queue(self, data: bytes) -> None:

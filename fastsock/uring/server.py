@@ -96,6 +96,8 @@ class UringServer(ServerLifecycle):
             raise
         # Connections waiting for a pool buffer (their RECV found the pool dry), oldest first.
         self._starved: deque[UringConnection] = deque()
+        # Large-mode connections that stopped after LARGE_READS full reads: read on next turn.
+        self._again: deque[UringConnection] = deque()
         # Registered files, one per connection slot (slot 0 unused): at most --max-conns
         # connections hold slots, and the kernel caps the table at RLIMIT_NOFILE. Optional:
         # connections whose slot is outside the table (or all, if the kernel refuses) use fds.
@@ -304,6 +306,18 @@ class UringServer(ServerLifecycle):
         conn.starved = True
         self._starved.append(conn)
 
+    def read_again(self, conn: UringConnection) -> None:
+        if not conn.again:
+            conn.again = True
+            self._again.append(conn)
+
+    def _read_on(self) -> None:
+        """This turn's large-mode connections with more to read (queued by read_again during
+        the last turn; those that queue again now wait for the next)."""
+        again = self._again
+        for _ in range(len(again)):
+            again.popleft().read_on()
+
     def _wake_starved(self) -> None:
         """Re-arm the RECV of the longest-starved connection that still wants one (one per
         returned buffer: more would find the pool dry again)."""
@@ -423,10 +437,13 @@ class UringServer(ServerLifecycle):
         entry_at = [slice(i * 16, i * 16 + abi.BUF_ENTRY_WRITE) for i in range(pool.entries)]
         enter = ring.enter
         monotonic = time.monotonic
+        again = self._again
         try:
             while not self._stopped:
-                enter(1)
+                enter(0 if again else 1)  # connections with bytes waiting: do not sleep
                 self.now = monotonic()
+                if again:
+                    self._read_on()
                 head = u32[head_i]
                 tail = u32[tail_i]
                 while head != tail:
