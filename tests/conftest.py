@@ -5,6 +5,8 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -104,3 +106,28 @@ def assert_one_line_error(
     assert any(fragment in line for line in lines), result.stderr
     if not result.stderr.startswith("Usage:"):
         assert len(lines) == 1, result.stderr
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
+    """Poll ``condition`` until it holds or ``timeout`` seconds pass; its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.005)
+    return condition()
+
+
+def echo(sock: socket.socket, message: bytes) -> bytes:
+    """Send ``message`` from a thread while reading its echo here (a large one would fill both
+    socket buffers if it were written before it is read); what came back, short at EOF."""
+    sender = threading.Thread(target=sock.sendall, args=(message,))
+    sender.start()
+    got = bytearray()
+    while len(got) < len(message):
+        chunk = sock.recv(min(1 << 20, len(message) - len(got)))
+        if not chunk:
+            break
+        got += chunk
+    sender.join(timeout=10)
+    return bytes(got)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import uring_unavailable
+from tests.conftest import uring_unavailable, wait_for
 
 pytestmark = pytest.mark.skipif(uring_unavailable() is not None, reason=str(uring_unavailable()))
 
@@ -56,15 +56,6 @@ def _open_sockets(pid: int) -> set[str]:
     return out
 
 
-def _until(condition, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
-
-
 @pytest.mark.timeout(30)
 def test_connections_are_registered_files_and_leave_the_table(serve) -> None:
     server = serve("--port", "0", "--engine", "uring")
@@ -83,7 +74,7 @@ def test_connections_are_registered_files_and_leave_the_table(serve) -> None:
     finally:
         for c in clients:
             c.close()
-    assert _until(lambda: not _registered(server.pid)), _registered(server.pid)
+    assert wait_for(lambda: not _registered(server.pid), 10), _registered(server.pid)
     # Emptied slots let close() release the sockets: only the listener and the like remain.
-    assert _until(lambda: _open_sockets(server.pid) == before), _open_sockets(server.pid)
+    assert wait_for(lambda: _open_sockets(server.pid) == before, 10), _open_sockets(server.pid)
     assert server.stop(timeout=10) == 0

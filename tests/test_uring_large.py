@@ -13,7 +13,7 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
@@ -23,7 +23,7 @@ from fastsock.load import run_load
 from fastsock.process import ServerProcess
 from fastsock.server import ServerConfig
 from fastsock.uring.connection import LARGE_LEAVE, LARGE_MIN, SMALL_AFTER
-from tests.conftest import parse_stats, uring_unavailable
+from tests.conftest import echo, parse_stats, uring_unavailable, wait_for
 from tests.load.conftest import quick_config
 
 K = 1024
@@ -76,29 +76,6 @@ def uring_in_thread(path: str, **config) -> Iterator:
         assert not thread.is_alive(), "the server did not stop"
 
 
-def wait_for(what: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if what():
-            return True
-        time.sleep(0.005)
-    return what()
-
-
-def echo(sock: socket.socket, message: bytes) -> bytes:
-    """Send ``message`` while reading its echo (a large one would fill both socket buffers)."""
-    sender = threading.Thread(target=sock.sendall, args=(message,))
-    sender.start()
-    got = bytearray()
-    while len(got) < len(message):
-        chunk = sock.recv(min(1 << 20, len(message) - len(got)))
-        if not chunk:
-            break
-        got += chunk
-    sender.join(timeout=10)
-    return bytes(got)
-
-
 def connect(path: str) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(10)
@@ -108,6 +85,16 @@ def connect(path: str) -> socket.socket:
 
 def pattern(step: int, c: int, size: int) -> bytes:
     return (bytes(range(step % 7, 251)) * (size // 240 + 2))[c : c + size]
+
+
+def into_large_mode(server, sock: socket.socket, size: int = 100_000) -> tuple[bytes, object]:
+    """Echo ``size`` random bytes on ``sock`` (the server's one connection) and wait until that
+    connection reads on readiness with its poll armed: (the message, the connection)."""
+    message = os.urandom(size)
+    assert echo(sock, message) == message
+    (conn,) = server.connections
+    assert wait_for(lambda: conn.large and conn.polling)
+    return message, conn
 
 
 @pytest.mark.timeout(60)
@@ -147,10 +134,7 @@ def test_small_messages_leave_large_mode_and_reach_small_mode(tmp_path):
     path = str(tmp_path / "leave.sock")
     with uring_in_thread(path) as server:
         sock = connect(path)
-        message = os.urandom(100_000)
-        assert echo(sock, message) == message
-        (conn,) = server.connections
-        assert wait_for(lambda: conn.large and conn.polling)
+        message, conn = into_large_mode(server, sock)
         for i in range(LARGE_LEAVE + SMALL_AFTER + 1):
             assert echo(sock, b"%04d" % i) == b"%04d" % i
         assert wait_for(lambda: not conn.large and not conn.polling and conn.small_mode)
@@ -219,10 +203,7 @@ def test_half_close_in_large_mode_sends_everything_then_closes(tmp_path):
     path = str(tmp_path / "half.sock")
     with uring_in_thread(path) as server:
         sock = connect(path)
-        warm = os.urandom(200_000)
-        assert echo(sock, warm) == warm
-        (conn,) = server.connections
-        assert wait_for(lambda: conn.large)
+        warm, conn = into_large_mode(server, sock, 200_000)
         last = os.urandom(3 << 20)
         sender = threading.Thread(
             target=lambda: (sock.sendall(last), sock.shutdown(socket.SHUT_WR))
@@ -269,10 +250,7 @@ def test_the_idle_timeout_closes_a_quiet_connection_in_large_mode(tmp_path):
     path = str(tmp_path / "idle.sock")
     with uring_in_thread(path, idle_timeout=0.3) as server:
         sock = connect(path)
-        warm = os.urandom(100_000)
-        assert echo(sock, warm) == warm
-        (conn,) = server.connections
-        assert wait_for(lambda: conn.large and conn.polling)
+        _, conn = into_large_mode(server, sock)
         assert sock.recv(1) == b""  # closed by the server's idle sweep
         sock.close()
         assert wait_for(lambda: not server.connections)

@@ -17,7 +17,7 @@ from fastsock.process import ServerProcess
 from fastsock.uring import pool as pool_module
 from fastsock.uring.connection import SMALL_AFTER, SMALL_ECHO
 from fastsock.uring.pool import PoolError, PoolSpec, parse_pool
-from tests.conftest import uring_unavailable
+from tests.conftest import echo, uring_unavailable
 from tests.load.conftest import quick_config
 from tests.test_startup_errors import assert_one_line_error, run_serve
 
@@ -138,17 +138,6 @@ def test_a_big_pool_is_never_dry(tmp_path):
     assert stats["enobufs"] == 0
 
 
-def _echo_exactly(sock: socket.socket, message: bytes) -> bytes:
-    sock.sendall(message)
-    got = bytearray()
-    while len(got) < len(message):
-        chunk = sock.recv(len(message) - len(got))
-        if not chunk:
-            break
-        got += chunk
-    return bytes(got)
-
-
 # Around the switches of the adaptive receive: small pool echoes until small_mode, then
 # messages that fit the small buffer, fill it exactly (a switch back to the pool), or overflow
 # it, larger ones, and small ones again (back to small_mode).
@@ -173,7 +162,7 @@ def test_the_adaptive_receive_echoes_every_size_intact(tmp_path, pool):
         for step, size in enumerate(_SIZES * 2):
             for c, sock in enumerate(socks):
                 message = bytes((step * 7 + c * 13 + i) % 251 for i in range(size))
-                assert _echo_exactly(sock, message) == message, (step, size, c)
+                assert echo(sock, message) == message, (step, size, c)
         for sock in socks:
             sock.close()
     finally:
