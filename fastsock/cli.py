@@ -227,6 +227,12 @@ def _parse_ids(text: str | None, kind: str) -> frozenset[int]:
     "a total cut into --read-size buffers (16M) or COUNTxSIZE (256x64K); receive memory stays "
     "this (plus 1 KiB per connection that echoes small messages), whatever the connections.",
 )
+@click.option(
+    "--uring-no-large",
+    is_flag=True,
+    hidden=True,  # a benchmark's variant (large mode on / off), not a user's setting
+    help="--engine uring: keep every message size on the pool's receives (no large mode).",
+)
 @click.option("-v", "--verbose", count=True, help="-v: info, -vv: debug logging on stderr.")
 def serve(
     host: str,
@@ -255,6 +261,7 @@ def serve(
     systemd: bool,
     engine: str,
     uring_pool: str,
+    uring_no_large: bool,
     verbose: int,
 ) -> None:
     """Serve echo/discard/source/http on TCP or a UNIX socket until SIGTERM/SIGINT.
@@ -355,6 +362,7 @@ def serve(
             allow_uids=_parse_ids(allow_uid, "uid"),
             allow_gids=_parse_ids(allow_gid, "gid"),
             uring_pool=uring_pool,
+            uring_large=not uring_no_large,
         )
         if workers > 1:
             from fastsock.workers import serve_workers

@@ -73,6 +73,9 @@ class ServerConfig:
     # --engine uring: the shared receive pool (fastsock.uring.pool.parse_pool: a total like
     # 16M cut into read_size buffers, or COUNTxSIZE).
     uring_pool: str = "16M"
+    # --engine uring: large mode (see fastsock.uring.connection.LARGE_MIN) on. Off only for the
+    # benchmark that measures what it buys (the hidden --uring-no-large of ``fastsock serve``).
+    uring_large: bool = True
 
 
 @dataclass

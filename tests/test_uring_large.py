@@ -259,10 +259,9 @@ def test_the_idle_timeout_closes_a_quiet_connection_in_large_mode(tmp_path):
 
 
 @pytest.mark.timeout(30)
-def test_large_mode_can_be_turned_off_for_paired_benchmarks(tmp_path, monkeypatch):
-    monkeypatch.setenv("FASTSOCK_URING_LARGE", "off")  # bench.studies.scale's -nolarge
-    path = str(tmp_path / "off.sock")
-    with uring_in_thread(path) as server:
+def test_large_mode_can_be_turned_off_for_paired_benchmarks(tmp_path):
+    path = str(tmp_path / "off.sock")  # bench.studies.scale's -nolarge: --uring-no-large
+    with uring_in_thread(path, uring_large=False) as server:
         sock = connect(path)
         message = os.urandom(300_000)
         assert echo(sock, message) == message
@@ -316,3 +315,25 @@ def test_a_flood_in_large_mode_yields_to_the_other_connections(tmp_path):
         assert wait_for(lambda: not server.connections)
     assert yielded, "no wake-up reached LARGE_READS reads: the test did not flood"
     assert server.stats.errors == 0
+
+
+@pytest.mark.timeout(30)
+def test_the_hidden_no_large_option_reaches_the_config(monkeypatch):
+    """``fastsock serve --uring-no-large`` (the scale study's -nolarge variant) turns large
+    mode off in the server's config, and ``--help`` does not offer it to users."""
+    from click.testing import CliRunner
+
+    from fastsock import cli, engines
+
+    made = []
+
+    def fake_make_server(config, engine, sock, owns_unix_file):
+        made.append(config)
+        raise OSError("stop here")
+
+    monkeypatch.setattr(engines, "make_server", fake_make_server)
+    for extra, large in (([], True), (["--uring-no-large"], False)):
+        result = CliRunner().invoke(cli.main, ["serve", "--port", "0", "--engine", "uring", *extra])
+        assert result.exit_code == 2 and made[-1].uring_large is large
+    help_text = CliRunner().invoke(cli.main, ["serve", "--help"]).output
+    assert "--uring-pool" in help_text and "no-large" not in help_text

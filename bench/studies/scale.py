@@ -52,11 +52,7 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     # The same 16 MiB as the default pool in 4x the buffers (64 KiB each).
     "fastsock-uring-64k": ("fastsock-uring", ["--uring-pool", "256x64K"]),
     # The io_uring engine without large mode (pool RECVs for every size): for paired on / off.
-    "fastsock-uring-nolarge": ("fastsock-uring", []),
-}
-# Environment a variant's server starts with (through env(1), which keeps the PID).
-VARIANT_ENV: dict[str, dict[str, str]] = {
-    "fastsock-uring-nolarge": {"FASTSOCK_URING_LARGE": "off"},
+    "fastsock-uring-nolarge": ("fastsock-uring", ["--uring-no-large"]),
 }
 CONNECT_TIMEOUT_S = 30.0
 
@@ -75,9 +71,7 @@ def server_argv(name: str, endpoint: Endpoint) -> list[str]:
     """The command line of server ``name`` (a registry peer or a :data:`VARIANTS` entry)."""
     if name in VARIANTS:
         base, extra = VARIANTS[name]
-        argv = [*PEERS[base].argv(endpoint), *extra]
-        env = [f"{k}={v}" for k, v in VARIANT_ENV.get(name, {}).items()]
-        return ["env", *env, *argv] if env else argv
+        return [*PEERS[base].argv(endpoint), *extra]
     return PEERS[name].argv(endpoint)
 
 
@@ -275,22 +269,81 @@ def paired(
     warmup: float = 0.2,
     depth: int = 1,
     seed: int | None = None,
+    restarts: int = 2,
 ) -> dict:
-    """Servers ``a`` and ``b`` side by side (started once, stopped by PID), ``trials`` short
-    ``fastsock load`` runs of each in a random, balanced, paired order: the msgs/s and p99
-    findings A / B with their 95% CIs (:func:`fastsock.findings.finding`). For small ratios on
-    a shared machine, where a fresh server per run (:func:`measure_load`) costs too much."""
+    """Servers ``a`` and ``b`` side by side (stopped by PID), ``trials`` short ``fastsock
+    load`` runs of each in a random, balanced, paired order: the msgs/s and p99 findings
+    A / B with their 95% CIs (:func:`fastsock.findings.finding`). For small ratios on a shared
+    machine, where a fresh server per run (:func:`measure_load`) costs too much.
+
+    The trials are split into ``restarts`` blocks, each with a new pair of servers started in
+    alternating order (A first, then B first): with one start order, an A/A run of the io_uring
+    engine favoured the second-started server by 3-4% (issue #24), a bias the random trial
+    order cannot remove; and new instances put their variance into the sample."""
     from fastsock.findings import finding
     from fastsock.trials import ab_order
 
     raise_nofile()
-    started: dict[str, ServerProcess] = {}
     values: dict[str, list[dict]] = {"a": [], "b": []}
+    orders = ab_order(trials, seed)
+    blocks = max(1, min(restarts, trials))
+    for block in range(blocks):
+        first = ("a", "b") if block % 2 == 0 else ("b", "a")
+        these = orders[block * trials // blocks : (block + 1) * trials // blocks]
+        _paired_block(
+            {"a": a, "b": b}, first, these,
+            values, transport=transport, tmp=tmp, conns=conns, size=size, trial_s=trial_s,
+            warmup=warmup, depth=depth, block=block,
+        )  # fmt: skip
+    what = f"{conns} conns x {size} B"
+    return {
+        "a": a,
+        "b": b,
+        "conns": conns,
+        "size": size,
+        "restarts": blocks,
+        "findings": [
+            finding(
+                f"scale-{metric}-{a}-vs-{b}-{conns}x{size}",
+                f"{metric}: {a} / {b}, {what}",
+                a,
+                b,
+                metric,
+                [v[metric] for v in values["a"]],
+                [v[metric] for v in values["b"]],
+                higher_is_better=metric == "msgs_per_s",
+            )
+            for metric in ("msgs_per_s", "p99_us", "server_us_per_msg")
+        ],
+        "trials": values,
+    }
+
+
+def _paired_block(
+    names: dict[str, str],
+    first: tuple[str, str],
+    orders: list[tuple[str, str]],
+    values: dict[str, list[dict]],
+    *,
+    transport: str,
+    tmp: str,
+    conns: int,
+    size: int,
+    trial_s: float,
+    warmup: float,
+    depth: int,
+    block: int,
+) -> None:
+    """One block of :func:`paired`: start the two servers in the order ``first``, run
+    ``orders``' trials against them, append to ``values``, stop both (by PID)."""
+    started: dict[str, ServerProcess] = {}
     try:
-        for key, name in (("a", a), ("b", b)):
+        for key in first:
             where = study_endpoint(transport, tmp, f"paired-{key}.sock")
-            started[key] = ServerProcess(server_argv(name, where), env=peer_env(), ready_timeout=30)
-        for order in ab_order(trials, seed):
+            started[key] = ServerProcess(
+                server_argv(names[key], where), env=peer_env(), ready_timeout=30
+            )
+        for order in orders:
             for key in order:
                 server = started[key]
                 result = run_fastsock_load(
@@ -309,32 +362,13 @@ def paired(
                         "errors": result["errors"]["total"],
                         "jain": (result.get("per_connection") or {}).get("jain"),
                         "load_avg_1min": os.getloadavg()[0],
+                        "block": block,
+                        "started_first": key == first[0],
                     }
                 )
     finally:
         for server in started.values():
             server.stop()
-    what = f"{conns} conns x {size} B"
-    return {
-        "a": a,
-        "b": b,
-        "conns": conns,
-        "size": size,
-        "findings": [
-            finding(
-                f"scale-{metric}-{a}-vs-{b}-{conns}x{size}",
-                f"{metric}: {a} / {b}, {what}",
-                a,
-                b,
-                metric,
-                [v[metric] for v in values["a"]],
-                [v[metric] for v in values["b"]],
-                higher_is_better=metric == "msgs_per_s",
-            )
-            for metric in ("msgs_per_s", "p99_us", "server_us_per_msg")
-        ],
-        "trials": values,
-    }
 
 
 def _median(runs: list[dict], key: str) -> float | None:
@@ -394,6 +428,14 @@ def main(argv: list[str] | None = None) -> int:
         metavar="A,B",
         help="instead: A / B in paired, interleaved short trials (--rounds trials of "
         "--duration s each), at every --conns x --sizes point",
+    )
+    parser.add_argument(
+        "--restarts",
+        type=int,
+        default=2,
+        metavar="K",
+        help="with --paired: split the trials into K blocks, each with new servers started "
+        "in alternating order (removes the start-order bias)",
     )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -482,7 +524,7 @@ def _main_paired(args: argparse.Namespace) -> int:
                 res = paired(
                     a, b, transport=args.transport, tmp=tmp, conns=conns, size=size,
                     trials=args.rounds, trial_s=args.duration, warmup=args.warmup,
-                    depth=args.depth,
+                    depth=args.depth, restarts=args.restarts,
                 )  # fmt: skip
                 res["load_avg_before"] = load
                 res["load_avg_after"] = os.getloadavg()

@@ -118,7 +118,7 @@ class UringServer(ServerLifecycle):
         # A pool RECV of this many bytes (more than LARGE_MIN, or a whole smaller buffer)
         # switches an echo connection to large mode.
         self.large_min = min(LARGE_MIN + 1, self.pool.size)
-        if os.environ.get("FASTSOCK_URING_LARGE") == "off":  # for paired on / off benchmarks
+        if not config.uring_large:  # every size on the pool's RECVs (a benchmark's variant)
             self.large_min = 1 << 62
         self._handler_factory: Callable[[], Handler] = config.handler_factory or MODES[config.mode]
         # Slot 0 stands for the server's own operations.

@@ -55,7 +55,7 @@ def test_variants_extend_the_registry(tmp_path) -> None:
     assert argv[-2:] == ["--uring-pool", "256x64K"] and "uring" in argv
     assert set(VARIANTS) == {"fastsock-uring-64k", "fastsock-uring-nolarge"}
     nolarge = server_argv("fastsock-uring-nolarge", where)
-    assert nolarge[:2] == ["env", "FASTSOCK_URING_LARGE=off"] and "uring" in nolarge
+    assert nolarge[-1] == "--uring-no-large" and "uring" in nolarge
 
 
 def test_open_files_are_raised_to_the_hard_limit() -> None:
@@ -149,3 +149,49 @@ def test_the_section_is_in_report_md_when_scale_json_is_beside(fixture_copy: Pat
     result = CliRunner().invoke(fastsock_main, ["plot", str(fixture_copy)])
     assert result.exit_code == 0, result.output
     assert "## Cost as connections grow" in (fixture_copy.parent / "REPORT.md").read_text()
+
+
+@pytest.mark.timeout(30)
+def test_paired_trials_restart_the_servers_in_alternating_order(monkeypatch, tmp_path) -> None:
+    """--paired splits its trials into --restarts blocks of new servers, started A first then B
+    first (a fixed start order biased an A/A run by 3-4%), and every trial is paired."""
+    from bench.studies import scale
+
+    started: list[str] = []
+    stopped: list[int] = []
+
+    class FakeServer:
+        def __init__(self, argv, env=None, ready_timeout=0) -> None:
+            self.name = "b" if "uring" in argv else "a"
+            self.pid = 1000 + len(started)
+            self.endpoint = argv
+            started.append(self.name)
+
+        def stop(self) -> None:
+            stopped.append(self.pid)
+
+    def fake_load(endpoint, *, server_pid, **_) -> dict:
+        rate = 200.0 if "uring" in endpoint else 100.0  # B twice as fast as A
+        return {
+            "msgs_per_s": rate,
+            "cpu": {"server_cpu_util": 0.5},
+            "latency_us": {"p99": 1000.0},
+            "errors": {"total": 0},
+            "per_connection": {"jain": 1.0},
+        }
+
+    monkeypatch.setattr(scale, "ServerProcess", FakeServer)
+    monkeypatch.setattr(scale, "run_fastsock_load", fake_load)
+    res = scale.paired(
+        "fastsock", "fastsock-uring", transport="unix", tmp=str(tmp_path), conns=2, size=64,
+        trials=7, trial_s=0.1, restarts=2, seed=1,
+    )  # fmt: skip
+    assert started == ["a", "b", "b", "a"] and len(stopped) == 4
+    assert res["restarts"] == 2
+    for key in ("a", "b"):
+        blocks = [t["block"] for t in res["trials"][key]]
+        assert len(blocks) == 7 and blocks == sorted(blocks) and set(blocks) == {0, 1}
+    firsts = [(t["block"], t["started_first"]) for t in res["trials"]["a"]]
+    assert all(first == (block == 0) for block, first in firsts)
+    (rate,) = [f for f in res["findings"] if f["metric"] == "msgs_per_s"]
+    assert rate["estimate"] == pytest.approx(0.5) and rate["n"] == 7
