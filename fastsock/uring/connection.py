@@ -563,13 +563,19 @@ class UringConnection:
         except BlockingIOError:
             sent = 0
         except OSError as err:
-            self.bytes_in += n
-            self._failed(err.errno or errno.EIO)
-            return False
+            sent = -(err.errno or errno.EIO)
         if sent == n:
             self.echoed += n
             return True
+        return self._sent_part(view, n, sent)
+
+    def _sent_part(self, view: memoryview, n: int, sent: int) -> bool:
+        """An echo's send() took ``sent`` of its ``n`` bytes (negative: it failed, with that
+        errno): count them and copy the rest to the queue. False if the connection failed."""
         self.bytes_in += n
+        if sent < 0:
+            self._failed(-sent)
+            return False
         self.bytes_out += sent
         self._queue(bytes(view[sent:]))
         return True
@@ -626,10 +632,11 @@ class UringConnection:
             self.missed = False
             self._on_readable(True)
 
-    def _on_readable(self, drain: int | bool) -> None:
+    def _on_readable(self, drain: int | bool, first: int = -1) -> None:
         """Read and echo what is waiting (``drain``: until EAGAIN or EOF, see _POLL_DRAIN);
-        count the small reads that lead out of large mode."""
-        total = self._read_ready(drain)
+        count the small reads that lead out of large mode. ``first``: what the server's loop
+        read already (see UringServer.run), if it did."""
+        total = self._read_ready(drain, first)
         if total < 0 or self.shut:
             return
         if total:
@@ -642,12 +649,13 @@ class UringConnection:
                 self._smalls = 0
         self._pump()
 
-    def _read_ready(self, drain: int | bool) -> int:
+    def _read_ready(self, drain: int | bool, first: int = -1) -> int:
         """recv_into the server's shared buffer and echo each read at once, until the socket
         is empty (a short read, unless ``drain``, or EAGAIN: the multishot poll fires again
         for bytes that arrive later), the queue reaches --high-water (``held``; ``missed``
         reads the rest when it drains), EOF, or an error. Returns the bytes read, or -1 if
-        the connection failed."""
+        the connection failed. ``first`` >= 0: the first read is done, with nothing queued
+        (its bytes, ``first`` of them, are in the buffer)."""
         server = self.server
         recv_into = self.sock.recv_into
         buf = server.read_buffer
@@ -669,13 +677,16 @@ class UringConnection:
                     return total
                 if room < nbytes:
                     nbytes = room
-            try:
-                n = recv_into(buf, nbytes, _DONTWAIT)
-            except BlockingIOError:
-                return total
-            except OSError as err:
-                self._failed(err.errno or errno.EIO)
-                return -1
+            if first >= 0:
+                n, first = first, -1
+            else:
+                try:
+                    n = recv_into(buf, nbytes, _DONTWAIT)
+                except BlockingIOError:
+                    return total
+                except OSError as err:
+                    self._failed(err.errno or errno.EIO)
+                    return -1
             if not n:
                 self.handler.eof_received()
                 if not self.closing:

@@ -41,8 +41,11 @@ from fastsock.server import ACCEPT_PAUSE_S, ServerConfig
 from fastsock.stats import ServerStats
 from fastsock.uring import abi
 from fastsock.uring.connection import (
+    _DONTWAIT,
     _PATCH,
+    _POLL_DRAIN,
     _SEND_FLAGS,
+    _SEND_NOW,
     BID_MASK,
     LARGE_MIN,
     OP_CHAIN_SEND,
@@ -438,6 +441,12 @@ class UringServer(ServerLifecycle):
         enter = ring.enter
         monotonic = time.monotonic
         again = self._again
+        # Large mode's common state (see _LARGE_ECHO): the socket methods unbound (no bound
+        # method object per call), the shared read buffer and the poll's flags.
+        op_poll, more, drain = OP_POLL, abi.IORING_CQE_F_MORE, _POLL_DRAIN
+        recv_into, send = socket.socket.recv_into, socket.socket.send
+        read_buffer, read_view, read_max = self.read_buffer, self.read_view, self.read_max
+        dontwait, send_now = _DONTWAIT, _SEND_NOW
         try:
             while not self._stopped:
                 enter(0 if again else 1)  # connections with bytes waiting: do not sleep
@@ -562,12 +571,48 @@ class UringServer(ServerLifecycle):
                         else:
                             slot = ud & SLOT_MASK
                             op = ud - slot
-                            if slot == 0:
+                            if op == op_poll:
+                                conn = slots[slot]
+                                if (
+                                    res > 0
+                                    and flags & more
+                                    and not res & drain
+                                    and conn.fast  # type: ignore[union-attr]
+                                    and conn.large  # type: ignore[union-attr]
+                                    and not conn.send_inflight  # type: ignore[union-attr]
+                                ):
+                                    # Large mode's common state, written out as the epoll
+                                    # engine's _echo_common is: one recv, one send of the view
+                                    # (_read_ready's first round); anything else, there.
+                                    sock = conn.sock  # type: ignore[union-attr]
+                                    try:
+                                        n = recv_into(sock, read_buffer, read_max, dontwait)
+                                    except BlockingIOError:
+                                        continue
+                                    except OSError as err:
+                                        conn._failed(err.errno or errno.EIO)  # type: ignore[union-attr]
+                                        continue
+                                    if small < n < read_max:
+                                        view = read_view[:n]
+                                        try:
+                                            sent = send(sock, view, send_now)
+                                        except BlockingIOError:
+                                            sent = 0
+                                        except OSError as err:
+                                            sent = -(err.errno or errno.EIO)
+                                        conn._smalls = 0  # type: ignore[union-attr]
+                                        if sent == n:
+                                            conn.echoed += n  # type: ignore[union-attr]
+                                        elif conn._sent_part(view, n, sent):  # type: ignore[union-attr]
+                                            conn._pump()  # type: ignore[union-attr]
+                                    else:
+                                        conn._on_readable(False, n)  # type: ignore[union-attr]
+                                else:
+                                    conn.on_poll(res, flags)  # type: ignore[union-attr]
+                            elif slot == 0:
                                 self._on_server_cqe(op, res, flags)
                             elif op == OP_SEND:
                                 slots[slot].on_send(res)  # type: ignore[union-attr]
-                            elif op == OP_POLL:
-                                slots[slot].on_poll(res, flags)  # type: ignore[union-attr]
                             elif op == OP_CHAIN_SEND:
                                 slots[slot].on_chain_send_failed(res)  # type: ignore[union-attr]
                     head = (head + b - a) & 0xFFFFFFFF
