@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import socket
@@ -296,6 +297,7 @@ def paired(
             warmup=warmup, depth=depth, block=block,
         )  # fmt: skip
     what = f"{conns} conns x {size} B"
+    metrics = ("msgs_per_s", "p99_us", "server_us_per_msg")
     return {
         "a": a,
         "b": b,
@@ -313,10 +315,41 @@ def paired(
                 [v[metric] for v in values["b"]],
                 higher_is_better=metric == "msgs_per_s",
             )
-            for metric in ("msgs_per_s", "p99_us", "server_us_per_msg")
+            for metric in metrics
+        ],
+        # The same ratios with one value per restart (each block's geometric means), so the
+        # CI spans the instance-to-instance spread too: trials of one pair of server instances
+        # are not independent (an A/A run's blocks ranged 0.94-1.10 at 8,000 x 64 KiB).
+        "findings_by_restart": [
+            finding(
+                f"scale-{metric}-{a}-vs-{b}-{conns}x{size}-by-restart",
+                f"{metric}: {a} / {b}, {what}, one value per restart",
+                a,
+                b,
+                metric,
+                block_means(values["a"], metric),
+                block_means(values["b"], metric),
+                higher_is_better=metric == "msgs_per_s",
+            )
+            for metric in metrics
         ],
         "trials": values,
     }
+
+
+def block_means(trials: list[dict], metric: str) -> list[float | None]:
+    """The geometric mean of ``metric`` over each block's trials, block by block (None for a
+    block without a positive value). The mean of a block's paired log ratios is the log of
+    the ratio of its two sides' geometric means, so findings from these are per-block means."""
+    by_block: dict[int, list[float]] = {}
+    for t in trials:
+        value = t.get(metric)
+        by_block.setdefault(t["block"], [])
+        if value is not None and value > 0:
+            by_block[t["block"]].append(math.log(value))
+    return [
+        math.exp(sum(logs) / len(logs)) if logs else None for _, logs in sorted(by_block.items())
+    ]
 
 
 def _paired_block(
@@ -529,7 +562,7 @@ def _main_paired(args: argparse.Namespace) -> int:
                 res["load_avg_before"] = load
                 res["load_avg_after"] = os.getloadavg()
                 results.append(res)
-                for f in res["findings"]:
+                for f in res["findings"] + res["findings_by_restart"]:
                     print(
                         f"scale: {f['question']}: {f['estimate']:.3f} "
                         f"({f['ci_low']:.3f}-{f['ci_high']:.3f}, n={f['n']}) {f['verdict']}; "

@@ -195,3 +195,18 @@ def test_paired_trials_restart_the_servers_in_alternating_order(monkeypatch, tmp
     assert all(first == (block == 0) for block, first in firsts)
     (rate,) = [f for f in res["findings"] if f["metric"] == "msgs_per_s"]
     assert rate["estimate"] == pytest.approx(0.5) and rate["n"] == 7
+    # One value per restart: the CI's n counts server instances, not trials.
+    (by_restart,) = [f for f in res["findings_by_restart"] if f["metric"] == "msgs_per_s"]
+    assert by_restart["estimate"] == pytest.approx(0.5) and by_restart["n"] == 2
+
+
+def test_block_means_are_geometric_per_block() -> None:
+    from bench.studies.scale import block_means
+
+    trials = [
+        {"block": 0, "x": 1.0},
+        {"block": 0, "x": 4.0},
+        {"block": 1, "x": 9.0},
+        {"block": 2, "x": None},
+    ]
+    assert block_means(trials, "x") == [pytest.approx(2.0), pytest.approx(9.0), None]
