@@ -29,12 +29,15 @@ SOCK_TYPES = {
 
 
 class EndpointError(Exception):
-    """A user-facing problem with an endpoint; ``str()`` is a one-line message."""
+    """A user-facing problem with an endpoint; ``str()`` is a one-line message.
+    ``names_forms``: the message shows the accepted forms already (a caller that adds its own
+    list of them leaves it out)."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, names_forms: bool = False) -> None:
         # Paths and hosts come from the user and may hold newlines or other control
         # characters: escape them so the message stays one printable line (found by make fuzz).
         super().__init__("".join(c if c.isprintable() else repr(c)[1:-1] for c in message))
+        self.names_forms = names_forms
 
 
 @dataclass(frozen=True)
@@ -131,10 +134,14 @@ def parse_endpoint(text: str) -> Endpoint:
             if (":" in host) != bracketed or host.count("[") + host.count("]") > 2 * bracketed:
                 raise EndpointError(
                     f"endpoint {text!r}: an IPv6 address goes in brackets and an IPv4 one "
-                    f"without: {scheme}[::1]:PORT or {scheme}127.0.0.1:PORT"
+                    f"without: {scheme}[::1]:PORT or {scheme}127.0.0.1:PORT",
+                    names_forms=True,
                 )
             return tcp_endpoint(host, int(port))
-    raise EndpointError(f"endpoint {text!r} must start with tcp://, udp:// or unix:")
+    raise EndpointError(
+        f"endpoint {text!r} must be tcp://HOST:PORT, udp://HOST:PORT, unix:PATH or unix:@NAME",
+        names_forms=True,
+    )
 
 
 def endpoint_text(endpoint: Endpoint, sock_type: int = socket.SOCK_STREAM) -> str:

@@ -72,7 +72,7 @@ class EndpointType(click.ParamType):
         try:
             endpoint = parse_endpoint(value)
         except EndpointError as err:
-            self.fail(f"{err}; use {FORMS}", param, ctx)
+            self.fail(str(err) if err.names_forms else f"{err}; use {FORMS}", param, ctx)
         if not endpoint.is_unix and endpoint.port == 0:
             self.fail(f"{value!r} has port 0: give the port the server listens on", param, ctx)
         return Target(value, endpoint)

@@ -37,9 +37,10 @@ def test_every_ready_line_form_parses(text: str, family: int, where: object) -> 
 
 
 BAD = [
-    ("foo", "must start with tcp://, udp:// or unix:"),
-    ("/run/app.sock", "must start with"),
-    ("http://127.0.0.1:80", "must start with"),
+    ("foo", "must be tcp://HOST:PORT, udp://HOST:PORT, unix:PATH or unix:@NAME"),
+    ("/run/app.sock", "must be tcp://"),
+    ("http://127.0.0.1:80", "must be tcp://"),
+    ("tcp://::1:80", "goes in brackets"),
     ("tcp://127.0.0.1", "needs a port"),
     ("tcp://127.0.0.1:http", "needs a port"),
     ("tcp://127.0.0.1:70000", "out of range"),
@@ -73,8 +74,9 @@ def test_a_bad_endpoint_is_one_line_naming_the_forms(text: str, why: str, positi
     line = _one_line(_run(*args))
     assert why in line
     assert f"'{position}'" in line
+    # The accepted forms, once: the parser's own words or ab's list, not both.
     if why != "port 0":
-        assert FORMS in line
+        assert (FORMS in line) != ("must be tcp://" in line or "goes in brackets" in line)
 
 
 @pytest.mark.parametrize(
