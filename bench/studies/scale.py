@@ -68,8 +68,25 @@ def raise_nofile() -> int:
     return soft
 
 
+def base_name(name: str) -> str:
+    """The registry peer a server name stands for (``X``, a :data:`VARIANTS` entry, or
+    ``X@TREE``)."""
+    name = name.partition("@")[0]
+    return VARIANTS[name][0] if name in VARIANTS else name
+
+
 def server_argv(name: str, endpoint: Endpoint) -> list[str]:
-    """The command line of server ``name`` (a registry peer or a :data:`VARIANTS` entry)."""
+    """The command line of server ``name``: a registry peer, a :data:`VARIANTS` entry, or
+    either as ``NAME@TREE``, fastsock run from another source tree (a checkout of an earlier
+    commit: what a change bought, paired against it in one run)."""
+    name, _, tree = name.partition("@")
+    if tree:
+        python, *rest = server_argv(name, endpoint)
+        if rest[:2] != ["-m", "fastsock"]:
+            raise ValueError(f"{name}@TREE: {name} is not a fastsock server")
+        # -P: python -m puts the working directory first on sys.path, ahead of PYTHONPATH, so
+        # without it the tree in the working directory is what runs (an A/A in disguise).
+        return ["env", f"PYTHONPATH={Path(tree).resolve()}", python, "-P", *rest]
     if name in VARIANTS:
         base, extra = VARIANTS[name]
         return [*PEERS[base].argv(endpoint), *extra]
@@ -460,7 +477,8 @@ def main(argv: list[str] | None = None) -> int:
         "--paired",
         metavar="A,B",
         help="instead: A / B in paired, interleaved short trials (--rounds trials of "
-        "--duration s each), at every --conns x --sizes point",
+        "--duration s each), at every --conns x --sizes point; NAME@TREE runs fastsock server "
+        "NAME from source tree TREE (e.g. a git worktree of the commit before a change)",
     )
     parser.add_argument(
         "--restarts",
@@ -473,12 +491,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     servers = [s for s in args.servers.split(",") if s]
-    unknown = [s for s in servers if s not in PEERS and s not in VARIANTS]
+    named = servers + (args.paired.split(",") if args.paired else [])
+    unknown = [s for s in named if base_name(s) not in PEERS]
     if unknown:
         parser.error(f"unknown server(s): {', '.join(unknown)}")
     status = available_peers()
     for name in list(servers):
-        why = status.get(VARIANTS[name][0] if name in VARIANTS else name)
+        why = status.get(base_name(name))
         if why is not None:
             print(f"scale: skipping {name}: {why}", file=sys.stderr)
             servers.remove(name)

@@ -58,6 +58,21 @@ def test_variants_extend_the_registry(tmp_path) -> None:
     assert nolarge[-1] == "--uring-no-large" and "uring" in nolarge
 
 
+def test_a_server_from_another_source_tree(tmp_path) -> None:
+    """NAME@TREE: the same server's command line, run with TREE first on sys.path (python -P,
+    or the working directory's tree would shadow it)."""
+    from bench.studies.scale import base_name
+
+    where = unix_endpoint(str(tmp_path / "x.sock"))
+    argv = server_argv(f"fastsock-uring-nolarge@{tmp_path}", where)
+    plain = server_argv("fastsock-uring-nolarge", where)
+    assert argv[:2] == ["env", f"PYTHONPATH={tmp_path}"]
+    assert argv[2] == plain[0] and argv[3] == "-P" and argv[4:] == plain[1:]
+    assert base_name(f"fastsock-uring-nolarge@{tmp_path}") == "fastsock-uring"
+    with pytest.raises(ValueError, match="not a fastsock server"):
+        server_argv(f"c-epoll@{tmp_path}", where)
+
+
 def test_open_files_are_raised_to_the_hard_limit() -> None:
     import resource
 
