@@ -337,3 +337,40 @@ def test_the_hidden_no_large_option_reaches_the_config(monkeypatch):
         assert result.exit_code == 2 and made[-1].uring_large is large
     help_text = CliRunner().invoke(cli.main, ["serve", "--help"]).output
     assert "--uring-pool" in help_text and "no-large" not in help_text
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("which", ["recv_into", "send"])
+def test_a_failure_in_the_loops_large_echo_releases_the_connection(tmp_path, monkeypatch, which):
+    """The completion loop's own large-mode echo (UringServer.run): a reset seen by its
+    recv_into or its send (a peer that goes between the poll completion and the call) counts
+    a reset, closes that connection and no other, and the loop serves on."""
+    import errno
+
+    doomed: set[socket.socket] = set()
+    real = getattr(socket.socket, which)
+
+    def failing(sock, *args):
+        if sock in doomed:
+            raise ConnectionResetError(errno.ECONNRESET, "reset (test)")
+        return real(sock, *args)
+
+    monkeypatch.setattr(socket.socket, which, failing)  # before the loop takes it unbound
+    path = str(tmp_path / f"fail-{which}.sock")
+    with uring_in_thread(path) as server:
+        other = connect(path)
+        other_msg, other_conn = into_large_mode(server, other)
+        sock = connect(path)
+        assert wait_for(lambda: len(server.connections) == 2)
+        (conn,) = server.connections - {other_conn}
+        message = os.urandom(100_000)
+        assert echo(sock, message) == message
+        assert wait_for(lambda: conn.large and conn.polling)
+        doomed.add(conn.sock)
+        sock.sendall(os.urandom(64 * K))  # one large-mode echo: into the loop's fast path
+        assert wait_for(lambda: conn not in server.connections), "never released"
+        assert server.stats.resets == 1 and server.stats.errors == 0
+        assert echo(other, other_msg) == other_msg  # the other connection is served on
+        sock.close()
+        other.close()
+        assert wait_for(lambda: not server.connections)
