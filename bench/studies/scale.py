@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.peers.registry import PEERS, available_peers, peer_env
@@ -314,42 +315,33 @@ def paired(
             warmup=warmup, depth=depth, block=block,
         )  # fmt: skip
     what = f"{conns} conns x {size} B"
-    metrics = ("msgs_per_s", "p99_us", "server_us_per_msg")
+
+    def findings(per_side: Callable[[list[dict], str], list], suffix: str, note: str) -> list:
+        return [
+            finding(
+                f"scale-{metric}-{a}-vs-{b}-{conns}x{size}{suffix}",
+                f"{metric}: {a} / {b}, {what}{note}",
+                a,
+                b,
+                metric,
+                per_side(values["a"], metric),
+                per_side(values["b"], metric),
+                higher_is_better=metric == "msgs_per_s",
+            )
+            for metric in ("msgs_per_s", "p99_us", "server_us_per_msg")
+        ]
+
     return {
         "a": a,
         "b": b,
         "conns": conns,
         "size": size,
         "restarts": blocks,
-        "findings": [
-            finding(
-                f"scale-{metric}-{a}-vs-{b}-{conns}x{size}",
-                f"{metric}: {a} / {b}, {what}",
-                a,
-                b,
-                metric,
-                [v[metric] for v in values["a"]],
-                [v[metric] for v in values["b"]],
-                higher_is_better=metric == "msgs_per_s",
-            )
-            for metric in metrics
-        ],
+        "findings": findings(lambda side, metric: [v[metric] for v in side], "", ""),
         # The same ratios with one value per restart (each block's geometric means), so the
         # CI spans the instance-to-instance spread too: trials of one pair of server instances
         # are not independent (an A/A run's blocks ranged 0.94-1.10 at 8,000 x 64 KiB).
-        "findings_by_restart": [
-            finding(
-                f"scale-{metric}-{a}-vs-{b}-{conns}x{size}-by-restart",
-                f"{metric}: {a} / {b}, {what}, one value per restart",
-                a,
-                b,
-                metric,
-                block_means(values["a"], metric),
-                block_means(values["b"], metric),
-                higher_is_better=metric == "msgs_per_s",
-            )
-            for metric in metrics
-        ],
+        "findings_by_restart": findings(block_means, "-by-restart", ", one value per restart"),
         "trials": values,
     }
 
@@ -361,9 +353,9 @@ def block_means(trials: list[dict], metric: str) -> list[float | None]:
     by_block: dict[int, list[float]] = {}
     for t in trials:
         value = t.get(metric)
-        by_block.setdefault(t["block"], [])
+        logs = by_block.setdefault(t["block"], [])
         if value is not None and value > 0:
-            by_block[t["block"]].append(math.log(value))
+            logs.append(math.log(value))
     return [
         math.exp(sum(logs) / len(logs)) if logs else None for _, logs in sorted(by_block.items())
     ]
@@ -490,6 +482,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
+    if args.restarts < 1:
+        parser.error(f"--restarts must be 1 or more, not {args.restarts}")
     servers = [s for s in args.servers.split(",") if s]
     named = servers + (args.paired.split(",") if args.paired else [])
     unknown = [s for s in named if base_name(s) not in PEERS]

@@ -225,3 +225,12 @@ def test_block_means_are_geometric_per_block() -> None:
         {"block": 2, "x": None},
     ]
     assert block_means(trials, "x") == [pytest.approx(2.0), pytest.approx(9.0), None]
+
+
+def test_restarts_below_one_is_a_usage_error(capsys) -> None:
+    from bench.studies.scale import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--paired", "fastsock,fastsock-uring", "--restarts", "0"])
+    assert exit_info.value.code == 2
+    assert "--restarts must be 1 or more, not 0" in capsys.readouterr().err
